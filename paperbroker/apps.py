@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PaperBrokerConfig(AppConfig):
+    name = "paperbroker"
+    verbose_name = "Paper broker"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TradeOpsConfig(AppConfig):
+    name = "tradeops"
+    verbose_name = "TradeOps"

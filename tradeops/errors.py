@@ -1,0 +1,172 @@
+"""Domain errors and their one JSON shape.
+
+Every error a client can see is ``{"error": {"code", "message", "details"}}`` with the status the
+code implies (DESIGN §7). Services raise TradeOpsError subclasses; the DRF exception handler
+renders them, and it renders DRF's own exceptions in the same shape, so a bad request is always a
+4xx with a reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger("tradeops.errors")
+
+
+class TradeOpsError(Exception):
+    status_code = 400
+    code = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ValidationFailed(TradeOpsError):
+    status_code = 400
+    code = "validation_error"
+
+
+class NotAuthenticated(TradeOpsError):
+    status_code = 401
+    code = "not_authenticated"
+
+
+class PermissionDenied(TradeOpsError):
+    status_code = 403
+    code = "permission_denied"
+
+
+class NotFound(TradeOpsError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(TradeOpsError):
+    status_code = 409
+    code = "conflict"
+
+
+class RiskRejected(TradeOpsError):
+    """A definitive refusal by a pre-trade check (limits, quarantine, reduce-only, fat finger)."""
+
+    status_code = 422
+    code = "risk_limit"
+
+
+class ServiceUnavailable(TradeOpsError):
+    """Trading is halted or the broker cannot be asked: try again later (kill switch, gate...)."""
+
+    status_code = 503
+    code = "broker_unavailable"
+
+
+class BrokerRejectedError(TradeOpsError):
+    """The broker definitively refused an order (4xx); the order row records the reason."""
+
+    status_code = 422
+    code = "broker_rejected"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[str]:
+    if isinstance(detail, dict):
+        out: list[str] = []
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else ""
+            out.extend(_flatten(value, f"{prefix}{name}." if name else prefix))
+        return out
+    if isinstance(detail, list):
+        return [line for item in detail for line in _flatten(item, prefix)]
+    return [f"{prefix.rstrip('.')}: {detail}" if prefix else str(detail)]
+
+
+def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, drf.ValidationError):
+        lines = _flatten(exc.detail)
+        message = "; ".join(lines) if lines else "Invalid input."
+        return 400, error_body("validation_error", message, {"fields": exc.detail}), headers
+    if isinstance(exc, drf.ParseError):
+        return 400, error_body("validation_error", f"Malformed request body: {exc.detail}"), headers
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        status = exc.status_code
+        code = "not_authenticated" if status == 401 else "permission_denied"
+        return status, error_body(code, str(exc.detail)), headers
+    if isinstance(exc, drf.Throttled):
+        if exc.wait:
+            headers["Retry-After"] = str(int(exc.wait))
+        return 429, error_body("throttled", str(exc.detail)), headers
+    codes = {
+        drf.PermissionDenied: "permission_denied",
+        drf.NotFound: "not_found",
+        drf.MethodNotAllowed: "method_not_allowed",
+        drf.NotAcceptable: "not_acceptable",
+        drf.UnsupportedMediaType: "unsupported_media_type",
+    }
+    code = next((c for cls, c in codes.items() if isinstance(exc, cls)), "error")
+    return exc.status_code, error_body(code, str(exc.detail)), headers
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF EXCEPTION_HANDLER: one error shape for everything an API view can raise."""
+    set_rollback()
+    if isinstance(exc, TradeOpsError):
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        return Response(exc.as_dict(), status=exc.status_code, headers=headers)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    if isinstance(exc, drf.APIException):
+        status, body, headers = _drf_to_error(exc)
+        return Response(body, status=status, headers=headers)
+    logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
+    return Response(error_body("internal_error", "Internal error; it has been logged."), status=500)
+
+
+def json_not_found(request: Any, exception: Exception | None = None) -> JsonResponse:
+    """handler404 for paths outside DRF views: API clients get JSON, not an HTML page."""
+    if request.path.startswith("/api/"):
+        body = error_body("not_found", f"No such endpoint: {request.path}")
+        return JsonResponse(body, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def json_server_error(request: Any) -> JsonResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("internal_error", "Internal error; it has been logged."), status=500
+        )
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,264 @@
+"""TradeOps settings: one module, driven by environment variables (README, "Configuration").
+
+Unset Alpaca keys select the built-in paper broker on loopback, so a fresh checkout runs with
+no keys and no services (SQLite under var/). Thresholds carry the names of the fix plan.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import dj_database_url
+
+from tradeops.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("TRADEOPS_VAR_DIR", str(BASE_DIR / "var")))
+
+# --- Django core ---------------------------------------------------------------------------
+INSECURE_DEV_SECRET_KEY = "tradeops-insecure-development-key-do-not-use-with-real-money"  # noqa: S105
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or INSECURE_DEV_SECRET_KEY
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django_prometheus",
+    "tradeops.admin_config.TradeOpsAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "tradeops",
+    "orders",
+    "reconciliation",
+    "signals",
+    "marketdata",
+    "paperbroker",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "tradeops.urls"
+WSGI_APPLICATION = "tradeops.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL is the system of record; SQLite only for the zero-setup demo ---------
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'tradeops.sqlite3'}"
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
+if _db["ENGINE"].endswith("postgresql"):
+    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    # Django's pool breaks forked django-q2 workers (DESIGN §9): enable it for the web only.
+    if env_bool("DB_POOL", False):
+        _db.setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": 8, "timeout": 10}
+elif _db["ENGINE"].endswith("sqlite3"):
+    _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"
+    # IMMEDIATE serialises writers: SQLite ignores SELECT ... FOR UPDATE, so this is what keeps
+    # read-check-write sequences (risk checks) honest on the demo database.
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+    }
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    # Shared across processes: django-q2 cluster status and DRF throttles need it (DESIGN §9).
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "tradeops_cache",
+    }
+}
+
+REDIS_URL = env_str("REDIS_URL")
+
+# --- Auth, admin, OTP ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "TradeOps")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Time: everything is UTC (a system check enforces it) --------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "orders.auth.StrategyTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tradeops.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TradeOps API",
+    "DESCRIPTION": "Orders, TWAP plans, reconciliation and market data for one Alpaca account.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Jobs (django-q2; pitfalls in DESIGN §9) -------------------------------------------------
+Q_CLUSTER = {
+    "name": "tradeops",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    "timeout": 240,
+    "retry": 300,  # must exceed timeout, or a slow task runs twice
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 500,
+    "poll": 0.5,
+    "queue_limit": 4,
+    "label": "Jobs",
+}
+
+# --- Broker (alpaca-py). Unset keys -> the built-in paper broker on loopback -------------------
+PAPERBROKER_HOST = env_str("PAPERBROKER_HOST", "127.0.0.1")
+PAPERBROKER_PORT = env_int("PAPERBROKER_PORT", 8765, minimum=1)
+PAPERBROKER_API_KEY = "paper"
+PAPERBROKER_SECRET_KEY = "paper"  # noqa: S105 - loopback simulator credential, not a secret
+_paper_url = f"http://{PAPERBROKER_HOST}:{PAPERBROKER_PORT}"
+_paper_ws = f"ws://{PAPERBROKER_HOST}:{PAPERBROKER_PORT}"
+
+ALPACA_API_KEY = env_str("ALPACA_API_KEY")
+ALPACA_SECRET_KEY = env_str("ALPACA_SECRET_KEY")
+USING_PAPER_BROKER = not (ALPACA_API_KEY and ALPACA_SECRET_KEY)
+if USING_PAPER_BROKER:
+    ALPACA_API_KEY, ALPACA_SECRET_KEY = PAPERBROKER_API_KEY, PAPERBROKER_SECRET_KEY
+ALPACA_PAPER = env_bool("ALPACA_PAPER", True)
+ALPACA_BASE_URL = env_str("ALPACA_BASE_URL", _paper_url if USING_PAPER_BROKER else "")
+ALPACA_DATA_URL = env_str("ALPACA_DATA_URL", _paper_url if USING_PAPER_BROKER else "")
+ALPACA_STREAM_URL = env_str(
+    "ALPACA_STREAM_URL", f"{_paper_ws}/stream" if USING_PAPER_BROKER else ""
+)
+ALPACA_DATA_STREAM_URL = env_str(
+    "ALPACA_DATA_STREAM_URL", f"{_paper_ws}/v2/iex" if USING_PAPER_BROKER else ""
+)
+ALPACA_DATA_FEED = env_str("ALPACA_DATA_FEED", "iex")
+# alpaca-py sets no HTTP timeout at all; a hung broker must not hang a worker forever.
+ALPACA_CONNECT_TIMEOUT_SECONDS = env_float("ALPACA_CONNECT_TIMEOUT_SECONDS", 3.0, minimum=0.1)
+ALPACA_HTTP_TIMEOUT_SECONDS = env_float("ALPACA_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+ALPACA_RETRY_ATTEMPTS = env_int("ALPACA_RETRY_ATTEMPTS", 3, minimum=0)
+ALPACA_RETRY_WAIT_SECONDS = env_float("ALPACA_RETRY_WAIT_SECONDS", 3.0, minimum=0)
+
+# --- Orders and pre-trade risk ------------------------------------------------------------------
+ORDER_MAX_QTY = env_int("ORDER_MAX_QTY", 1_000_000, minimum=1)  # input sanity, not a risk limit
+ORDER_MAX_PRICE = env_decimal("ORDER_MAX_PRICE", "1000000", minimum="0.0001")
+RISK_DEFAULT_MAX_ORDER_QTY = env_int("RISK_DEFAULT_MAX_ORDER_QTY", 10_000, minimum=1)
+RISK_DEFAULT_MAX_ORDER_NOTIONAL = env_decimal(
+    "RISK_DEFAULT_MAX_ORDER_NOTIONAL", "250000", minimum="0.01"
+)
+RISK_DEFAULT_MAX_POSITION_QTY = env_int("RISK_DEFAULT_MAX_POSITION_QTY", 50_000, minimum=1)
+# Checks run in order under the symbol's lock (like MIDDLEWARE). Each app contributes its own.
+PRETRADE_CHECKS = [
+    "orders.risk.check_kill_switch",
+    "orders.risk.check_circuit_breaker",
+    "orders.risk.check_max_order_qty",
+    "orders.risk.check_max_order_notional",
+    "orders.risk.check_position_limit",
+]
+# Hooks run before the risk transaction (they may call the network) to prepare check inputs.
+PRETRADE_PREPARE = [
+    "orders.risk.prepare_reference_price",
+]
+# Extra exposure (e.g. orphan orders) counted by the position-limit check.
+PRETRADE_EXPOSURE_SOURCES: list[str] = []
+CIRCUIT_BREAKER_REJECTS_TO_TRIP = env_int("CIRCUIT_BREAKER_REJECTS_TO_TRIP", 5, minimum=0)
+CIRCUIT_BREAKER_WINDOW_SECONDS = env_int("CIRCUIT_BREAKER_WINDOW_SECONDS", 300, minimum=1)
+
+# --- Reconciliation (plan §3) ---------------------------------------------------------------------
+RECONCILIATION_INTERVAL_SECONDS = env_int("RECONCILIATION_INTERVAL_SECONDS", 300, minimum=30)
+RECONCILIATION_MAX_AGE_SECONDS = env_int("RECONCILIATION_MAX_AGE_SECONDS", 900, minimum=60)
+RECONCILIATION_TIMEOUT_SECONDS = env_int("RECONCILIATION_TIMEOUT_SECONDS", 300, minimum=1)
+RECONCILIATION_OVERLAP_SECONDS = env_int("RECONCILIATION_OVERLAP_SECONDS", 60, minimum=0)
+RECONCILIATION_PAGE_SIZE = env_int("RECONCILIATION_PAGE_SIZE", 500, minimum=1)
+RECONCILIATION_PROBE_LIMIT = env_int("RECONCILIATION_PROBE_LIMIT", 50, minimum=0)
+RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS = env_int(
+    "RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS", 120, minimum=0
+)
+ORPHAN_AUTO_CANCEL_SECONDS = env_int("ORPHAN_AUTO_CANCEL_SECONDS", 0, minimum=0)  # 0 = off
+GATE_RETRY_AFTER_SECONDS = env_int("GATE_RETRY_AFTER_SECONDS", 30, minimum=1)
+
+# --- TWAP (plan §1, §5) ---------------------------------------------------------------------------
+MISFIRE_GRACE_SECONDS = env_int("MISFIRE_GRACE_SECONDS", 60, minimum=0)
+MAX_SLICE_PCT_OF_ADV = env_decimal("MAX_SLICE_PCT_OF_ADV", "0.01", minimum="0")
+LIQUIDITY_CHECK_ENABLED = env_bool("LIQUIDITY_CHECK_ENABLED", True)
+ADV_LOOKBACK_DAYS = env_int("ADV_LOOKBACK_DAYS", 20, minimum=1)
+ADV_CACHE_SECONDS = env_int("ADV_CACHE_SECONDS", 86_400, minimum=0)
+
+# --- Logging ------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        name: {"level": LOG_LEVEL}
+        for name in ("tradeops", "orders", "reconciliation", "signals", "marketdata", "paperbroker")
+    },
+}
+
+# Decimal places used for money in this project (DESIGN §3).
+PRICE_PLACES = Decimal("0.0001")
+NOTIONAL_PLACES = Decimal("0.01")
