@@ -1,11 +1,16 @@
-"""Shared fixtures: a real PostgreSQL, a real Redis, and the paper broker on loopback."""
+"""Shared fixtures: a real PostgreSQL, a real Redis, and the paper broker on loopback reached
+through the real alpaca-py clients. Named actors: ``trader`` (strategy alpha's token),
+``outsider`` (strategy beta's token), ``ops_admin`` (OTP-verified superuser session)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
+from rest_framework.test import APIClient
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -16,3 +21,98 @@ def pytest_configure(config: pytest.Config) -> None:
             "postgres://postgres@127.0.0.1:5432/test (TRADEOPS_TESTS_ALLOW_SQLITE=1 to override).",
             returncode=2,
         )
+
+
+DEFAULT_PRICES = {"AAPL": "100.00", "MSFT": "300.00", "TSLA": "200.00", "THIN": "10.00"}
+
+
+@pytest.fixture(scope="session")
+def paper_server() -> Iterator[Any]:
+    from paperbroker.testing import start_test_server
+
+    server = start_test_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def paper(paper_server: Any, settings: Any) -> Any:
+    """A freshly reset paper broker wired into the settings; deterministic prices, immediate
+    fills, open market, no random walk. alpaca-py's 3 s retry sleeps are turned off."""
+    settings.ALPACA_BASE_URL = paper_server.url
+    settings.ALPACA_DATA_URL = paper_server.url
+    settings.ALPACA_STREAM_URL = paper_server.stream_url
+    settings.ALPACA_DATA_STREAM_URL = paper_server.data_stream_url
+    settings.ALPACA_API_KEY = settings.PAPERBROKER_API_KEY
+    settings.ALPACA_SECRET_KEY = settings.PAPERBROKER_SECRET_KEY
+    settings.ALPACA_RETRY_WAIT_SECONDS = 0
+    settings.ALPACA_HTTP_TIMEOUT_SECONDS = 1.0
+    from paperbroker.control import PaperControl
+
+    control = PaperControl(paper_server.url)
+    control.reset(fill_model="immediate", random_walk=False)
+    control.set_clock(is_open=True)
+    control.set_prices(DEFAULT_PRICES)
+    return control
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health_cache() -> None:
+    """The broker health result is cached for 10 s; each test starts without it."""
+    from tradeops import health
+
+    health._broker_cache.clear()
+
+
+@pytest.fixture
+def trading_ready(db: Any) -> None:
+    """Switch rows exist (a transactional test's flush removes the migration's rows, and a
+    missing switch counts as engaged)."""
+    from orders.controls import trading_switches_ensure
+
+    trading_switches_ensure()
+
+
+def _token_client(strategy_id: str) -> APIClient:
+    from orders.models import Strategy
+    from orders.strategies import strategy_create, strategy_token_issue
+
+    strategy = Strategy.objects.filter(pk=strategy_id).first() or strategy_create(
+        strategy_id=strategy_id, actor="test"
+    )
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Token {strategy_token_issue(strategy=strategy, actor='test')}"
+    )
+    return client
+
+
+@pytest.fixture
+def trader(trading_ready: None) -> APIClient:
+    return _token_client("alpha")
+
+
+@pytest.fixture
+def outsider(trading_ready: None) -> APIClient:
+    return _token_client("beta")
+
+
+@pytest.fixture
+def ops_user(db: Any) -> Any:
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-ops-123456")
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user
+
+
+@pytest.fixture
+def ops_admin(client: Any, ops_user: Any) -> Any:
+    """A Django test client logged in as an OTP-verified superuser."""
+    client.force_login(ops_user)
+    session = client.session
+    session["otp_device_id"] = ops_user.totpdevice_set.get().persistent_id
+    session.save()
+    client.user = ops_user
+    return client

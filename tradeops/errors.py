@@ -15,7 +15,6 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 logger = logging.getLogger("tradeops.errors")
 
@@ -111,6 +110,9 @@ def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str,
         lines = _flatten(exc.detail)
         message = "; ".join(lines) if lines else "Invalid input."
         return 400, error_body("validation_error", message, {"fields": exc.detail}), headers
+    if isinstance(exc, drf.UnsupportedMediaType):
+        message = "Request body must be JSON (Content-Type: application/json)."
+        return 400, error_body("validation_error", message), headers
     if isinstance(exc, drf.ParseError):
         return 400, error_body("validation_error", f"Malformed request body: {exc.detail}"), headers
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
@@ -129,7 +131,6 @@ def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str,
         drf.NotFound: "not_found",
         drf.MethodNotAllowed: "method_not_allowed",
         drf.NotAcceptable: "not_acceptable",
-        drf.UnsupportedMediaType: "unsupported_media_type",
     }
     code = next((c for cls, c in codes.items() if isinstance(exc, cls)), "error")
     return exc.status_code, error_body(code, str(exc.detail)), headers
@@ -137,6 +138,8 @@ def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str,
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF EXCEPTION_HANDLER: one error shape for everything an API view can raise."""
+    from rest_framework.views import set_rollback  # late: rest_framework.views imports us
+
     set_rollback()
     if isinstance(exc, TradeOpsError):
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}

@@ -78,7 +78,10 @@ TEMPLATES = [
 ]
 
 # --- Database: PostgreSQL is the system of record; SQLite only for the zero-setup demo ---------
-DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'tradeops.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL")
+if not DATABASE_URL:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASE_URL = f"sqlite:///{VAR_DIR / 'tradeops.sqlite3'}"
 _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
 if _db["ENGINE"].endswith("postgresql"):
     _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
@@ -262,3 +265,10 @@ LOGGING = {
 # Decimal places used for money in this project (DESIGN §3).
 PRICE_PLACES = Decimal("0.0001")
 NOTIONAL_PLACES = Decimal("0.01")
+
+# --- Health ------------------------------------------------------------------------------------
+HEALTH_CHECKS = [
+    "tradeops.health.check_database",
+    "tradeops.health.check_broker",
+]
+METRICS_DB_GAUGES: list[str] = []

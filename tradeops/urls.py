@@ -1,11 +1,21 @@
 """Top-level URLs (DESIGN §7)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tradeops.health import health_view, ready_view
+from tradeops.metrics import metrics_view
 
 handler404 = "tradeops.errors.json_not_found"
 handler500 = "tradeops.errors.json_server_error"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("orders.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("health", health_view, name="health"),
+    path("ready", ready_view, name="ready"),
+    path("metrics", metrics_view, name="metrics"),
 ]

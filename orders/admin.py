@@ -1,0 +1,234 @@
+"""Operators' view of orders, strategies, limits and switches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from orders.controls import trading_switch_set
+from orders.models import (
+    Order,
+    OrderEvent,
+    Position,
+    RiskLimit,
+    Strategy,
+    StrategyToken,
+    TradingSwitch,
+)
+from orders.risk import effective_limits
+from orders.services import order_cancel
+from orders.strategies import strategy_token_issue, strategy_token_revoke
+from tradeops.admin_tools import (
+    AuditedModelAdmin,
+    ReadOnlyAdminMixin,
+    ReasonForm,
+    ReasonOtpForm,
+    confirm_action,
+)
+from tradeops.errors import TradeOpsError
+
+
+class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = OrderEvent
+    extra = 0
+    fields = [
+        "created_at",
+        "source",
+        "status",
+        "filled_qty",
+        "filled_avg_price",
+        "broker_updated_at",
+        "applied",
+        "reason",
+        "status_before",
+        "note",
+    ]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "client_order_id",
+        "strategy",
+        "symbol",
+        "side",
+        "qty",
+        "order_type",
+        "status",
+        "filled_qty",
+        "filled_avg_price",
+        "origin",
+        "created_at",
+    ]
+    list_filter = ["status", "is_terminal", "origin", "side", "strategy"]
+    search_fields = ["client_order_id", "broker_order_id", "symbol"]
+    list_select_related = ["strategy"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Order._meta.fields]
+    inlines = [OrderEventInline]
+    actions = ["cancel_orders"]
+
+    @admin.action(description="Cancel selected orders", permissions=["cancel"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
+            done, failed = 0, []
+            for order in qs.filter(is_terminal=False):
+                try:
+                    order_cancel(order=order, actor=request.user, reason=data["reason"])
+                    done += 1
+                except TradeOpsError as exc:
+                    failed.append(f"{order.client_order_id}: {exc.message}")
+            if failed:
+                self.message_user(request, "Not canceled: " + "; ".join(failed), messages.WARNING)
+            return f"Cancel sent for {done} order(s)."
+
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Cancel orders",
+            form_class=ReasonForm,
+            perform=perform,
+            description="Orders not yet sent are canceled here; the others are canceled at "
+            "the broker and their final status arrives through the update path.",
+        )
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.change_order") or request.user.is_superuser
+
+
+class StrategyTokenInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = StrategyToken
+    extra = 0
+    fields = ["prefix", "created_at", "revoked_at"]
+    readonly_fields = fields
+
+
+@admin.register(Strategy)
+class StrategyAdmin(AuditedModelAdmin):
+    list_display = ["id", "name", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["id", "name"]
+    inlines = [StrategyTokenInline]
+    actions = ["issue_token", "revoke_tokens"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["id", "created_at"] if obj is not None else ["created_at"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # orders reference strategies forever; deactivate instead
+
+    @admin.action(description="Issue a new API token", permissions=["change"])
+    def issue_token(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for strategy in queryset:
+            key = strategy_token_issue(strategy=strategy, actor=request.user)
+            self.message_user(
+                request,
+                f"New token for {strategy.id} (shown once, store it now): {key}",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Revoke all API tokens", permissions=["change"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
+            tokens = StrategyToken.objects.filter(strategy__in=qs, revoked_at__isnull=True)
+            count = 0
+            for token in tokens:
+                strategy_token_revoke(token=token, actor=request.user, reason=data["reason"])
+                count += 1
+            return f"Revoked {count} token(s)."
+
+        return confirm_action(
+            self, request, queryset, title="Revoke tokens", form_class=ReasonForm, perform=perform
+        )
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["symbol", "qty", "avg_entry_price", "synced_at", "updated_at"]
+    search_fields = ["symbol"]
+
+
+@admin.register(RiskLimit)
+class RiskLimitAdmin(AuditedModelAdmin):
+    list_display = [
+        "symbol",
+        "max_order_qty",
+        "max_order_notional",
+        "max_position_qty",
+        "effective",
+        "updated_at",
+    ]
+    search_fields = ["symbol"]
+    fields = ["symbol", "max_order_qty", "max_order_notional", "max_position_qty"]
+    audit_action_prefix = "risk_limit"
+
+    @admin.display(description="Effective (blank = inherited)")
+    def effective(self, obj: RiskLimit) -> str:
+        if obj.symbol == RiskLimit.GLOBAL:
+            limits = effective_limits("\x00")  # only the global row and the settings apply
+        else:
+            limits = effective_limits(obj.symbol)
+        return (
+            f"qty ≤ {limits.max_order_qty}, notional ≤ {limits.max_order_notional}, "
+            f"position ≤ {limits.max_position_qty}"
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["symbol"] if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: RiskLimit, form: Any, change: bool) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(TradingSwitch)
+class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "engaged", "reason", "changed_by", "changed_at"]
+    actions = ["engage", "release"]
+
+    @admin.action(description="ENGAGE (halt new risk)", permissions=["operate"])
+    def engage(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._flip(request, queryset, engaged=True, form_class=ReasonForm)
+
+    @admin.action(description="Release (resume trading) — needs OTP", permissions=["operate"])
+    def release(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        # Resuming trading puts money at risk again: step-up with a fresh OTP code.
+        return self._flip(request, queryset, engaged=False, form_class=ReasonOtpForm)
+
+    def _flip(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        *,
+        engaged: bool,
+        form_class: type[ReasonForm],
+    ) -> Any:
+        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
+            names = [s.name for s in qs]
+            for name in names:
+                trading_switch_set(
+                    name=name, engaged=engaged, actor=request.user, reason=data["reason"]
+                )
+            return f"{', '.join(names)} {'engaged' if engaged else 'released'}."
+
+        verb = "Engage" if engaged else "Release"
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title=f"{verb} switches",
+            form_class=form_class,
+            perform=perform,
+        )
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.change_tradingswitch")

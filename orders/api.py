@@ -1,0 +1,170 @@
+"""Order endpoints (DESIGN §7). Thin: parse, call one service, format."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from orders.models import Origin
+from orders.risk import OrderIntent
+from orders.selectors import order_get_visible, orders_visible_to
+from orders.serializers import (
+    CancelRequestSerializer,
+    ErrorSerializer,
+    OrderRequestSerializer,
+    OrderSerializer,
+)
+from orders.services import order_cancel, order_submit
+from orders.status import OrderStatus
+from tradeops.errors import NotFound, PermissionDenied, ValidationFailed
+from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
+
+ERRORS = {
+    code: OpenApiResponse(ErrorSerializer, description=text)
+    for code, text in {
+        400: "validation_error",
+        401: "not_authenticated",
+        403: "permission_denied",
+        404: "not_found",
+        409: "conflict",
+        422: "risk_limit, quarantined, reduce_only_violation, broker_rejected",
+        503: "kill_switch, circuit_breaker, gated, broker_unavailable (Retry-After)",
+    }.items()
+}
+
+
+class OrderPagination(CursorPagination):
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 500
+    ordering = "-id"
+
+
+class OrderFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[*(s.value for s in OrderStatus), "open", "closed"], required=False
+    )
+    symbol = serializers.CharField(max_length=16, required=False)
+    strategy = serializers.CharField(max_length=64, required=False)
+    cursor = serializers.CharField(required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=500, required=False)
+
+
+class OrderListCreateView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = OrderSerializer
+    pagination_class = OrderPagination
+
+    @extend_schema(
+        parameters=[OrderFilterSerializer],
+        responses={200: OrderSerializer(many=True), **ERRORS},
+        summary="List orders (newest first, cursor-paginated)",
+    )
+    def get(self, request: Request) -> Response:
+        filters = OrderFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = orders_visible_to(request.user)
+        f = filters.validated_data
+        if f.get("status") == "open":
+            qs = qs.filter(is_terminal=False)
+        elif f.get("status") == "closed":
+            qs = qs.filter(is_terminal=True)
+        elif f.get("status"):
+            qs = qs.filter(status=f["status"])
+        if f.get("symbol"):
+            qs = qs.filter(symbol=f["symbol"].strip().upper())
+        if f.get("strategy"):
+            qs = qs.filter(strategy_id=f["strategy"])
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(OrderSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=OrderRequestSerializer,
+        responses={
+            200: OrderSerializer,
+            201: OrderSerializer,
+            202: OpenApiResponse(OrderSerializer, description="submitted_unconfirmed"),
+            **ERRORS,
+        },
+        summary="Place an order (idempotent per request and UTC day)",
+        description=(
+            "The client_order_id is derived from the request and the UTC date: the same "
+            "request again the same day returns the existing order with 200. 201: placed; "
+            "202: the broker's answer was lost (status submitted_unconfirmed, resolved by "
+            "reconciliation); 422 broker_rejected: the broker refused it."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = OrderRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        scope = strategy_scope(request.user)
+        strategy_id = v.get("strategy") or scope
+        if strategy_id is None:
+            raise ValidationFailed(
+                "strategy is required.",
+                details={"fields": {"strategy": ["This field is required."]}},
+            )
+        if scope is not None and strategy_id != scope:
+            raise PermissionDenied(f"This token acts only for strategy '{scope}'.")
+        intent = OrderIntent(
+            strategy_id=strategy_id,
+            symbol=v["symbol"],
+            side=v["side"],
+            qty=v["qty"],
+            order_type=v["type"],
+            time_in_force=v["time_in_force"],
+            limit_price=v.get("limit_price"),
+            stop_price=v.get("stop_price"),
+            origin=Origin.API if scope is not None else Origin.ADMIN,
+        )
+        outcome = order_submit(request=intent, actor=request.user)
+        body = OrderSerializer(outcome.order).data
+        if not outcome.created:
+            return Response(body, status=200)
+        if outcome.order.status == OrderStatus.REJECTED:
+            from tradeops.errors import BrokerRejectedError
+
+            raise BrokerRejectedError(
+                f"The broker refused the order: {outcome.order.reject_reason}",
+                details={"order": body},
+            )
+        code = 202 if outcome.order.status == OrderStatus.SUBMITTED_UNCONFIRMED else 201
+        return Response(body, status=code)
+
+
+class OrderDetailView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = OrderSerializer
+
+    @extend_schema(responses={200: OrderSerializer, **ERRORS}, summary="One order")
+    def get(self, request: Request, client_order_id: str) -> Response:
+        order = order_get_visible(request.user, client_order_id)
+        if order is None:
+            raise NotFound(f"No order {client_order_id}.")
+        return Response(OrderSerializer(order).data)
+
+
+class OrderCancelView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = CancelRequestSerializer
+
+    @extend_schema(
+        request=CancelRequestSerializer,
+        responses={200: OrderSerializer, **ERRORS},
+        summary="Cancel an order (allowed while gated, halted or tripped)",
+        parameters=[OpenApiParameter("client_order_id", str, OpenApiParameter.PATH)],
+    )
+    def post(self, request: Request, client_order_id: str) -> Response:
+        body = CancelRequestSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        order = order_get_visible(request.user, client_order_id)
+        if order is None:
+            raise NotFound(f"No order {client_order_id}.")
+        order = order_cancel(
+            order=order, actor=request.user, reason=body.validated_data.get("reason", "")
+        )
+        return Response(OrderSerializer(order).data)

@@ -1,0 +1,270 @@
+"""Orders, strategies, positions, risk limits and trading switches."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from orders.status import OPEN_STATUSES, OrderStatus
+
+RESERVED_STRATEGY_ID = "external"
+STRATEGY_ID_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+def validate_strategy_id(value: str) -> None:
+    if value == RESERVED_STRATEGY_ID:
+        raise ValidationError(
+            f"'{RESERVED_STRATEGY_ID}' is reserved for orders TradeOps did not place.",
+            code="reserved",
+        )
+
+
+class Side(models.TextChoices):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(models.TextChoices):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class Origin(models.TextChoices):
+    API = "api", "Strategy API"
+    ADMIN = "admin", "Operator (admin)"
+    TWAP = "twap", "TWAP slice"
+    ADOPTED = "adopted", "Adopted orphan"
+
+
+class Strategy(models.Model):
+    id = models.CharField(
+        primary_key=True,
+        max_length=64,
+        validators=[
+            RegexValidator(STRATEGY_ID_RE, "Lowercase letters, digits, '-' and '_'."),
+            validate_strategy_id,
+        ],
+    )
+    name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "strategies"
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(id=RESERVED_STRATEGY_ID), name="strategy_id_not_reserved"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class StrategyToken(models.Model):
+    """An API token of one strategy. Only a SHA-256 of the key is stored."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a key")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_id}:{self.prefix}…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def open(self) -> OrderQuerySet:
+        return self.filter(is_terminal=False)
+
+
+class Order(models.Model):
+    """One order as TradeOps knows it. ``status`` is written ONLY by
+    ``orders.services.apply_order_update`` (and the initial insert)."""
+
+    client_order_id = models.CharField(max_length=128, unique=True)
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")
+    symbol = models.CharField(max_length=16)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    qty = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    order_type = models.CharField(max_length=10, choices=OrderType.choices)
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices)
+    limit_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+
+    status = models.CharField(
+        max_length=32, choices=[(s.value, s.value) for s in OrderStatus], default="pending_new"
+    )
+    status_rank = models.PositiveSmallIntegerField(default=1)
+    is_terminal = models.BooleanField(default=False)
+    filled_qty = models.PositiveIntegerField(default=0)
+    filled_avg_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    broker_order_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    broker_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Broker timestamp of the state we hold (CAS key)"
+    )
+    source_strength = models.PositiveSmallIntegerField(default=0)
+    reject_reason = models.TextField(blank=True)
+    send_claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set by whoever claimed the right to send (or cancel) it"
+    )
+
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.API)
+    trade_date = models.DateField()
+    placed_under_override = models.BooleanField(
+        default=False, help_text="Placed while a reconciliation force-complete was in effect"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["symbol", "is_terminal"], name="order_symbol_open"),
+            models.Index(fields=["strategy", "-created_at"], name="order_strategy_recent"),
+            models.Index(fields=["is_terminal", "status"], name="order_open_status"),
+            models.Index(fields=["-created_at"], name="order_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(qty__gt=0), name="order_qty_positive"),
+            models.CheckConstraint(
+                condition=Q(limit_price__isnull=True) | Q(limit_price__gt=0),
+                name="order_limit_price_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0),
+                name="order_stop_price_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.side} {self.qty} {self.symbol} [{self.status}]"
+
+    @property
+    def remaining_qty(self) -> int:
+        return 0 if self.is_terminal else max(self.qty - self.filled_qty, 0)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def side_sign(self) -> int:
+        return 1 if self.side == Side.BUY else -1
+
+    @property
+    def reference_price(self) -> Decimal | None:
+        return self.limit_price or self.stop_price
+
+
+class OrderEvent(models.Model):
+    """Every update offered to ``apply_order_update``, applied or skipped, with the reason."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=16)
+    status = models.CharField(max_length=32)
+    filled_qty = models.PositiveIntegerField(default=0)
+    filled_avg_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    broker_updated_at = models.DateTimeField(null=True, blank=True)
+    event_id = models.CharField(max_length=64, blank=True)
+    applied = models.BooleanField()
+    reason = models.CharField(max_length=32)
+    status_before = models.CharField(max_length=32, blank=True)
+    filled_qty_before = models.PositiveIntegerField(default=0)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["order", "created_at"], name="orderevent_order_time")]
+
+    def __str__(self) -> str:
+        verdict = "applied" if self.applied else "skipped"
+        return f"{self.source} {self.status} {verdict} ({self.reason})"
+
+
+class Position(models.Model):
+    """Net position per symbol: moved by fills as they are applied, reset to the broker's
+    figure by reconciliation when the two disagree."""
+
+    symbol = models.CharField(max_length=16, unique=True)
+    qty = models.IntegerField(default=0, help_text="Signed: negative when short")
+    avg_entry_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last broker comparison")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.qty}"
+
+
+class RiskLimit(models.Model):
+    """Pre-trade limits. The row with symbol '*' holds the global values; a symbol's row
+    overrides the fields it sets (blank = inherit). The row is also the symbol's lock."""
+
+    GLOBAL = "*"
+
+    symbol = models.CharField(max_length=16, unique=True)
+    max_order_qty = models.PositiveIntegerField(null=True, blank=True)
+    max_order_notional = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    max_position_qty = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return "global limits" if self.symbol == self.GLOBAL else f"limits for {self.symbol}"
+
+
+class TradingSwitch(models.Model):
+    """Kill switch and circuit breaker. A missing row counts as engaged: fail closed."""
+
+    class Name(models.TextChoices):
+        KILL_SWITCH = "kill_switch", "Kill switch"
+        CIRCUIT_BREAKER = "circuit_breaker", "Circuit breaker"
+
+    name = models.CharField(primary_key=True, max_length=32, choices=Name.choices)
+    engaged = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+    changed_by = models.CharField(max_length=150, default="system")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        state = "ENGAGED" if self.engaged else "off"
+        return f"{self.get_name_display()}: {state}"

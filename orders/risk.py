@@ -1,0 +1,297 @@
+"""Pre-trade risk checks: a pipeline of small functions listed in settings, like MIDDLEWARE.
+
+Two phases, because no network call may happen inside a transaction:
+1. ``PRETRADE_PREPARE`` hooks run first, outside any transaction. They may ask the network
+   (a reference price, the live broker position while the gate is closed) and store what they
+   learn on the context.
+2. ``PRETRADE_CHECKS`` run inside the transaction that inserts the order, under a row lock on
+   the symbol's RiskLimit row, so two concurrent orders cannot jointly breach a limit. Each
+   returns a Rejection or None. The first rejection wins.
+
+``orders`` owns the pipeline and its own checks; other apps add theirs through settings (the
+reconciliation gate, quarantine, orphan exposure), so ``orders`` never imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, Sum
+from django.utils.module_loading import import_string
+
+from orders.models import Order, Position, RiskLimit, TradingSwitch
+from orders.positions import ReduceOnlyVerdict, reduce_only_verdict, signed
+from tradeops.errors import RiskRejected, ServiceUnavailable, TradeOpsError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """What the checks see of an order about to be placed."""
+
+    strategy_id: str
+    symbol: str
+    side: str
+    qty: int
+    order_type: str
+    time_in_force: str
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    origin: str = "api"
+
+    @property
+    def signed_qty(self) -> int:
+        return signed(self.side, self.qty)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    unavailable: bool = False  # 503 "try later" rather than 422 "refused"
+    retry_after: int | None = None
+
+    def as_error(self) -> TradeOpsError:
+        cls = ServiceUnavailable if self.unavailable else RiskRejected
+        return cls(self.message, code=self.code, details=self.details, retry_after=self.retry_after)
+
+
+@dataclass(frozen=True)
+class EffectiveLimits:
+    max_order_qty: int
+    max_order_notional: Decimal
+    max_position_qty: int
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What the database knows: net position and the unfilled remainder of working orders."""
+
+    position: int
+    open_buy: int
+    open_sell: int
+
+
+@dataclass
+class RiskContext:
+    now: datetime
+    reference_price: Decimal | None = None
+    reference_price_error: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+    # Filled in under the lock:
+    limits: EffectiveLimits | None = None
+    exposure: Exposure | None = None
+    extra_buy: int = 0
+    extra_sell: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def reduce_only(self, intent: OrderIntent) -> ReduceOnlyVerdict:
+        """Reduce-only judged from the database view (the gate judges from live data)."""
+        assert self.exposure is not None  # noqa: S101 - set by run_checks before any check
+        e = self.exposure
+        return reduce_only_verdict(
+            position=e.position,
+            open_buy=e.open_buy,
+            open_sell=e.open_sell,
+            side=intent.side,
+            qty=intent.qty,
+        )
+
+
+Check = Callable[[OrderIntent, RiskContext], Rejection | None]
+Prepare = Callable[[OrderIntent, RiskContext], None]
+
+
+# --- selectors used by the checks ------------------------------------------------------------
+def switch_engaged(name: str) -> bool:
+    """A missing switch row counts as engaged: fail closed."""
+    row = TradingSwitch.objects.filter(name=name).values_list("engaged", flat=True).first()
+    return True if row is None else bool(row)
+
+
+def effective_limits(symbol: str) -> EffectiveLimits:
+    rows = {r.symbol: r for r in RiskLimit.objects.filter(symbol__in=[symbol, RiskLimit.GLOBAL])}
+    sym, glob = rows.get(symbol), rows.get(RiskLimit.GLOBAL)
+
+    def pick(name: str, default: Any) -> Any:
+        for row in (sym, glob):
+            value = getattr(row, name, None) if row is not None else None
+            if value is not None:
+                return value
+        return default
+
+    return EffectiveLimits(
+        max_order_qty=pick("max_order_qty", settings.RISK_DEFAULT_MAX_ORDER_QTY),
+        max_order_notional=pick("max_order_notional", settings.RISK_DEFAULT_MAX_ORDER_NOTIONAL),
+        max_position_qty=pick("max_position_qty", settings.RISK_DEFAULT_MAX_POSITION_QTY),
+    )
+
+
+def symbol_exposure(symbol: str) -> Exposure:
+    position = Position.objects.filter(symbol=symbol).values_list("qty", flat=True).first() or 0
+    rows = (
+        Order.objects.open()
+        .filter(symbol=symbol)
+        .values("side")
+        .annotate(remaining=Sum(F("qty") - F("filled_qty")))
+    )
+    by_side = {r["side"]: int(r["remaining"] or 0) for r in rows}
+    return Exposure(
+        position=position, open_buy=by_side.get("buy", 0), open_sell=by_side.get("sell", 0)
+    )
+
+
+def lock_symbol(symbol: str) -> None:
+    """Serialise pre-trade checks per symbol on the symbol's RiskLimit row (created on first
+    use with every field blank, i.e. inheriting the global limits). Needs a transaction."""
+    RiskLimit.objects.get_or_create(symbol=symbol)
+    RiskLimit.objects.select_for_update().filter(symbol=symbol).values_list("id").get()
+
+
+# --- the pipeline --------------------------------------------------------------------------
+def _load(paths: list[str]) -> list[Any]:
+    return [import_string(path) for path in paths]
+
+
+def prepare_context(intent: OrderIntent, now: datetime) -> RiskContext:
+    """Phase 1, outside any transaction: the PRETRADE_PREPARE hooks."""
+    ctx = RiskContext(now=now)
+    for hook in _load(settings.PRETRADE_PREPARE):
+        hook(intent, ctx)
+    return ctx
+
+
+def run_checks(intent: OrderIntent, ctx: RiskContext) -> None:
+    """Phase 2, inside the insert's transaction, after ``lock_symbol``. Raises the first
+    rejection as a TradeOpsError."""
+    ctx.limits = effective_limits(intent.symbol)
+    ctx.exposure = symbol_exposure(intent.symbol)
+    for source in _load(settings.PRETRADE_EXPOSURE_SOURCES):
+        buy, sell = source(intent.symbol, ctx)
+        ctx.extra_buy += buy
+        ctx.extra_sell += sell
+    for check in _load(settings.PRETRADE_CHECKS):
+        rejection = check(intent, ctx)
+        if rejection is not None:
+            raise rejection.as_error()
+
+
+# --- prepare hooks -------------------------------------------------------------------------
+def prepare_reference_price(intent: OrderIntent, ctx: RiskContext) -> None:
+    """The price used for notional checks: the order's own limit/stop price, else the mid of
+    the latest quote (market orders)."""
+    if intent.limit_price is not None or intent.stop_price is not None:
+        ctx.reference_price = intent.limit_price or intent.stop_price
+        return
+    from tradeops.broker import BrokerError, get_broker
+
+    try:
+        quote = get_broker().get_latest_quote(intent.symbol)
+    except BrokerError as exc:
+        ctx.reference_price_error = f"latest quote unavailable: {exc.message}"
+        return
+    if quote is None or quote.mid <= 0:
+        ctx.reference_price_error = f"no quote for {intent.symbol}"
+        return
+    ctx.reference_price = quote.mid
+
+
+# --- checks ------------------------------------------------------------------------------
+def _halt_check(name: str, code: str, label: str) -> Check:
+    def check(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
+        if not switch_engaged(name):
+            return None
+        verdict = ctx.reduce_only(intent)
+        if verdict.allowed:
+            ctx.warnings.append(f"{label} engaged: passed as reduce-only ({verdict.reason})")
+            return None
+        return Rejection(
+            code,
+            f"{label} is engaged: only cancels and reduce-only orders are accepted "
+            f"({verdict.reason}).",
+            {"switch": name},
+            unavailable=True,
+            retry_after=settings.GATE_RETRY_AFTER_SECONDS,
+        )
+
+    check.__name__ = f"check_{name}"
+    return check
+
+
+check_kill_switch = _halt_check(TradingSwitch.Name.KILL_SWITCH, "kill_switch", "The kill switch")
+check_circuit_breaker = _halt_check(
+    TradingSwitch.Name.CIRCUIT_BREAKER, "circuit_breaker", "The circuit breaker"
+)
+
+
+def check_max_order_qty(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
+    assert ctx.limits is not None  # noqa: S101
+    limit = ctx.limits.max_order_qty
+    if intent.qty > limit:
+        return Rejection(
+            "risk_limit",
+            f"qty {intent.qty} exceeds the max order qty {limit} for {intent.symbol}.",
+            {"limit": "max_order_qty", "value": limit, "qty": intent.qty},
+        )
+    return None
+
+
+def check_max_order_notional(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
+    assert ctx.limits is not None  # noqa: S101
+    limit = ctx.limits.max_order_notional
+    if ctx.reference_price is None:
+        # Without a price the notional is unknown: refuse rather than guess (fail closed).
+        return Rejection(
+            "broker_unavailable",
+            f"Cannot check the order's notional: {ctx.reference_price_error or 'no price'}.",
+            {"limit": "max_order_notional"},
+            unavailable=True,
+            retry_after=settings.GATE_RETRY_AFTER_SECONDS,
+        )
+    notional = (ctx.reference_price * intent.qty).quantize(settings.NOTIONAL_PLACES)
+    if notional > limit:
+        return Rejection(
+            "risk_limit",
+            f"notional {notional} exceeds the max order notional {limit} for {intent.symbol}.",
+            {"limit": "max_order_notional", "value": str(limit), "notional": str(notional)},
+        )
+    return None
+
+
+def check_position_limit(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
+    """Worst case in the order's direction: position + working orders on that side + extra
+    exposure (orphans) + this order must stay within max_position_qty."""
+    assert ctx.limits is not None and ctx.exposure is not None  # noqa: S101
+    e, limit = ctx.exposure, ctx.limits.max_position_qty
+    if intent.side == "buy":
+        worst = e.position + e.open_buy + ctx.extra_buy + intent.qty
+    else:
+        worst = -(e.position - e.open_sell - ctx.extra_sell - intent.qty)
+    if worst > limit:
+        direction = "long" if intent.side == "buy" else "short"
+        other = ctx.extra_buy if intent.side == "buy" else ctx.extra_sell
+        return Rejection(
+            "risk_limit",
+            f"a {direction} exposure of {worst} on {intent.symbol} would exceed the max position "
+            f"{limit} (position {e.position}, working buys {e.open_buy}, working sells "
+            f"{e.open_sell}, other exposure {other}).",
+            {
+                "limit": "max_position_qty",
+                "value": limit,
+                "projected": worst,
+                "position": e.position,
+                "open_buy": e.open_buy,
+                "open_sell": e.open_sell,
+                "extra_buy": ctx.extra_buy,
+                "extra_sell": ctx.extra_sell,
+            },
+        )
+    return None

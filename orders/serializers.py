@@ -1,0 +1,168 @@
+"""Order API input/output. Input validation is strict: anything a broker would refuse, or that
+looks like a typo, is a 400 with a field-level reason before any row is written."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from orders.models import RESERVED_STRATEGY_ID, STRATEGY_ID_RE, Order, OrderType, Side, TimeInForce
+
+SYMBOL_RE = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
+ONE_DOLLAR = Decimal(1)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses unknown fields: ``limitprice`` must not silently become a market order."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class WholeSharesField(serializers.Field):
+    """A positive whole number of shares: JSON integers or digit strings only."""
+
+    default_error_messages = {
+        "invalid": "Must be a whole number of shares (an integer), got {value!r}.",
+        "min": "Must be at least 1.",
+        "max": "Must be at most {max}.",
+    }
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid", value=data)
+        if isinstance(data, str):
+            if not re.fullmatch(r"\d{1,12}", data.strip()):
+                self.fail("invalid", value=data)
+            data = int(data.strip())
+        if data < 1:
+            self.fail("min")
+        if data > settings.ORDER_MAX_QTY:
+            self.fail("max", max=settings.ORDER_MAX_QTY)
+        return data
+
+    def to_representation(self, value: int) -> int:
+        return int(value)
+
+
+class PriceField(serializers.DecimalField):
+    """Positive, at most 4 decimals, and at most 2 decimals from $1 up (SEC sub-penny rule)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            max_digits=16,
+            decimal_places=4,
+            min_value=Decimal("0.0001"),
+            max_value=settings.ORDER_MAX_PRICE,
+            required=False,
+            allow_null=True,
+            **kwargs,
+        )
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if value >= ONE_DOLLAR and value != value.quantize(Decimal("0.01")):
+            raise serializers.ValidationError(
+                "Prices of $1.00 or more may have at most 2 decimal places (sub-penny rule)."
+            )
+        return value
+
+
+class OrderRequestSerializer(StrictSerializer):
+    strategy = serializers.RegexField(
+        STRATEGY_ID_RE, required=False, error_messages={"invalid": "Not a valid strategy id."}
+    )
+    symbol = serializers.CharField(max_length=16, trim_whitespace=True)
+    side = serializers.ChoiceField(choices=Side.choices)
+    qty = WholeSharesField()
+    type = serializers.ChoiceField(choices=OrderType.choices)
+    limit_price = PriceField()
+    stop_price = PriceField()
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices)
+
+    def validate_symbol(self, value: str) -> str:
+        symbol = value.strip().upper()
+        if not SYMBOL_RE.fullmatch(symbol):
+            raise serializers.ValidationError(
+                f"{value!r} is not a US equity symbol (1-6 letters, optional .class suffix)."
+            )
+        return symbol
+
+    def validate_strategy(self, value: str) -> str:
+        if value == RESERVED_STRATEGY_ID:
+            raise serializers.ValidationError(
+                f"'{RESERVED_STRATEGY_ID}' is reserved for orders TradeOps did not place."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        kind = attrs["type"]
+        needs = {
+            "market": set(),
+            "limit": {"limit_price"},
+            "stop": {"stop_price"},
+            "stop_limit": {"limit_price", "stop_price"},
+        }[kind]
+        errors: dict[str, str] = {}
+        for name in ("limit_price", "stop_price"):
+            present = attrs.get(name) is not None
+            if name in needs and not present:
+                errors[name] = f"Required for {kind} orders."
+            elif name not in needs and present:
+                errors[name] = f"Not allowed for {kind} orders."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    strategy = serializers.CharField(source="strategy_id")
+    type = serializers.CharField(source="order_type")
+
+    class Meta:
+        model = Order
+        fields = [
+            "client_order_id",
+            "strategy",
+            "symbol",
+            "side",
+            "qty",
+            "type",
+            "limit_price",
+            "stop_price",
+            "time_in_force",
+            "broker_order_id",
+            "status",
+            "filled_qty",
+            "filled_avg_price",
+            "reject_reason",
+            "origin",
+            "created_at",
+            "submitted_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class CancelRequestSerializer(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

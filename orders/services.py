@@ -1,0 +1,486 @@
+"""Order writes: submit, send, the one status-update path, cancel.
+
+The submit path (DESIGN §3): validate -> risk checks under the symbol lock -> insert
+``pending_new`` -> commit -> claim -> broker submit -> apply the answer. No broker call happens
+inside a transaction, and nothing but ``apply_order_update`` (and the initial insert) writes
+``Order.status``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DecimalField, F, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from orders import risk
+from orders.ids import client_order_id_for
+from orders.models import Order, OrderEvent, Position, Strategy
+from orders.positions import fill_price_of_delta, position_after_fill, signed
+from orders.status import (
+    OrderState,
+    OrderStatus,
+    Source,
+    StatusUpdate,
+    decide,
+    is_terminal,
+)
+from tradeops import metrics
+from tradeops.audit import actor_label, audit_record
+from tradeops.broker import (
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerUnavailable,
+    DuplicateClientOrderId,
+    OrderReport,
+    get_broker,
+)
+from tradeops.errors import (
+    Conflict,
+    PermissionDenied,
+    RiskRejected,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+
+logger = logging.getLogger(__name__)
+
+S = OrderStatus
+
+
+# --- the one update path -------------------------------------------------------------------
+@dataclass(frozen=True)
+class UpdateResult:
+    applied: bool
+    reason: str
+    order_id: int | None = None
+    fill_delta: int = 0
+
+
+def _cas_condition(u: StatusUpdate) -> Q:
+    """``orders.status.decide`` written as a WHERE clause (tests check they agree)."""
+    rank, fill, ts = u.rank, u.filled_qty, u.broker_updated_at
+    unlocked = Q(is_terminal=False) | Q(status=S.FILLED, filled_qty__lt=fill)
+    if ts is None:
+        newer = Q(broker_updated_at__isnull=True) & (
+            Q(status_rank__lt=rank) | Q(status_rank=rank, filled_qty__lt=fill)
+        )
+    else:
+        same = Q(broker_updated_at=ts)
+        newer = (
+            Q(broker_updated_at__isnull=True)
+            | Q(broker_updated_at__lt=ts)
+            | (same & Q(status_rank__lt=rank))
+            | (same & Q(status_rank=rank, filled_qty__lt=fill))
+            | (same & Q(status_rank=rank, filled_qty=fill, source_strength__lt=u.strength))
+        )
+    return unlocked & newer
+
+
+def _cas_values(
+    u: StatusUpdate,
+    *,
+    filled_avg_price: Decimal | None,
+    broker_order_id: str | None,
+    submitted_at: datetime | None,
+    note: str,
+    now: datetime,
+) -> dict[str, Any]:
+    price = Value(filled_avg_price, output_field=DecimalField(max_digits=16, decimal_places=4))
+    values: dict[str, Any] = {
+        "status": u.status,
+        "status_rank": u.rank,
+        "is_terminal": is_terminal(u.status),
+        # Both right-hand sides read the row as it was before this UPDATE (SQL semantics).
+        "filled_qty": Greatest(F("filled_qty"), Value(u.filled_qty)),
+        "filled_avg_price": Case(
+            When(filled_qty__lt=u.filled_qty, then=price), default=F("filled_avg_price")
+        ),
+        "source_strength": u.strength,
+        "updated_at": now,
+    }
+    if u.broker_updated_at is not None:
+        values["broker_updated_at"] = u.broker_updated_at
+    if broker_order_id:
+        values["broker_order_id"] = Coalesce(F("broker_order_id"), Value(broker_order_id))
+    if submitted_at is not None:
+        values["submitted_at"] = Coalesce(F("submitted_at"), Value(submitted_at))
+    if note and u.status in (S.REJECTED, S.FAILED):
+        values["reject_reason"] = note[:2000]
+    return values
+
+
+def apply_order_update(
+    client_order_id: str,
+    status: str,
+    filled_qty: int,
+    filled_avg_price: Decimal | None,
+    broker_updated_at: datetime | None,
+    source: str,
+    broker_order_id: str | None = None,
+    event_id: str | None = None,
+    *,
+    submitted_at: datetime | None = None,
+    note: str = "",
+) -> UpdateResult:
+    """THE way an order's status changes: one conditional UPDATE (compare-and-swap).
+
+    Terminal lock; a newer broker timestamp wins; on a tie higher rank, then larger fill, then
+    stronger source (manual > reconciliation/submit > stream). ``filled_qty`` never decreases.
+    Every offered update, applied or skipped, leaves an OrderEvent with its reason, and a fill
+    increase moves the symbol's Position in the same transaction.
+    """
+    update = StatusUpdate(str(status), int(filled_qty or 0), broker_updated_at, Source(source))
+    now = timezone.now()
+    with transaction.atomic():
+        row = (
+            Order.objects.select_for_update()
+            .filter(client_order_id=client_order_id)
+            .values(
+                "id",
+                "status",
+                "filled_qty",
+                "filled_avg_price",
+                "broker_updated_at",
+                "source_strength",
+                "symbol",
+                "side",
+            )
+            .first()
+        )
+        if row is None:
+            metrics.ORDER_UPDATES.labels(update.source, "unknown_order").inc()
+            return UpdateResult(False, "unknown_order")
+        current = OrderState(
+            row["status"], row["filled_qty"], row["broker_updated_at"], row["source_strength"]
+        )
+        decision = decide(current, update)
+        values = _cas_values(
+            update,
+            filled_avg_price=filled_avg_price,
+            broker_order_id=broker_order_id,
+            submitted_at=submitted_at,
+            note=note,
+            now=now,
+        )
+        applied = bool(
+            Order.objects.filter(pk=row["id"]).filter(_cas_condition(update)).update(**values)
+        )
+        reason = decision.reason
+        if applied != decision.apply:  # the row is locked, so this would be a bug in one of them
+            logger.error("CAS disagrees with decide() for %s: %s", client_order_id, decision)
+            reason = f"sql_{'applied' if applied else 'skipped'}"
+        delta = max(update.filled_qty - row["filled_qty"], 0) if applied else 0
+        if delta:
+            price = fill_price_of_delta(
+                old_qty=row["filled_qty"],
+                old_avg=row["filled_avg_price"],
+                new_qty=update.filled_qty,
+                new_avg=filled_avg_price,
+            )
+            _position_apply_fill(row["symbol"], signed(row["side"], delta), price, now)
+        OrderEvent.objects.create(
+            order_id=row["id"],
+            created_at=now,
+            source=update.source,
+            status=update.status,
+            filled_qty=update.filled_qty,
+            filled_avg_price=filled_avg_price,
+            broker_updated_at=broker_updated_at,
+            event_id=event_id or "",
+            applied=applied,
+            reason=reason,
+            status_before=row["status"],
+            filled_qty_before=row["filled_qty"],
+            note=note[:2000],
+        )
+    metrics.ORDER_UPDATES.labels(update.source, "applied" if applied else "skipped").inc()
+    if not applied:
+        metrics.ORDER_UPDATES_SKIPPED.labels(reason).inc()
+    return UpdateResult(applied, reason, row["id"], delta)
+
+
+def apply_broker_report(
+    report: OrderReport, source: str, *, event_id: str | None = None, note: str = ""
+) -> UpdateResult:
+    """Offer a broker's view of an order to the update path."""
+    return apply_order_update(
+        report.client_order_id,
+        report.status,
+        report.filled_qty,
+        report.filled_avg_price,
+        report.updated_at,
+        source,
+        report.broker_order_id,
+        event_id,
+        submitted_at=report.submitted_at,
+        note=note,
+    )
+
+
+def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now: datetime) -> None:
+    position, _ = Position.objects.select_for_update().get_or_create(symbol=symbol)
+    position.qty, position.avg_entry_price = position_after_fill(
+        qty=position.qty, avg_price=position.avg_entry_price, fill_qty=fill_qty, fill_price=price
+    )
+    position.updated_at = now
+    position.save(update_fields=["qty", "avg_entry_price", "updated_at"])
+
+
+# --- submit ------------------------------------------------------------------------------
+@dataclass
+class SubmitOutcome:
+    order: Order
+    created: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def _require_strategy(strategy_id: str) -> Strategy:
+    strategy = Strategy.objects.filter(pk=strategy_id).first()
+    if strategy is None:
+        raise ValidationFailed(
+            f"Unknown strategy '{strategy_id}'.", details={"strategy": strategy_id}
+        )
+    if not strategy.is_active:
+        raise PermissionDenied(f"Strategy '{strategy_id}' is disabled.")
+    return strategy
+
+
+def order_client_id(request: risk.OrderIntent, now: datetime) -> str:
+    return client_order_id_for(
+        symbol=request.symbol,
+        side=request.side,
+        qty=request.qty,
+        order_type=request.order_type,
+        time_in_force=request.time_in_force,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        strategy_id=request.strategy_id,
+        trade_date=now.date(),
+    )
+
+
+def order_create(
+    *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
+) -> SubmitOutcome:
+    """Record an order (``pending_new``) after the pre-trade checks, without sending it.
+
+    The same request on the same UTC day returns the existing order (``created=False``).
+    """
+    now = now or timezone.now()
+    _require_strategy(request.strategy_id)
+    coid = order_client_id(request, now)
+    existing = Order.objects.filter(client_order_id=coid).first()
+    if existing is not None:
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return SubmitOutcome(existing, created=False)
+    ctx = risk.prepare_context(request, now)
+    try:
+        with transaction.atomic():
+            risk.lock_symbol(request.symbol)
+            risk.run_checks(request, ctx)
+            order = Order.objects.create(
+                client_order_id=coid,
+                strategy_id=request.strategy_id,
+                symbol=request.symbol,
+                side=request.side,
+                qty=request.qty,
+                order_type=request.order_type,
+                time_in_force=request.time_in_force,
+                limit_price=request.limit_price,
+                stop_price=request.stop_price,
+                origin=request.origin,
+                trade_date=now.date(),
+                placed_under_override=bool(ctx.extras.get("placed_under_override")),
+                created_at=now,
+                updated_at=now,
+            )
+    except IntegrityError:
+        # The same request, concurrently: the other insert won; answer with its order.
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return SubmitOutcome(Order.objects.get(client_order_id=coid), created=False)
+    except (RiskRejected, ServiceUnavailable) as exc:
+        metrics.ORDERS_REJECTED.labels(exc.code).inc()
+        logger.info("order %s refused by pre-trade checks: %s %s", coid, exc.code, exc.message)
+        raise
+    for warning in ctx.warnings:
+        logger.warning("order %s (%s): %s", coid, actor_label(actor), warning)
+    return SubmitOutcome(order, created=True, warnings=ctx.warnings)
+
+
+def order_submit(
+    *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
+) -> SubmitOutcome:
+    """Place an order: record it, then send it. Idempotent per request and UTC day."""
+    outcome = order_create(request=request, actor=actor, now=now)
+    if outcome.created:
+        outcome.order = order_send(order=outcome.order)
+    return outcome
+
+
+def order_send(*, order: Order) -> Order:
+    """Send a ``pending_new`` order to the broker exactly once.
+
+    The conditional claim makes the send happen at most once per process race; the
+    client_order_id makes it happen at most once at the broker, whatever crashes. Ambiguous
+    outcomes leave the order ``submitted_unconfirmed`` for reconciliation to resolve.
+    """
+    now = timezone.now()
+    claimed = Order.objects.filter(
+        pk=order.pk, status=S.PENDING_NEW, send_claimed_at__isnull=True
+    ).update(send_claimed_at=now)
+    if not claimed:
+        order.refresh_from_db()
+        return order
+    _send_claimed(order)
+    order.refresh_from_db()
+    return order
+
+
+def _send_claimed(order: Order) -> None:
+    broker, coid = get_broker(), order.client_order_id
+    try:
+        report = broker.submit_order(
+            client_order_id=coid,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+        )
+    except DuplicateClientOrderId:
+        # Alpaca already has it (an earlier attempt got through): adopt its state, never resend.
+        _resolve_by_lookup(coid, note="duplicate client_order_id at submit; looked up")
+        return
+    except BrokerRejected as exc:
+        apply_order_update(
+            coid,
+            S.REJECTED,
+            0,
+            None,
+            None,
+            Source.SUBMIT,
+            note=f"broker {exc.status_code}: {exc.message}",
+        )
+        metrics.ORDERS_REJECTED.labels("broker_rejected").inc()
+        from orders.controls import circuit_breaker_note_rejection
+
+        circuit_breaker_note_rejection()
+        return
+    except BrokerUnavailable as exc:
+        _mark_unconfirmed(coid, exc)
+        return
+    apply_broker_report(report, Source.SUBMIT)
+    metrics.ORDERS_SUBMITTED.labels(order.origin).inc()
+
+
+def _mark_unconfirmed(coid: str, exc: Exception) -> None:
+    apply_order_update(
+        coid, S.SUBMITTED_UNCONFIRMED, 0, None, None, Source.SUBMIT, note=f"ambiguous submit: {exc}"
+    )
+    metrics.ORDERS_UNCONFIRMED.inc()
+    logger.warning("order %s submitted_unconfirmed: %s", coid, exc)
+
+
+def _resolve_by_lookup(coid: str, *, note: str) -> None:
+    try:
+        report = get_broker().get_order_by_client_id(coid)
+    except (BrokerUnavailable, BrokerNotFound) as exc:
+        _mark_unconfirmed(coid, exc)
+        return
+    apply_broker_report(report, Source.SUBMIT, note=note)
+
+
+# --- cancel ------------------------------------------------------------------------------
+def order_cancel(*, order: Order, actor: Any, reason: str = "") -> Order:
+    """Cancel an order. Never blocked by the gate, kill switch or breaker.
+
+    An order that has not been claimed for sending is canceled locally (it never reaches the
+    broker); otherwise the cancel goes to the broker and its answer comes back through the
+    update path.
+    """
+    if order.is_terminal:
+        raise Conflict(
+            f"Order {order.client_order_id} is already {order.status}.",
+            details={"status": order.status},
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        won = Order.objects.filter(
+            pk=order.pk, status=S.PENDING_NEW, send_claimed_at__isnull=True
+        ).update(send_claimed_at=now)
+        if won:
+            apply_order_update(
+                order.client_order_id,
+                S.CANCELED,
+                0,
+                None,
+                None,
+                Source.MANUAL,
+                note=reason or "canceled before it was sent",
+            )
+            audit_record(
+                actor=actor,
+                action="order.cancel",
+                object_type="order",
+                object_id=order.client_order_id,
+                reason=reason,
+                before={"status": order.status},
+                after={"status": S.CANCELED},
+            )
+    if won:
+        order.refresh_from_db()
+        return order
+    return _cancel_at_broker(order, actor=actor, reason=reason)
+
+
+def _cancel_at_broker(order: Order, *, actor: Any, reason: str) -> Order:
+    broker, coid = get_broker(), order.client_order_id
+    try:
+        broker_id = order.broker_order_id
+        if not broker_id:
+            report = broker.get_order_by_client_id(coid)
+            apply_broker_report(report, Source.SUBMIT)
+            broker_id = report.broker_order_id
+        broker.cancel_order(broker_id)
+    except BrokerNotFound:
+        raise Conflict(
+            f"Order {coid} is not at the broker (yet); reconciliation will resolve it.",
+            code="conflict",
+            details={"status": order.status},
+        ) from None
+    except BrokerUnavailable as exc:
+        raise ServiceUnavailable(f"Broker unavailable: {exc.message}", retry_after=5) from exc
+    except BrokerRejected as exc:
+        _refresh_from_broker(coid)
+        order.refresh_from_db()
+        raise Conflict(
+            f"The broker refused the cancel: {exc.message}", details={"status": order.status}
+        ) from exc
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="order.cancel_requested",
+            object_type="order",
+            object_id=coid,
+            reason=reason,
+            before={"status": order.status},
+        )
+    _refresh_from_broker(coid)
+    order.refresh_from_db()
+    return order
+
+
+def _refresh_from_broker(coid: str) -> None:
+    try:
+        apply_broker_report(get_broker().get_order_by_client_id(coid), Source.SUBMIT)
+    except (BrokerUnavailable, BrokerNotFound) as exc:
+        logger.warning("could not refresh %s after cancel: %s", coid, exc)

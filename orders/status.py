@@ -1,0 +1,226 @@
+"""Order statuses, their ranks, and the compare-and-swap rule for status updates.
+
+Pure: no ORM, no clock. ``decide`` is the reference statement of the rule; the conditional
+UPDATE in ``orders.services.apply_order_update`` is the same rule written as SQL, and the tests
+check the two against each other.
+
+Rank table (DESIGN §3). Odd edges, commented where they bite:
+- ``filled`` outranks the other terminal states: a fill that races a cancel wins (the shares were
+  bought; a late "canceled" must not hide them).
+- ``partially_filled`` is rank 3 like ``pending_cancel``: a cancel request on a partially filled
+  order does not erase the fill because ``filled_qty`` never goes down on its own.
+- Unknown statuses rank 0, so they can never overwrite anything known on a timestamp tie.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+logger = logging.getLogger(__name__)
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_NEW = "pending_new"
+    DRY_RUN = "dry_run"
+    NEW = "new"
+    SUBMITTED = "submitted"
+    SUBMITTED_UNCONFIRMED = "submitted_unconfirmed"
+    ACCEPTED = "accepted"
+    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    CALCULATED = "calculated"
+    STOPPED = "stopped"
+    SUSPENDED = "suspended"
+    PARTIALLY_FILLED = "partially_filled"
+    HELD = "held"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    REPLACED = "replaced"
+    DONE_FOR_DAY = "done_for_day"
+    BLOCKED_KILL_SWITCH = "blocked_kill_switch"
+    BLOCKED_CIRCUIT_BREAKER = "blocked_circuit_breaker"
+    FILLED = "filled"
+
+
+S = OrderStatus
+
+STATUS_RANK: dict[str, int] = {
+    **dict.fromkeys([S.PENDING_NEW, S.DRY_RUN], 1),
+    **dict.fromkeys(
+        [S.NEW, S.SUBMITTED, S.SUBMITTED_UNCONFIRMED, S.ACCEPTED, S.ACCEPTED_FOR_BIDDING], 2
+    ),
+    **dict.fromkeys(
+        [
+            S.PENDING_CANCEL,
+            S.PENDING_REPLACE,
+            S.CALCULATED,
+            S.STOPPED,
+            S.SUSPENDED,
+            S.PARTIALLY_FILLED,
+            S.HELD,
+        ],
+        3,
+    ),
+    **dict.fromkeys(
+        [
+            S.CANCELED,
+            S.EXPIRED,
+            S.FAILED,
+            S.REJECTED,
+            S.REPLACED,
+            S.DONE_FOR_DAY,
+            S.BLOCKED_KILL_SWITCH,
+            S.BLOCKED_CIRCUIT_BREAKER,
+        ],
+        4,
+    ),
+    S.FILLED: 5,
+}
+
+TERMINAL_STATUSES: frozenset[str] = frozenset(s for s, r in STATUS_RANK.items() if r >= 4)
+OPEN_STATUSES: frozenset[str] = frozenset(s for s, r in STATUS_RANK.items() if r < 4)
+# Statuses that exist only in TradeOps: the broker never reports them, so a broker order in one of
+# these states is impossible and an order in one of them has never been confirmed by the broker.
+LOCAL_STATUSES: frozenset[str] = frozenset(
+    {
+        S.PENDING_NEW,
+        S.DRY_RUN,
+        S.SUBMITTED,
+        S.SUBMITTED_UNCONFIRMED,
+        S.FAILED,
+        S.BLOCKED_KILL_SWITCH,
+        S.BLOCKED_CIRCUIT_BREAKER,
+    }
+)
+
+# Alpaca's trade_updates event names that differ from the order status they imply.
+EVENT_STATUS: dict[str, str] = {"partial_fill": S.PARTIALLY_FILLED, "fill": S.FILLED}
+
+
+class Source(enum.StrEnum):
+    """Who reports an update. On a timestamp tie the stronger source wins."""
+
+    STREAM = "stream"
+    SUBMIT = "submit"
+    RECONCILIATION = "reconciliation"
+    MANUAL = "manual"
+
+
+SOURCE_STRENGTH: dict[str, int] = {
+    Source.STREAM: 1,
+    # The submit response is a synchronous REST read of the broker, as good as reconciliation's.
+    Source.SUBMIT: 2,
+    Source.RECONCILIATION: 2,
+    Source.MANUAL: 3,
+}
+
+
+def status_rank(status: str) -> int:
+    rank = STATUS_RANK.get(status)
+    if rank is None:
+        logger.warning("unknown order status %r ranks 0", status)
+        return 0
+    return rank
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL_STATUSES
+
+
+def status_from_event(event: str) -> str:
+    """Map an Alpaca trade_updates event name to the order status it implies."""
+    return EVENT_STATUS.get(event, event)
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What the database holds for an order, as far as the update rule cares."""
+
+    status: str
+    filled_qty: int
+    broker_updated_at: datetime | None
+    source_strength: int
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One report about an order. ``broker_updated_at`` is None for local decisions (a submit
+    that timed out, a definitive rejection, a grace period that expired): those never carry a
+    broker timestamp, so they cannot outvote anything the broker has said."""
+
+    status: str
+    filled_qty: int
+    broker_updated_at: datetime | None
+    source: str
+
+    @property
+    def rank(self) -> int:
+        return status_rank(self.status)
+
+    @property
+    def strength(self) -> int:
+        return SOURCE_STRENGTH[self.source]
+
+
+@dataclass(frozen=True)
+class Decision:
+    apply: bool
+    reason: str
+
+
+def decide(current: OrderState, update: StatusUpdate) -> Decision:
+    """Should ``update`` overwrite ``current``? The rule of DESIGN §3, in order:
+
+    1. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill;
+    2. a local decision (no broker timestamp) applies only while the broker has said nothing
+       about the order, and only if it moves the order forward;
+    3. a newer broker timestamp wins, an older one loses;
+    4. on equal timestamps: higher rank, then larger fill, then stronger source.
+    """
+    cur_rank = status_rank(current.status)
+    if is_terminal(current.status) and not (
+        current.status == S.FILLED and update.filled_qty > current.filled_qty
+    ):
+        return Decision(False, "terminal_locked")
+    if update.broker_updated_at is None:
+        if current.broker_updated_at is not None:
+            return Decision(False, "broker_already_reported")
+        if update.rank > cur_rank or (
+            update.rank == cur_rank and update.filled_qty > current.filled_qty
+        ):
+            return Decision(True, "advanced")
+        return Decision(False, "not_newer")
+    if current.broker_updated_at is None:
+        return Decision(True, "first_broker_report")
+    if update.broker_updated_at > current.broker_updated_at:
+        return Decision(True, "newer_timestamp")
+    if update.broker_updated_at < current.broker_updated_at:
+        return Decision(False, "older_timestamp")
+    if update.rank != cur_rank:
+        return Decision(
+            update.rank > cur_rank, "higher_rank" if update.rank > cur_rank else "lower_rank"
+        )
+    if update.filled_qty != current.filled_qty:
+        larger = update.filled_qty > current.filled_qty
+        return Decision(larger, "larger_fill" if larger else "smaller_fill")
+    if update.strength > current.source_strength:
+        return Decision(True, "stronger_source")
+    return Decision(False, "duplicate")
+
+
+def apply_to_state(current: OrderState, update: StatusUpdate) -> OrderState:
+    """The state after ``update`` (used by tests as the model of the SQL update)."""
+    if not decide(current, update).apply:
+        return current
+    return OrderState(
+        status=update.status,
+        filled_qty=max(current.filled_qty, update.filled_qty),
+        broker_updated_at=update.broker_updated_at or current.broker_updated_at,
+        source_strength=update.strength,
+    )

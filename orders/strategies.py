@@ -1,0 +1,84 @@
+"""Strategies and their API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders.models import Strategy, StrategyToken
+from tradeops.audit import audit_record
+from tradeops.errors import Conflict, ValidationFailed
+
+TOKEN_PREFIX = "tok_"  # noqa: S105 - a visible prefix, not a secret
+
+
+def token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def strategy_create(*, strategy_id: str, name: str = "", actor: Any) -> Strategy:
+    strategy = Strategy(id=strategy_id, name=name)
+    try:
+        strategy.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "; ".join(exc.messages), details={"strategy": exc.messages}
+        ) from None
+    try:
+        with transaction.atomic():
+            strategy.save(force_insert=True)
+            audit_record(
+                actor=actor,
+                action="strategy.create",
+                object_type="strategy",
+                object_id=strategy.id,
+                after={"id": strategy.id, "name": name},
+            )
+    except IntegrityError:
+        raise Conflict(f"Strategy '{strategy_id}' already exists.") from None
+    return strategy
+
+
+def strategy_token_issue(*, strategy: Strategy, actor: Any) -> str:
+    """Create a token and return its key. The key is shown once; only its hash is stored."""
+    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = StrategyToken.objects.create(
+            strategy=strategy, key_hash=token_hash(key), prefix=key[:12]
+        )
+        audit_record(
+            actor=actor,
+            action="strategy_token.issue",
+            object_type="strategy",
+            object_id=strategy.id,
+            after={"token": token.prefix},
+        )
+    return key
+
+
+def strategy_token_revoke(*, token: StrategyToken, actor: Any, reason: str = "") -> None:
+    with transaction.atomic():
+        StrategyToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        audit_record(
+            actor=actor,
+            action="strategy_token.revoke",
+            object_type="strategy",
+            object_id=token.strategy_id,
+            reason=reason,
+            before={"token": token.prefix},
+        )
+
+
+def strategy_token_lookup(key: str) -> StrategyToken | None:
+    return (
+        StrategyToken.objects.select_related("strategy")
+        .filter(key_hash=token_hash(key), revoked_at__isnull=True)
+        .first()
+    )

@@ -1,0 +1,59 @@
+"""Consuming Alpaca's trade-update stream into the one update path."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+
+from orders import hooks
+from orders.services import apply_broker_report
+from orders.status import Source
+from tradeops.broker import TradeEventReport
+
+logger = logging.getLogger(__name__)
+
+
+def trade_event_apply(event: TradeEventReport) -> str:
+    """Apply one stream event; returns the update path's verdict (for logs and tests)."""
+    result = apply_broker_report(
+        event.order, Source.STREAM, event_id=event.execution_id, note=f"stream:{event.event}"
+    )
+    if result.reason == "unknown_order":
+        hooks.stream_unknown_order.send(
+            sender=trade_event_apply,
+            client_order_id=event.order.client_order_id,
+            broker_order_id=event.order.broker_order_id,
+            symbol=event.order.symbol,
+        )
+    return result.reason
+
+
+class StreamConsumer:
+    """Glue between the async stream and the synchronous ORM."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.connects = 0
+        self.last_event_at: float | None = None
+
+    async def on_event(self, event: TradeEventReport) -> None:
+        verdict = await sync_to_async(trade_event_apply, thread_sensitive=True)(event)
+        self.events += 1
+        self.last_event_at = time.monotonic()
+        logger.info(
+            "stream %s %s %s/%s -> %s",
+            event.event,
+            event.order.client_order_id,
+            event.order.filled_qty,
+            event.order.qty,
+            verdict,
+        )
+
+    async def on_connect(self) -> None:
+        self.connects += 1
+        logger.info("trade stream connected (#%d); requesting reconciliation", self.connects)
+        await sync_to_async(hooks.stream_connected.send, thread_sensitive=True)(
+            sender=StreamConsumer
+        )

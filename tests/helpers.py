@@ -1,0 +1,37 @@
+"""Small helpers shared by tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rest_framework.test import APIClient
+
+
+def place(client: APIClient, **overrides: Any) -> Any:
+    """POST an order; a 10-share AAPL market buy unless overridden."""
+    body = {"symbol": "AAPL", "side": "buy", "qty": 10, "type": "market", "time_in_force": "day"}
+    body.update(overrides)
+    return client.post("/api/v1/orders", body, format="json")
+
+
+def totp_now(device: Any, *, offset_steps: int = 0) -> str:
+    """The device's code for now (+ offset steps): what the authenticator app would show."""
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + offset_steps * device.step
+    return f"{totp.token():0{device.digits}d}"
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

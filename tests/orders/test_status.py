@@ -1,0 +1,139 @@
+"""The status rank table and the compare-and-swap rule, as pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orders.status import (
+    OPEN_STATUSES,
+    STATUS_RANK,
+    TERMINAL_STATUSES,
+    Decision,
+    OrderState,
+    OrderStatus,
+    Source,
+    StatusUpdate,
+    apply_to_state,
+    decide,
+    status_from_event,
+    status_rank,
+)
+
+T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+T1 = T0 + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("status", "rank"),
+    [
+        ("pending_new", 1),
+        ("dry_run", 1),
+        ("new", 2),
+        ("submitted", 2),
+        ("submitted_unconfirmed", 2),
+        ("accepted", 2),
+        ("accepted_for_bidding", 2),
+        ("pending_cancel", 3),
+        ("pending_replace", 3),
+        ("calculated", 3),
+        ("stopped", 3),
+        ("suspended", 3),
+        ("partially_filled", 3),
+        ("held", 3),
+        ("canceled", 4),
+        ("expired", 4),
+        ("failed", 4),
+        ("rejected", 4),
+        ("replaced", 4),
+        ("done_for_day", 4),
+        ("blocked_kill_switch", 4),
+        ("blocked_circuit_breaker", 4),
+        ("filled", 5),
+    ],
+)
+def test_rank_table_matches_the_design(status: str, rank: int) -> None:
+    assert status_rank(status) == rank
+    assert (status in TERMINAL_STATUSES) == (rank >= 4)
+
+
+def test_every_status_has_a_rank_and_unknown_ranks_zero(caplog: pytest.LogCaptureFixture) -> None:
+    assert set(STATUS_RANK) == {s.value for s in OrderStatus}
+    assert set(STATUS_RANK) == OPEN_STATUSES | TERMINAL_STATUSES
+    assert status_rank("teleported") == 0
+    assert "unknown order status" in caplog.text
+
+
+def test_alpaca_event_names_map_to_statuses() -> None:
+    assert status_from_event("partial_fill") == "partially_filled"
+    assert status_from_event("fill") == "filled"
+    assert status_from_event("canceled") == "canceled"
+
+
+def state(status: str, filled: int = 0, ts: datetime | None = T0, strength: int = 1) -> OrderState:
+    return OrderState(status, filled, ts, strength)
+
+
+def upd(
+    status: str, filled: int = 0, ts: datetime | None = T0, source: Source = Source.STREAM
+) -> StatusUpdate:
+    return StatusUpdate(status, filled, ts, source)
+
+
+@pytest.mark.parametrize(
+    ("current", "update", "apply", "reason"),
+    [
+        # terminal lock
+        (state("canceled"), upd("new", ts=T1), False, "terminal_locked"),
+        (state("filled", 10), upd("canceled", 10, T1), False, "terminal_locked"),
+        (state("filled", 5), upd("filled", 10, T1), True, "newer_timestamp"),
+        (state("filled", 5), upd("filled", 10, T0), True, "larger_fill"),
+        (state("rejected"), upd("filled", 10, T1), False, "terminal_locked"),
+        # timestamps
+        (state("new"), upd("partially_filled", 5, T1), True, "newer_timestamp"),
+        (state("partially_filled", 5, T1), upd("new", 0, T0), False, "older_timestamp"),
+        (state("new", ts=None), upd("new", 0, T0), True, "first_broker_report"),
+        # ties: rank, then fill, then source strength
+        (state("new"), upd("partially_filled", 5), True, "higher_rank"),
+        (state("partially_filled", 5), upd("new"), False, "lower_rank"),
+        (state("partially_filled", 5), upd("partially_filled", 7), True, "larger_fill"),
+        (state("partially_filled", 7), upd("partially_filled", 5), False, "smaller_fill"),
+        (
+            state("new", strength=1),
+            upd("new", source=Source.RECONCILIATION),
+            True,
+            "stronger_source",
+        ),
+        (state("new", strength=2), upd("new", source=Source.STREAM), False, "duplicate"),
+        (state("new", strength=2), upd("new", source=Source.MANUAL), True, "stronger_source"),
+        # local decisions (no broker timestamp)
+        (state("pending_new", ts=None), upd("submitted_unconfirmed", ts=None), True, "advanced"),
+        (state("pending_new", ts=None), upd("rejected", ts=None), True, "advanced"),
+        (state("submitted_unconfirmed", ts=None), upd("failed", ts=None), True, "advanced"),
+        (state("new"), upd("submitted_unconfirmed", ts=None), False, "broker_already_reported"),
+        (state("submitted_unconfirmed", ts=None), upd("pending_new", ts=None), False, "not_newer"),
+    ],
+)
+def test_decide_table(current: OrderState, update: StatusUpdate, apply: bool, reason: str) -> None:
+    assert decide(current, update) == Decision(apply, reason)
+
+
+statuses = st.sampled_from([s.value for s in OrderStatus])
+times = st.one_of(st.none(), st.integers(0, 5).map(lambda s: T0 + timedelta(seconds=s)))
+updates = st.builds(
+    StatusUpdate, statuses, st.integers(0, 100), times, st.sampled_from(list(Source))
+)
+
+
+@given(st.lists(updates, max_size=30))
+def test_model_never_loses_fill_nor_leaves_terminal(seq: list[StatusUpdate]) -> None:
+    current = OrderState("pending_new", 0, None, 0)
+    for u in seq:
+        after = apply_to_state(current, u)
+        assert after.filled_qty >= current.filled_qty
+        if current.status in TERMINAL_STATUSES and after != current:
+            assert current.status == "filled" and after.filled_qty > current.filled_qty
+        current = after

@@ -1,0 +1,118 @@
+"""The trade-update stream consumer: `manage.py stream_trade_updates` against the paper broker's
+websocket, through alpaca-py's real TradingStream."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from orders import hooks
+from orders.models import Order, OrderEvent
+from tests.helpers import place, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_stream_while(actions: Callable[[], None], *, seconds: float = 6.0) -> None:
+    """Run the command in this (main) thread; ``actions`` run in another once it connected."""
+    connected = threading.Event()
+    errors: list[BaseException] = []
+
+    def on_connect(**_: Any) -> None:
+        connected.set()
+
+    hooks.stream_connected.connect(on_connect, weak=False)
+
+    def worker() -> None:
+        try:
+            assert connected.wait(10), "stream never connected"
+            actions()
+        except BaseException as exc:  # surfaced in the test thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        call_command("stream_trade_updates", "--seconds", str(seconds))
+    finally:
+        hooks.stream_connected.disconnect(on_connect)
+        thread.join(15)
+    if errors:
+        raise errors[0]
+
+
+def test_an_orders_life_arrives_through_the_stream(paper: Any, trader: Any) -> None:
+    paper.set_config(fill_model="manual")
+
+    def actions() -> None:
+        body = place(trader, qty=10).json()
+        assert body["status"] == "new"
+        broker_id = body["broker_order_id"]
+        paper.fill(broker_id, qty=4, price="100.50")
+        wait_for(lambda: Order.objects.get().status == "partially_filled")
+        order = Order.objects.get()
+        assert order.filled_qty == 4
+        paper.fill(broker_id, qty=6, price="101.00")
+        wait_for(lambda: Order.objects.get().status == "filled")
+
+    run_stream_while(actions, seconds=8)
+    order = Order.objects.get()
+    assert (order.status, order.filled_qty) == ("filled", 10)
+    assert str(order.filled_avg_price) == "100.8000"
+    stream_events = OrderEvent.objects.filter(order=order, source="stream", applied=True)
+    assert {"partially_filled", "filled"} <= set(stream_events.values_list("status", flat=True))
+
+
+def test_a_silent_fill_leaves_the_database_stale(paper: Any, trader: Any) -> None:
+    paper.set_config(fill_model="manual")
+    seen: dict[str, Any] = {}
+
+    def actions() -> None:
+        body = place(trader, qty=10).json()
+        paper.fill(body["broker_order_id"], qty=10, price="100.00", silent=True)
+        # a later, noisy order proves the stream is alive and delivering
+        place(trader, qty=3)
+        other = Order.objects.get(qty=3)
+        paper.fill(other.broker_order_id, qty=3, price="100.00")
+        wait_for(lambda: Order.objects.get(qty=3).status == "filled")
+        seen["coid"] = body["client_order_id"]
+
+    run_stream_while(actions, seconds=6)
+    stale = Order.objects.get(client_order_id=seen["coid"])
+    assert (stale.status, stale.filled_qty) == ("new", 0)
+    broker_view = paper.order_by_client_id(seen["coid"])
+    assert broker_view["status"] == "filled"
+
+
+def test_an_order_the_database_never_heard_of_is_reported(paper: Any, trading_ready: None) -> None:
+    unknown: list[str] = []
+
+    def receiver(**kwargs: Any) -> None:
+        unknown.append(kwargs["client_order_id"])
+
+    hooks.stream_unknown_order.connect(receiver, weak=False)
+    try:
+        run_stream_while(
+            lambda: (
+                paper.place_order(
+                    symbol="AAPL",
+                    side="buy",
+                    qty=1,
+                    type="market",
+                    time_in_force="day",
+                    client_order_id="manual-at-broker-1",
+                ),
+                wait_for(lambda: unknown),
+            ),
+            seconds=5,
+        )
+    finally:
+        hooks.stream_unknown_order.disconnect(receiver)
+    assert "manual-at-broker-1" in unknown

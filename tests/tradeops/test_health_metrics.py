@@ -1,0 +1,64 @@
+"""/health, /ready, /metrics and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import place
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_is_200_and_ready_when_database_and_broker_answer(paper: Any, client: Any) -> None:
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "healthy"
+    assert client.get("/ready").status_code == 200
+
+
+def test_broker_outage_degrades_health_but_not_readiness(paper: Any, client: Any) -> None:
+    paper.add_fault(method="GET", path="/v2/clock", mode="error500", count=-1)
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["checks"]["broker"]["status"] == "degraded"
+    assert client.get("/ready").status_code == 200  # cancels must still be served
+
+
+def test_metrics_count_submits_and_rejections(paper: Any, trader: Any, client: Any) -> None:
+    from orders.controls import trading_switch_set
+
+    def sample(text: str, name: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = client.get("/metrics").content.decode()
+    place(trader)
+    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="x")
+    place(trader, qty=3)
+    after = client.get("/metrics").content.decode()
+    submitted = 'orders_submitted_total{origin="api"}'
+    rejected = 'orders_rejected_total{reason="kill_switch"}'
+    assert sample(after, submitted) == sample(before, submitted) + 1
+    assert sample(after, rejected) == sample(before, rejected) + 1
+    assert 'trading_switch_engaged{switch="kill_switch"} 1.0' in after
+
+
+def test_openapi_schema_documents_the_order_api(client: Any) -> None:
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    schema = yaml.safe_load(response.content)
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/orders",
+        "/api/v1/orders/{client_order_id}",
+        "/api/v1/orders/{client_order_id}/cancel",
+    ):
+        assert path in paths
+    assert "post" in paths["/api/v1/orders"]
+    assert client.get("/api/docs/").status_code == 200

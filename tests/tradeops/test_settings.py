@@ -1,0 +1,53 @@
+"""Env readers and system checks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from tradeops import checks
+from tradeops.env import env_bool, env_decimal, env_int
+
+
+@pytest.mark.parametrize(
+    ("reader", "raw"),
+    [(env_bool, "maybe"), (env_int, "5m"), (env_decimal, "one"), (env_decimal, "Infinity")],
+)
+def test_bad_values_stop_the_process_with_the_variable_name(
+    monkeypatch: pytest.MonkeyPatch, reader: Any, raw: str
+) -> None:
+    monkeypatch.setenv("TRADEOPS_X", raw)
+    with pytest.raises(ImproperlyConfigured, match="TRADEOPS_X"):
+        reader(
+            "TRADEOPS_X",
+            *(("1",) if reader is env_decimal else (True,) if reader is env_bool else (1,)),
+        )
+
+
+def test_readers_parse_good_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEOPS_B", "yes")
+    monkeypatch.setenv("TRADEOPS_I", " 42 ")
+    monkeypatch.setenv("TRADEOPS_D", "0.015")
+    assert env_bool("TRADEOPS_B", False) is True
+    assert env_int("TRADEOPS_I", 0) == 42
+    assert env_decimal("TRADEOPS_D", "0") == Decimal("0.015")
+    with pytest.raises(ImproperlyConfigured, match=">= 100"):
+        env_int("TRADEOPS_I", 0, minimum=100)
+
+
+def test_system_checks_refuse_live_keys_with_debug(settings: Any) -> None:
+    assert checks.check_live_keys() == []
+    settings.USING_PAPER_BROKER = False
+    settings.ALPACA_PAPER = False
+    settings.DEBUG = True
+    ids = {m.id for m in checks.check_live_keys()}
+    assert ids == {"tradeops.E002", "tradeops.E003"}
+
+
+def test_system_check_requires_utc(settings: Any) -> None:
+    assert checks.check_utc() == []
+    settings.TIME_ZONE = "America/New_York"
+    assert [m.id for m in checks.check_utc()] == ["tradeops.E001"]

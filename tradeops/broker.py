@@ -1,0 +1,613 @@
+"""The one seam to the broker. Nothing else in TradeOps imports alpaca-py's clients.
+
+What this module adds on top of alpaca-py (facts: ../shared/reference/alpaca-py.md):
+- HTTP timeouts. alpaca-py sets none, so a hung broker would hang a worker forever.
+- Error mapping that keeps "ambiguous" apart from "refused":
+  ``BrokerUnavailable`` (timeout, connection error, 5xx, 429 after retries, an unreadable body:
+  the request may or may not have taken effect, so only a lookup by client_order_id is safe),
+  ``BrokerRejected`` (a definitive 4xx), ``DuplicateClientOrderId`` (422 "must be unique": the
+  order is already there) and ``BrokerNotFound``.
+- Small typed reports with Decimal money and int quantities instead of pydantic models whose
+  numeric fields are ``str | float`` depending on what the server sent.
+- A complete order listing: Alpaca has no page token, so ``iter_orders`` pages on
+  ``submitted_at`` and de-duplicates at page boundaries.
+- A count of HTTP requests actually sent (alpaca-py's internal retries included), for the
+  200-requests-per-minute budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
+from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import (
+    GetCalendarRequest,
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopLimitOrderRequest,
+    StopOrderRequest,
+)
+from alpaca.trading.stream import TradingStream
+from django.conf import settings
+from pydantic import ValidationError
+from requests.adapters import HTTPAdapter
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PRICE = Decimal("0.0001")
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+# --- errors ----------------------------------------------------------------------------------
+class BrokerError(Exception):
+    """Base of everything the seam raises."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+
+
+class BrokerUnavailable(BrokerError):
+    """Ambiguous: the request may or may not have reached the broker. Retry-safe only by
+    client_order_id."""
+
+
+class BrokerRejected(BrokerError):
+    """Definitive: the broker refused the request (4xx) and did nothing."""
+
+
+class DuplicateClientOrderId(BrokerRejected):
+    """Alpaca already holds an order with this client_order_id: look it up, never resend."""
+
+
+class BrokerNotFound(BrokerError):
+    """The broker does not know the object (404)."""
+
+
+class BrokerListingIncomplete(BrokerError):
+    """A full page of orders shares one timestamp: after/until paging cannot make progress."""
+
+
+# --- reports ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OrderReport:
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: int
+    order_type: str
+    time_in_force: str
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    status: str
+    filled_qty: int
+    filled_avg_price: Decimal | None
+    created_at: datetime
+    submitted_at: datetime
+    updated_at: datetime
+
+    @property
+    def remaining_qty(self) -> int:
+        return max(self.qty - self.filled_qty, 0)
+
+
+@dataclass(frozen=True)
+class PositionReport:
+    symbol: str
+    qty: int  # signed: negative when short
+    avg_entry_price: Decimal
+    market_value: Decimal | None
+    current_price: Decimal | None
+
+
+@dataclass(frozen=True)
+class ClockReport:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True)
+class AccountReport:
+    account_number: str
+    status: str
+    cash: Decimal
+    buying_power: Decimal
+    equity: Decimal
+
+
+@dataclass(frozen=True)
+class BarReport:
+    timestamp: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+
+
+@dataclass(frozen=True)
+class QuoteReport:
+    symbol: str
+    bid_price: Decimal
+    ask_price: Decimal
+    bid_size: int
+    ask_size: int
+    timestamp: datetime
+
+    @property
+    def mid(self) -> Decimal:
+        if self.bid_price > 0 and self.ask_price > 0:
+            return ((self.bid_price + self.ask_price) / 2).quantize(PRICE)
+        return max(self.bid_price, self.ask_price)
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return Decimal(str(value))
+
+
+def _money(value: Any) -> Decimal | None:
+    dec = _dec(value)
+    return None if dec is None else dec.quantize(PRICE)
+
+
+def _qty(value: Any) -> int:
+    dec = _dec(value)
+    return 0 if dec is None else int(dec)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _enum(value: Any) -> str:
+    return getattr(value, "value", value) or ""
+
+
+def order_report_from_alpaca(order: Any) -> OrderReport:
+    return OrderReport(
+        broker_order_id=str(order.id),
+        client_order_id=order.client_order_id,
+        symbol=order.symbol or "",
+        side=_enum(order.side),
+        qty=_qty(order.qty),
+        order_type=_enum(order.type or order.order_type),
+        time_in_force=_enum(order.time_in_force),
+        limit_price=_money(order.limit_price),
+        stop_price=_money(order.stop_price),
+        status=_enum(order.status),
+        filled_qty=_qty(order.filled_qty),
+        filled_avg_price=_money(order.filled_avg_price),
+        created_at=_aware(order.created_at),
+        submitted_at=_aware(order.submitted_at),
+        updated_at=_aware(order.updated_at),
+    )
+
+
+# --- transport ---------------------------------------------------------------------------------
+class _TimeoutCountingAdapter(HTTPAdapter):
+    """Applies a default timeout to every request and counts what is really sent."""
+
+    def __init__(self, timeout: tuple[float, float], counter: Callable[[], None]) -> None:
+        super().__init__()
+        self._timeout = timeout
+        self._counter = counter
+
+    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        self._counter()
+        return super().send(request, **kwargs)
+
+
+def _api_error_fields(exc: APIError) -> tuple[int | None, int | None, str]:
+    """APIError.code/.message raise on non-JSON bodies; read the body ourselves."""
+    status = exc.status_code
+    text = str(exc)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return status, None, text[:500]
+    if not isinstance(body, dict):
+        return status, None, text[:500]
+    code = body.get("code")
+    return status, code if isinstance(code, int) else None, str(body.get("message", text))[:500]
+
+
+def _map_errors(call: Callable[[], T], what: str) -> T:
+    try:
+        return call()
+    except APIError as exc:
+        status, code, message = _api_error_fields(exc)
+        if status is None or status >= 500 or status in (408, 429):
+            raise BrokerUnavailable(
+                f"{what}: broker answered {status}: {message}", status_code=status, code=code
+            ) from exc
+        if status == 404:
+            raise BrokerNotFound(f"{what}: {message}", status_code=status, code=code) from exc
+        if status == 422 and "client_order_id must be unique" in message.lower():
+            raise DuplicateClientOrderId(message, status_code=status, code=code) from exc
+        raise BrokerRejected(message, status_code=status, code=code) from exc
+    except requests.RequestException as exc:
+        raise BrokerUnavailable(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+    except (ValidationError, ValueError, TypeError, KeyError) as exc:
+        # An unreadable answer is not an answer: whatever happened at the broker is unknown.
+        raise BrokerUnavailable(f"{what}: unreadable broker response: {exc}") from exc
+
+
+class Broker:
+    """alpaca-py clients configured for TradeOps. One instance per thread (see get_broker)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        secret_key: str,
+        paper: bool,
+        base_url: str | None,
+        data_url: str | None,
+        data_feed: str,
+        connect_timeout: float,
+        read_timeout: float,
+        retry_attempts: int,
+        retry_wait_seconds: float,
+    ) -> None:
+        self.requests_sent = 0
+        self._count_lock = threading.Lock()
+        self.trading = TradingClient(
+            api_key, secret_key, paper=paper, url_override=base_url or None
+        )
+        self.data = StockHistoricalDataClient(api_key, secret_key, url_override=data_url or None)
+        self.data_feed = DataFeed(data_feed)
+        for client in (self.trading, self.data):
+            adapter = _TimeoutCountingAdapter((connect_timeout, read_timeout), self._count)
+            client._session.mount("http://", adapter)
+            client._session.mount("https://", adapter)
+            # alpaca-py's retry knobs are not constructor arguments (reference §1.4).
+            client._retry = retry_attempts
+            client._retry_wait = retry_wait_seconds
+
+    def _count(self) -> None:
+        with self._count_lock:
+            self.requests_sent += 1
+
+    # orders ----------------------------------------------------------------------------------
+    def submit_order(
+        self,
+        *,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        qty: int,
+        order_type: str,
+        time_in_force: str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> OrderReport:
+        common = {
+            "symbol": symbol,
+            "qty": qty,
+            "side": OrderSide(side),
+            "time_in_force": TimeInForce(time_in_force),
+            "client_order_id": client_order_id,
+        }
+        lp = float(limit_price) if limit_price is not None else None
+        sp = float(stop_price) if stop_price is not None else None
+        builders = {
+            "market": lambda: MarketOrderRequest(**common),
+            "limit": lambda: LimitOrderRequest(**common, limit_price=lp),
+            "stop": lambda: StopOrderRequest(**common, stop_price=sp),
+            "stop_limit": lambda: StopLimitOrderRequest(**common, limit_price=lp, stop_price=sp),
+        }
+        request = builders[order_type]()
+        order = _map_errors(lambda: self.trading.submit_order(request), "submit_order")
+        return order_report_from_alpaca(order)
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderReport:
+        order = _map_errors(
+            lambda: self.trading.get_order_by_client_id(client_order_id), "get_order_by_client_id"
+        )
+        return order_report_from_alpaca(order)
+
+    def get_order(self, broker_order_id: str) -> OrderReport:
+        order = _map_errors(lambda: self.trading.get_order_by_id(broker_order_id), "get_order")
+        return order_report_from_alpaca(order)
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        """A 204 only means the cancel was accepted; the outcome arrives as an order update."""
+        _map_errors(lambda: self.trading.cancel_order_by_id(broker_order_id), "cancel_order")
+
+    def list_orders(
+        self,
+        *,
+        status: str = "open",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "asc",
+        limit: int = 500,
+        symbols: list[str] | None = None,
+    ) -> list[OrderReport]:
+        """One page (at most ``limit``, Alpaca caps it at 500)."""
+        request = GetOrdersRequest(
+            status=QueryOrderStatus(status),
+            after=after,
+            until=until,
+            direction=direction,
+            limit=min(limit, 500),
+            symbols=symbols,
+            nested=False,
+        )
+        orders = _map_errors(lambda: self.trading.get_orders(request), "get_orders")
+        return [order_report_from_alpaca(o) for o in orders]
+
+    def iter_orders(
+        self,
+        *,
+        status: str = "all",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "asc",
+        page_size: int = 500,
+    ) -> Iterator[list[OrderReport]]:
+        """Every order submitted in (after, until), each exactly once, page by page.
+
+        Alpaca pages only by ``submitted_at`` with exclusive bounds, and several orders can share
+        one timestamp. So the next page starts 1 µs before the last timestamp seen (re-reading
+        that instant) and the ids already yielded at that instant are dropped. A full page that
+        is all one instant cannot be paged past: ``BrokerListingIncomplete`` (fail closed).
+        """
+        ascending = direction == "asc"
+        boundary_ids: set[str] = set()
+        while True:
+            page = self.list_orders(
+                status=status, after=after, until=until, direction=direction, limit=page_size
+            )
+            fresh = [o for o in page if o.broker_order_id not in boundary_ids]
+            if fresh:
+                yield fresh
+            if len(page) < min(page_size, 500):
+                return
+            edge = page[-1].submitted_at
+            if page[0].submitted_at == edge:
+                raise BrokerListingIncomplete(
+                    f"{len(page)} orders share submitted_at={edge.isoformat()}; "
+                    "cannot page past them with after/until"
+                )
+            boundary_ids = {o.broker_order_id for o in page if o.submitted_at == edge}
+            if ascending:
+                after = edge - ONE_MICROSECOND
+            else:
+                until = edge + ONE_MICROSECOND
+
+    # positions, account, clock ----------------------------------------------------------------
+    def get_positions(self) -> list[PositionReport]:
+        positions = _map_errors(self.trading.get_all_positions, "get_all_positions")
+        return [_position_report(p) for p in positions]
+
+    def get_position(self, symbol: str) -> PositionReport | None:
+        """None when flat: Alpaca answers 404 "position does not exist" for a flat symbol."""
+        try:
+            position = _map_errors(
+                lambda: self.trading.get_open_position(symbol), "get_open_position"
+            )
+        except BrokerNotFound:
+            return None
+        return _position_report(position)
+
+    def get_account(self) -> AccountReport:
+        acct = _map_errors(self.trading.get_account, "get_account")
+        return AccountReport(
+            account_number=acct.account_number,
+            status=_enum(acct.status),
+            cash=_dec(acct.cash) or Decimal(0),
+            buying_power=_dec(acct.buying_power) or Decimal(0),
+            equity=_dec(acct.equity) or Decimal(0),
+        )
+
+    def get_clock(self) -> ClockReport:
+        clock = _map_errors(self.trading.get_clock, "get_clock")
+        return ClockReport(
+            timestamp=_aware(clock.timestamp).astimezone(UTC),
+            is_open=bool(clock.is_open),
+            next_open=_aware(clock.next_open).astimezone(UTC),
+            next_close=_aware(clock.next_close).astimezone(UTC),
+        )
+
+    def get_calendar(self, start: date, end: date) -> list[tuple[date, datetime, datetime]]:
+        """Trading days as (date, open, close); open/close are naive US/Eastern wall times."""
+        days = _map_errors(
+            lambda: self.trading.get_calendar(GetCalendarRequest(start=start, end=end)),
+            "get_calendar",
+        )
+        return [(d.date, d.open, d.close) for d in days]
+
+    # market data --------------------------------------------------------------------------------
+    def get_daily_bars(self, symbol: str, *, start: datetime, end: datetime) -> list[BarReport]:
+        request = StockBarsRequest(
+            symbol_or_symbols=symbol,
+            timeframe=TimeFrame.Day,
+            start=start,
+            end=end,
+            feed=self.data_feed,
+        )
+        barset = _map_errors(lambda: self.data.get_stock_bars(request), "get_stock_bars")
+        bars = barset.data.get(symbol, [])
+        return [
+            BarReport(
+                timestamp=_aware(b.timestamp),
+                open=_money(b.open) or Decimal(0),
+                high=_money(b.high) or Decimal(0),
+                low=_money(b.low) or Decimal(0),
+                close=_money(b.close) or Decimal(0),
+                volume=int(b.volume),
+            )
+            for b in bars
+        ]
+
+    def get_latest_quote(self, symbol: str) -> QuoteReport | None:
+        request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=self.data_feed)
+        quotes = _map_errors(
+            lambda: self.data.get_stock_latest_quote(request), "get_stock_latest_quote"
+        )
+        quote = quotes.get(symbol)
+        if quote is None:
+            return None
+        return QuoteReport(
+            symbol=symbol,
+            bid_price=_money(quote.bid_price) or Decimal(0),
+            ask_price=_money(quote.ask_price) or Decimal(0),
+            bid_size=int(quote.bid_size or 0),
+            ask_size=int(quote.ask_size or 0),
+            timestamp=_aware(quote.timestamp),
+        )
+
+
+def _position_report(position: Any) -> PositionReport:
+    qty = _qty(position.qty)
+    if _enum(position.side) == "short" and qty > 0:
+        qty = -qty
+    return PositionReport(
+        symbol=position.symbol,
+        qty=qty,
+        avg_entry_price=_money(position.avg_entry_price) or Decimal(0),
+        market_value=_money(position.market_value),
+        current_price=_money(position.current_price),
+    )
+
+
+# --- trade-update stream ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class TradeEventReport:
+    """One ``trade_updates`` event. ``order`` is the full order as of the event; its
+    ``updated_at`` is the same clock REST answers use, so stream and reconciliation compare."""
+
+    event: str
+    order: OrderReport
+    timestamp: datetime
+    execution_id: str | None
+    price: Decimal | None
+    qty: int | None
+    position_qty: int | None
+
+
+def trade_event_from_alpaca(update: Any) -> TradeEventReport:
+    return TradeEventReport(
+        event=_enum(update.event),
+        order=order_report_from_alpaca(update.order),
+        timestamp=_aware(update.timestamp),
+        execution_id=str(update.execution_id) if update.execution_id else None,
+        price=_money(update.price),
+        qty=_qty(update.qty) if update.qty is not None else None,
+        position_qty=_qty(update.position_qty) if update.position_qty is not None else None,
+    )
+
+
+class _TradingStream(TradingStream):
+    """alpaca-py's stream with a hook after every successful (re)connect and auth."""
+
+    def __init__(self, *args: Any, on_connect: Callable[[], Awaitable[None]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._on_connect = on_connect
+
+    async def _start_ws(self) -> None:
+        await super()._start_ws()
+        await self._on_connect()
+
+
+class TradeUpdateStream:
+    """Alpaca's ``trade_updates`` websocket. alpaca-py reconnects by itself with backoff
+    (1-30 s); ``on_connect`` runs after each (re)connect because Alpaca never replays what was
+    missed while disconnected."""
+
+    def __init__(
+        self,
+        *,
+        on_event: Callable[[TradeEventReport], Awaitable[None]],
+        on_connect: Callable[[], Awaitable[None]],
+        url: str | None = None,
+    ) -> None:
+        self._stream = _TradingStream(
+            settings.ALPACA_API_KEY,
+            settings.ALPACA_SECRET_KEY,
+            paper=settings.ALPACA_PAPER,
+            url_override=url or settings.ALPACA_STREAM_URL or None,
+            on_connect=on_connect,
+        )
+
+        async def handler(update: Any) -> None:
+            await on_event(trade_event_from_alpaca(update))
+
+        self._stream.subscribe_trade_updates(handler)
+
+    def run(self) -> None:
+        """Blocks until ``stop()``."""
+        self._stream.run()
+
+    def stop(self) -> None:
+        self._stream.stop()
+
+
+# --- process-wide access ------------------------------------------------------------------------
+_local = threading.local()
+
+
+def _settings_key() -> tuple[Any, ...]:
+    return (
+        settings.ALPACA_API_KEY,
+        settings.ALPACA_SECRET_KEY,
+        settings.ALPACA_PAPER,
+        settings.ALPACA_BASE_URL,
+        settings.ALPACA_DATA_URL,
+        settings.ALPACA_DATA_FEED,
+        settings.ALPACA_CONNECT_TIMEOUT_SECONDS,
+        settings.ALPACA_HTTP_TIMEOUT_SECONDS,
+        settings.ALPACA_RETRY_ATTEMPTS,
+        settings.ALPACA_RETRY_WAIT_SECONDS,
+    )
+
+
+def get_broker() -> Broker:
+    """The broker for this thread, rebuilt whenever the broker settings change (tests do that).
+
+    Per thread because a requests.Session is not meant to be shared between threads.
+    """
+    key = _settings_key()
+    cached = getattr(_local, "broker", None)
+    if cached is None or _local.key != key:
+        (api_key, secret, paper, base, data, feed, ct, rt, attempts, wait) = key
+        cached = Broker(
+            api_key=api_key,
+            secret_key=secret,
+            paper=paper,
+            base_url=base,
+            data_url=data,
+            data_feed=feed,
+            connect_timeout=ct,
+            read_timeout=rt,
+            retry_attempts=attempts,
+            retry_wait_seconds=wait,
+        )
+        _local.broker, _local.key = cached, key
+    return cached

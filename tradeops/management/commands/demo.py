@@ -1,0 +1,179 @@
+"""python manage.py demo"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from orders.models import Strategy
+from orders.strategies import strategy_create, strategy_token_issue
+from tradeops.management.commands.otp_enroll import qr_text, totp_device_create
+
+DEMO_STRATEGY = "demo"
+DEMO_ADMIN = "admin"
+
+# The long-running processes of a deployment (DESIGN §7), as `manage.py` arguments.
+CHILDREN: dict[str, list[str]] = {
+    "stream": ["stream_trade_updates"],
+    "jobs": ["qcluster"],
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole console locally with no keys and no services: migrates the SQLite "
+        "database under var/, starts the built-in paper broker in-process, creates a demo "
+        "strategy with an API token and an admin user with a TOTP device (all printed), then "
+        "serves the console and runs the stream consumer and job cluster until Ctrl-C."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000, help="Console port (default 8000)")
+        parser.add_argument(
+            "--broker-port",
+            type=int,
+            default=settings.PAPERBROKER_PORT,
+            help=f"Paper broker port (default {settings.PAPERBROKER_PORT})",
+        )
+        parser.add_argument(
+            "--only-web", action="store_true", help="Do not start the stream consumer and jobs"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.USING_PAPER_BROKER:
+            raise CommandError("demo runs on the built-in paper broker: unset ALPACA_API_KEY.")
+        var = Path(settings.VAR_DIR)
+        var.mkdir(parents=True, exist_ok=True)
+        self.stdout.write("demo: migrating the database...")
+        call_command("migrate", interactive=False, verbosity=0)
+        broker = self._start_broker(options["broker_port"], var)
+        env = self._child_env(options["broker_port"])
+        token, password, device = self._demo_users(var)
+        children = self._start_children(options, env)
+        self._banner(options, token, password, device)
+        self._supervise(children, broker)
+
+    # -- steps ------------------------------------------------------------------------------
+    def _start_broker(self, port: int, var: Path) -> Any:
+        from paperbroker.server import PaperBrokerServer
+
+        server = PaperBrokerServer(
+            host="127.0.0.1", port=port, state_file=var / "paperbroker.json", random_walk=True
+        )
+        try:
+            server.start()
+        except OSError as exc:
+            raise CommandError(f"paper broker cannot listen on port {port}: {exc}") from None
+        self.stdout.write(f"demo: paper broker on {server.url} (state in {var}/paperbroker.json)")
+        return server
+
+    def _child_env(self, broker_port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PAPERBROKER_PORT"] = str(broker_port)
+        env.setdefault("TRADEOPS_VAR_DIR", str(settings.VAR_DIR))
+        # The in-process settings must point at the same broker as the children.
+        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = f"http://127.0.0.1:{broker_port}"
+        settings.ALPACA_STREAM_URL = f"ws://127.0.0.1:{broker_port}/stream"
+        return env
+
+    def _demo_users(self, var: Path) -> tuple[str, str, TOTPDevice]:
+        strategy = Strategy.objects.filter(pk=DEMO_STRATEGY).first() or strategy_create(
+            strategy_id=DEMO_STRATEGY, name="Demo strategy", actor="command:demo"
+        )
+        token = strategy_token_issue(strategy=strategy, actor="command:demo")
+        token_file = var / "demo-token.txt"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        User = get_user_model()
+        user = User.objects.filter(username=DEMO_ADMIN).first()
+        if user is None:
+            user = User.objects.create_superuser(DEMO_ADMIN, "admin@example.com", None)
+        password = secrets.token_urlsafe(12)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        device = TOTPDevice.objects.filter(user=user).first() or totp_device_create(
+            user=user, name="demo", replace=False, actor="command:demo"
+        )
+        return token, password, device
+
+    def _start_children(self, options: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        web = [
+            *manage,
+            "runserver",
+            f"{options['host']}:{options['port']}",
+            "--noreload",
+            "--insecure",
+        ]
+        children = {"web": subprocess.Popen(web, env=env)}  # noqa: S603 - our own manage.py
+        if not options["only_web"]:
+            for name, argv in CHILDREN.items():
+                children[name] = subprocess.Popen([*manage, *argv], env=env)  # noqa: S603
+        return children
+
+    def _banner(
+        self, options: dict[str, Any], token: str, password: str, device: TOTPDevice
+    ) -> None:
+        base = f"http://{options['host']}:{options['port']}"
+        w = self.stdout.write
+        w("")
+        w("=" * 78)
+        w(f"TradeOps demo on {base}   (Ctrl-C stops everything)")
+        w(f"  admin:   {base}/admin/   user '{DEMO_ADMIN}', password '{password}'")
+        w(
+            "           + a TOTP code: scan the QR below, or run "
+            f"`./dev manage otp_code {DEMO_ADMIN}`"
+        )
+        w(f"  otpauth: {device.config_url}")
+        w(qr_text(device.config_url))
+        w(f"  API token of strategy '{DEMO_STRATEGY}': {token}  (also in var/demo-token.txt)")
+        w(f"  API docs: {base}/api/docs/    health: {base}/health    metrics: {base}/metrics")
+        w("  place an order:")
+        w(f"    curl -s -X POST {base}/api/v1/orders -H 'Authorization: Token {token}' \\")
+        w("      -H 'Content-Type: application/json' \\")
+        w(
+            '      -d \'{"symbol":"AAPL","side":"buy","qty":10,"type":"market",'
+            '"time_in_force":"day"}\''
+        )
+        w("=" * 78)
+
+    def _supervise(self, children: dict[str, Any], broker: Any) -> None:
+        stopping = False
+
+        def stop(*_: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while not stopping:
+                dead = [n for n, p in children.items() if p.poll() is not None]
+                if dead:
+                    self.stderr.write(f"demo: {', '.join(dead)} exited; stopping everything")
+                    break
+                time.sleep(0.5)
+        finally:
+            for proc in children.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in children.values():
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            broker.stop()
+            self.stdout.write("demo: stopped")

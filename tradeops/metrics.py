@@ -1,0 +1,141 @@
+"""Prometheus metrics, each defined once at module level (re-defining raises in prometheus_client).
+
+Counters live in the process that increments them; run every process with the same
+PROMETHEUS_MULTIPROC_DIR to see django-q2 workers' counters on the web's /metrics. Gauges that
+describe database state (switches, gate, open orders) are computed at scrape time by
+``DatabaseStateCollector``, so they are right whichever process serves /metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+# --- orders -------------------------------------------------------------------------------
+ORDERS_SUBMITTED = Counter(
+    "orders_submitted", "Orders sent to the broker and acknowledged", ["origin"]
+)
+ORDERS_REJECTED = Counter(
+    "orders_rejected", "Orders refused, by reason (risk check code or broker_rejected)", ["reason"]
+)
+ORDERS_UNCONFIRMED = Counter(
+    "orders_submitted_unconfirmed", "Submits with an ambiguous outcome (timeout, 5xx)"
+)
+ORDERS_IDEMPOTENT_REPLAYS = Counter(
+    "orders_idempotent_replays", "Order requests answered with an existing order"
+)
+ORDER_UPDATES = Counter(
+    "order_updates", "Order status updates offered to the CAS", ["source", "outcome"]
+)
+ORDER_UPDATES_SKIPPED = Counter(
+    "order_updates_skipped", "Order status updates refused by the CAS, by reason", ["reason"]
+)
+BROKER_REQUESTS = Counter("broker_requests", "HTTP requests sent to the broker", ["call"])
+BROKER_ERRORS = Counter("broker_errors", "Broker calls that failed, by kind", ["kind"])
+
+# --- reconciliation ----------------------------------------------------------------------------
+RECONCILIATION_MISMATCHES = Counter(
+    "reconciliation_mismatches", "Drift found by reconciliation", ["kind"]
+)
+RECONCILIATION_CONFLICTS_SKIPPED = Counter(
+    "reconciliation_conflicts_skipped", "Broker states the CAS refused during reconciliation"
+)
+RECONCILIATION_LAST_RUN = Gauge(
+    "reconciliation_last_run_timestamp",
+    "Unix time of the last finished reconciliation run in this process",
+    multiprocess_mode="max",
+)
+RECONCILIATION_RUNS = Counter("reconciliation_runs", "Reconciliation runs", ["kind", "outcome"])
+RECONCILIATION_BROKER_CALLS = Histogram(
+    "reconciliation_broker_calls",
+    "Broker HTTP requests per reconciliation run",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200),
+)
+SYMBOLS_QUARANTINED = Counter("symbols_quarantined", "Quarantines created")
+
+# --- TWAP -------------------------------------------------------------------------------------
+TWAP_SLICES_RECOVERED = Counter("twap_slices_recovered", "Slices rescheduled by recovery")
+TWAP_SLICES_SKIPPED_PARENT_INVALID = Counter(
+    "twap_slices_skipped_parent_invalid", "Slices canceled at recovery because the plan ended"
+)
+TWAP_SLICE_LATENESS = Histogram(
+    "twap_slice_lateness_seconds",
+    "Seconds between a slice's scheduled time and its submission",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300),
+)
+TWAP_SLICES = Counter("twap_slices", "Slices dispatched, by outcome", ["outcome"])
+
+
+class DatabaseStateCollector(Collector):
+    """Gauges read from the database at scrape time."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Declared so that registering does not run collect() (a query during app start).
+        yield GaugeMetricFamily("trading_switch_engaged", "1 when the switch is engaged")
+        yield GaugeMetricFamily("orders_open", "Orders not in a terminal status")
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from orders.models import Order, TradingSwitch
+        from orders.risk import switch_engaged
+
+        switches = GaugeMetricFamily(
+            "trading_switch_engaged", "1 when the switch is engaged", labels=["switch"]
+        )
+        try:
+            for name in TradingSwitch.Name.values:
+                switches.add_metric([name], 1.0 if switch_engaged(name) else 0.0)
+            open_orders = GaugeMetricFamily("orders_open", "Orders not in a terminal status")
+            open_orders.add_metric([], float(Order.objects.open().count()))
+        except Exception:  # a scrape must never fail because the database is down
+            logger.exception("database gauges unavailable")
+            return
+        yield switches
+        yield open_orders
+        yield from _extra_collectors()
+
+
+def _extra_collectors() -> Iterator[GaugeMetricFamily]:
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    for path in getattr(settings, "METRICS_DB_GAUGES", []):
+        yield from import_string(path)()
+
+
+_db_collector = DatabaseStateCollector()
+
+
+def register_collectors() -> None:
+    """Called once from TradeOpsConfig.ready()."""
+    with contextlib.suppress(ValueError):  # already registered: ready() ran twice
+        REGISTRY.register(_db_collector)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """/metrics: the global registry, or every process's files in multiprocess mode plus the
+    database gauges (django-prometheus' own view drops custom collectors in that mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(_db_collector)
+    else:
+        registry = REGISTRY
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
