@@ -16,3 +16,8 @@ stream_connected = Signal()
 # The stream reported an order the database does not know (a possible orphan).
 # kwargs: client_order_id, broker_order_id, symbol.
 stream_unknown_order = Signal()
+
+# A reconciliation run finished successfully (the database matches the broker as of its start).
+# TWAP recovery listens: slices are re-examined only after the broker has been asked.
+# kwargs: kind ("startup", "periodic", "manual", ...), run_id.
+reconciliation_succeeded = Signal()
