@@ -1,0 +1,134 @@
+"""Injected failures and the optional real rate limiter for the ``/v2`` API."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from paperbroker.models import invalid
+
+FAULT_MODES = ("error500", "timeout", "drop_response_after_commit", "rate_limit")
+DEFAULT_DELAYS = {"timeout": 30.0, "rate_limit": 60.0}
+
+
+@dataclass(slots=True)
+class Fault:
+    """One rule: the next ``count`` requests matching method+path fail in ``mode``.
+
+    ``count`` -1 means forever. ``delay`` is how long ``timeout`` holds the request, and for
+    ``rate_limit`` how far ahead ``X-RateLimit-Reset`` points.
+    """
+
+    id: int
+    method: str
+    path: str
+    mode: str
+    count: int
+    delay: float
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method not in ("*", method):
+            return False
+        if self.path.endswith("*"):
+            return path.startswith(self.path[:-1])
+        return path == self.path
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FaultBook:
+    """Ordered fault rules; the first live rule that matches a request takes it."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._next_id = 1
+
+    def add(self, spec: dict[str, Any]) -> Fault:
+        mode = spec.get("mode")
+        if mode not in FAULT_MODES:
+            raise invalid(f"mode must be one of {', '.join(FAULT_MODES)}")
+        path = spec.get("path") or "*"
+        if not isinstance(path, str) or not path.startswith(("/", "*")):
+            raise invalid("path must start with / (a trailing * matches a prefix)")
+        try:
+            count = int(spec.get("count", 1))
+            delay = float(spec.get("delay", DEFAULT_DELAYS.get(mode, 0.0)))
+        except (TypeError, ValueError):
+            raise invalid("count must be an integer and delay a number") from None
+        if count == 0 or count < -1 or delay < 0:
+            raise invalid("count must be positive or -1 (forever); delay must be >= 0")
+        fault = Fault(
+            id=self._next_id,
+            method=str(spec.get("method") or "*").upper(),
+            path=path,
+            mode=mode,
+            count=count,
+            delay=delay,
+        )
+        self._next_id += 1
+        self._faults.append(fault)
+        return fault
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """Consume one hit of the first matching rule, dropping it once exhausted."""
+        for fault in self._faults:
+            if fault.matches(method, path):
+                fault.hits += 1
+                if fault.count > 0:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self._faults.remove(fault)
+                return fault
+        return None
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [fault.to_json() for fault in self._faults]
+
+
+class SlidingWindowLimiter:
+    """N requests per rolling window per bucket, like Alpaca's 200/min per account.
+
+    Refused requests do not count against the window.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._monotonic = monotonic
+        self._wall = wall
+        self._hits: dict[str, deque[float]] = {}
+
+    def hit(self, bucket: str) -> tuple[bool, dict[str, str]]:
+        """Record a request; returns (allowed, X-RateLimit-* headers)."""
+        now = self._monotonic()
+        hits = self._hits.setdefault(bucket, deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        allowed = len(hits) < self.limit
+        if allowed:
+            hits.append(now)
+        oldest = hits[0] if hits else now
+        reset = self._wall() + max(0.0, oldest + self.window - now)
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.limit - len(hits))),
+            "X-RateLimit-Reset": str(int(reset + 0.999)),
+        }
+        return allowed, headers
+
+    def reset(self) -> None:
+        self._hits.clear()
