@@ -66,7 +66,9 @@ class UpdateResult:
 def _cas_condition(u: StatusUpdate) -> Q:
     """``orders.status.decide`` written as a WHERE clause (tests check they agree)."""
     rank, fill, ts = u.rank, u.filled_qty, u.broker_updated_at
-    unlocked = Q(is_terminal=False) | Q(status=S.FILLED, filled_qty__lt=fill)
+    unlocked = Q(is_terminal=False)
+    if u.status == S.FILLED:
+        unlocked |= Q(status=S.FILLED, filled_qty__lt=fill)
     if ts is None:
         newer = Q(broker_updated_at__isnull=True) & (
             Q(status_rank__lt=rank) | Q(status_rank=rank, filled_qty__lt=fill)

@@ -174,19 +174,36 @@ class Decision:
     reason: str
 
 
+def _larger_fill_on_filled(current: OrderState, update: StatusUpdate) -> bool:
+    """The one way out of the terminal lock: a ``filled`` report with more shares for an order
+    we hold as ``filled``. (The fix plan's SQL let *any* status with a larger fill through,
+    which could move a filled order back to e.g. ``partially_filled``.)"""
+    return (
+        current.status == S.FILLED
+        and update.status == S.FILLED
+        and update.filled_qty > current.filled_qty
+    )
+
+
 def decide(current: OrderState, update: StatusUpdate) -> Decision:
     """Should ``update`` overwrite ``current``? The rule of DESIGN §3, in order:
 
-    1. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill;
+    0. an exact repeat of what we hold, from no stronger source, is a duplicate;
+    1. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill
+       from another ``filled`` report;
     2. a local decision (no broker timestamp) applies only while the broker has said nothing
        about the order, and only if it moves the order forward;
     3. a newer broker timestamp wins, an older one loses;
     4. on equal timestamps: higher rank, then larger fill, then stronger source.
     """
     cur_rank = status_rank(current.status)
-    if is_terminal(current.status) and not (
-        current.status == S.FILLED and update.filled_qty > current.filled_qty
-    ):
+    if (update.status, update.filled_qty, update.broker_updated_at) == (
+        current.status,
+        current.filled_qty,
+        current.broker_updated_at,
+    ) and update.strength <= current.source_strength:
+        return Decision(False, "duplicate")
+    if is_terminal(current.status) and not _larger_fill_on_filled(current, update):
         return Decision(False, "terminal_locked")
     if update.broker_updated_at is None:
         if current.broker_updated_at is not None:

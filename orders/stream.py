@@ -6,6 +6,7 @@ import logging
 import time
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from orders import hooks
 from orders.services import apply_broker_report
@@ -16,7 +17,18 @@ logger = logging.getLogger(__name__)
 
 
 def trade_event_apply(event: TradeEventReport) -> str:
-    """Apply one stream event; returns the update path's verdict (for logs and tests)."""
+    """Apply one stream event; returns the update path's verdict (for logs and tests).
+
+    Like a request, each event starts and ends with ``close_old_connections``: a consumer that
+    runs for weeks must survive a database restart and must not pin a connection."""
+    close_old_connections()
+    try:
+        return _apply(event)
+    finally:
+        close_old_connections()
+
+
+def _apply(event: TradeEventReport) -> str:
     result = apply_broker_report(
         event.order, Source.STREAM, event_id=event.execution_id, note=f"stream:{event.event}"
     )
@@ -54,6 +66,12 @@ class StreamConsumer:
     async def on_connect(self) -> None:
         self.connects += 1
         logger.info("trade stream connected (#%d); requesting reconciliation", self.connects)
-        await sync_to_async(hooks.stream_connected.send, thread_sensitive=True)(
-            sender=StreamConsumer
-        )
+        await sync_to_async(_announce_connect, thread_sensitive=True)()
+
+
+def _announce_connect() -> None:
+    close_old_connections()
+    try:
+        hooks.stream_connected.send(sender=StreamConsumer)
+    finally:
+        close_old_connections()

@@ -81,34 +81,26 @@ def confirm_action(
     return TemplateResponse(request, "admin/tradeops/confirm_action.html", context)
 
 
+class AuditReasonForm(forms.ModelForm):
+    audit_reason = forms.CharField(
+        label="Reason for this change",
+        min_length=5,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Recorded in the audit trail.",
+    )
+
+
 class AuditedModelAdmin(admin.ModelAdmin):
     """Every add/change through the admin writes an AuditEvent with before/after and a
     mandatory reason, in the admin's own transaction."""
 
+    form = AuditReasonForm
     audit_action_prefix = ""
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(
-            form.__name__,
-            (form,),
-            {
-                "audit_reason": forms.CharField(
-                    label="Reason for this change",
-                    min_length=5,
-                    max_length=1000,
-                    widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-                    help_text="Recorded in the audit trail.",
-                )
-            },
-        )
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None):
-        fieldsets = super().get_fieldsets(request, obj)
-        names = {f for _, opts in fieldsets for f in opts.get("fields", ())}
-        if "audit_reason" in names:
-            return fieldsets
-        return [*fieldsets, ("Audit", {"fields": ["audit_reason"]})]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        return fields if "audit_reason" in fields else [*fields, "audit_reason"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         before = None

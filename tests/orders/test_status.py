@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orders.status import (
@@ -92,6 +92,9 @@ def upd(
         (state("filled", 5), upd("filled", 10, T1), True, "newer_timestamp"),
         (state("filled", 5), upd("filled", 10, T0), True, "larger_fill"),
         (state("rejected"), upd("filled", 10, T1), False, "terminal_locked"),
+        (state("filled", 0, None), upd("pending_new", 1, T0), False, "terminal_locked"),
+        (state("filled", 5), upd("partially_filled", 8, T1), False, "terminal_locked"),
+        (state("filled", 10), upd("filled", 10), False, "duplicate"),
         # timestamps
         (state("new"), upd("partially_filled", 5, T1), True, "newer_timestamp"),
         (state("partially_filled", 5, T1), upd("new", 0, T0), False, "older_timestamp"),
@@ -128,6 +131,7 @@ updates = st.builds(
 )
 
 
+@settings(max_examples=500)
 @given(st.lists(updates, max_size=30))
 def test_model_never_loses_fill_nor_leaves_terminal(seq: list[StatusUpdate]) -> None:
     current = OrderState("pending_new", 0, None, 0)
@@ -135,5 +139,6 @@ def test_model_never_loses_fill_nor_leaves_terminal(seq: list[StatusUpdate]) -> 
         after = apply_to_state(current, u)
         assert after.filled_qty >= current.filled_qty
         if current.status in TERMINAL_STATUSES and after != current:
-            assert current.status == "filled" and after.filled_qty > current.filled_qty
+            assert current.status == after.status == "filled"
+            assert after.filled_qty > current.filled_qty
         current = after

@@ -48,7 +48,7 @@ def test_otp_enroll_prints_url_and_qr(capsys: Any) -> None:
     get_user_model().objects.create_user("ops", password="x-pass-123456", is_staff=True)
     call_command("otp_enroll", "ops")
     out = capsys.readouterr().out
-    assert "otpauth://totp/TradeOps:ops?secret=" in out
+    assert "otpauth://totp/TradeOps%3Aops?secret=" in out
     assert "█" in out or "▀" in out or "▄" in out  # a QR drawn in the terminal
     with pytest.raises(CommandError, match="already has"):
         call_command("otp_enroll", "ops")

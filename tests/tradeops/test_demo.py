@@ -1,0 +1,92 @@
+"""`manage.py demo` end to end: the README's first command, on the embedded default (SQLite +
+paper broker, no keys), in a scratch var/ directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, *, token: str | None = None, body: dict | None = None) -> tuple:
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    response = requests.request(method, url, json=body, headers=headers, timeout=10)
+    return response.status_code, response.json()
+
+
+def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> None:
+    web, broker = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "ALPACA_"))}
+    env.update(TRADEOPS_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(settings.BASE_DIR) / "manage.py"),
+            "demo",
+            "--port",
+            str(web),
+            "--broker-port",
+            str(broker),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, health = http("GET", f"http://127.0.0.1:{web}/health")
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "demo did not come up"
+                time.sleep(0.5)
+        assert status == 200
+        assert health["checks"]["database"]["detail"] == "sqlite"
+        assert (tmp_path / "tradeops.sqlite3").exists()
+        token = (tmp_path / "demo-token.txt").read_text().strip()
+        status, order = http(
+            "POST",
+            f"http://127.0.0.1:{web}/api/v1/orders",
+            token=token,
+            body={
+                "symbol": "AAPL",
+                "side": "buy",
+                "qty": 3,
+                "type": "market",
+                "time_in_force": "day",
+            },
+        )
+        assert status == 201
+        assert order["status"] == "filled"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=40)
+        assert proc.returncode == 0, output
+        assert "password '" in output and "otpauth://totp/" in output
+        assert "demo: stopped" in output
+        assert (tmp_path / "paperbroker.json").exists()  # broker state saved
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # no child outlived the demo
+    leftovers = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""
