@@ -6,6 +6,7 @@ Position and TradeAccount models reject JSON numbers for money fields.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,6 +93,7 @@ def to_decimal(value: Any, name: str) -> Decimal:
     return number
 
 
+@functools.lru_cache(maxsize=4096)
 def asset_id_for(symbol: str) -> str:
     """Stable per-symbol asset id, so the same symbol keeps its id across restarts."""
     return str(uuid.uuid5(ASSET_NAMESPACE, symbol))
