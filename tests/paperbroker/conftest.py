@@ -103,8 +103,9 @@ def trade_updates(broker: PaperBrokerServer, control: PaperControl) -> Iterator[
     stream = TradingStream(KEY, SECRET, url_override=broker.stream_url)
     recorder = StreamRecorder(stream)
     stream.subscribe_trade_updates(recorder.handler)
+    listeners = control.streams()["trade_update_listeners"]
     recorder.thread.start()
-    wait_until(lambda: control.streams()["trade_update_listeners"] == 1, timeout=5)
+    wait_until(lambda: control.streams()["trade_update_listeners"] == listeners + 1, timeout=5)
     try:
         yield recorder
     finally:
