@@ -124,6 +124,9 @@ class Order:
     canceled_at: datetime | None = None
     expired_at: datetime | None = None
     failed_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
     stop_triggered: bool = False
     planned_parts: list[int] = field(default_factory=list)
     last_fill_tick: int = -1
@@ -153,16 +156,16 @@ class Order:
             "expires_at": None,
             "canceled_at": iso_z(self.canceled_at),
             "failed_at": iso_z(self.failed_at),
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
+            "replaced_at": iso_z(self.replaced_at),
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "asset_id": asset_id_for(self.symbol),
             "symbol": self.symbol,
             "asset_class": "us_equity",
             "notional": None,
             "qty": str(self.qty),
             "filled_qty": str(self.filled_qty),
-            "filled_avg_price": dstr(self.filled_avg_price),
+            "filled_avg_price": _avg(self.filled_avg_price),
             # Alpaca sends "" for simple orders; alpaca-py maps it to OrderClass.SIMPLE.
             "order_class": "",
             "order_type": self.type,
@@ -208,6 +211,9 @@ class Order:
             "canceled_at": iso_z(self.canceled_at),
             "expired_at": iso_z(self.expired_at),
             "failed_at": iso_z(self.failed_at),
+            "replaced_at": iso_z(self.replaced_at),
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "stop_triggered": self.stop_triggered,
             "planned_parts": list(self.planned_parts),
             "last_fill_tick": self.last_fill_tick,
@@ -226,6 +232,7 @@ class Order:
             "canceled_at",
             "expired_at",
             "failed_at",
+            "replaced_at",
         ):
             raw = values.get(name)
             values[name] = parse_timestamp(raw) if raw else None
@@ -288,6 +295,11 @@ class Position:
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> Position:
         return cls(data["symbol"], int(data["qty"]), Decimal(data["avg_entry_price"]))
+
+
+def _avg(value: Decimal | None) -> str | None:
+    """Average prices are exact inside; the wire gets 4 decimals."""
+    return dstr(value.quantize(PRICE_4DP)) if value is not None else None
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> str:

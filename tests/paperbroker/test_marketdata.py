@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from statistics import mean
 
@@ -10,6 +11,8 @@ from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame
+
+from paperbroker.testing import wait_until
 
 FRIDAY_AFTER_CLOSE = "2024-03-15T20:30:00Z"  # New York is on EDT (UTC-4) by then
 
@@ -137,6 +140,23 @@ def test_latest_quotes_follow_prices_with_a_small_spread(market_data, control):
     assert (quotes["PENNY"].bid_price, quotes["PENNY"].ask_price) == (0.4999, 0.5001)
     assert quotes["AAPL"].bid_size > 0 and quotes["AAPL"].ask_size > 0
     assert datetime.now(UTC) - quotes["AAPL"].timestamp < timedelta(seconds=30)
+
+
+def test_quotes_stay_fresh_while_ticking_and_go_stale_without_ticks(market_data, control):
+    def quoted_at():
+        request = StockLatestQuoteRequest(symbol_or_symbols="AAPL")
+        return market_data.get_stock_latest_quote(request)["AAPL"].timestamp
+
+    control.set_price("AAPL", "100")
+    first = quoted_at()
+    wait_until(lambda: quoted_at() > first, timeout=2)  # ticks re-quote an unchanged price
+    control.set_config(tick_seconds=0)  # drill: a silent market data feed
+    frozen = quoted_at()
+    time.sleep(0.3)  # three former tick intervals: proving that nothing happens takes time
+    assert quoted_at() == frozen
+    control.tick()
+    assert quoted_at() > frozen
+    assert control.prices()["AAPL"] == "100"
 
 
 def test_bad_market_data_requests_are_400(market_data):

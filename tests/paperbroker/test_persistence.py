@@ -73,4 +73,4 @@ def test_state_survives_a_broker_restart(tmp_path):
         restarted.stop()
     saved = json.loads(state_file.read_text())
     assert len(saved["orders"]) == 2
-    assert Decimal(saved["prices"]["MSFT"]) == 61
+    assert Decimal(saved["book"]["prices"]["MSFT"]) == 61  # saved again at shutdown

@@ -13,7 +13,7 @@ import pytest
 import requests
 import websockets
 from alpaca.trading.enums import OrderStatus
-from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 
 from .conftest import quote_stream, trade_updates
 
@@ -95,6 +95,21 @@ def test_order_lifecycle_events_in_order(broker, trading, control):
         trading.submit_order(market("s-open", qty=1))
         control.set_clock(is_open=True)
         wait_events(stream, "s-open", ["accepted", "new", "fill"])
+        replaced = trading.submit_order(
+            LimitOrderRequest(
+                symbol="AAPL",
+                qty=5,
+                side="buy",
+                time_in_force="gtc",
+                limit_price=50,
+                client_order_id="s-replaced",
+            )
+        )
+        trading.replace_order_by_id(
+            replaced.id, ReplaceOrderRequest(limit_price=51, client_order_id="s-replacement")
+        )
+        wait_events(stream, "s-replacement", ["new"])
+        assert events_for(stream, "s-replaced") == ["new", "replaced"]
     assert trading.get_order_by_id(resting.id).filled_avg_price == "89"
     stamps = [u.timestamp for u in stream.snapshot()]
     assert stamps == sorted(stamps)
