@@ -93,3 +93,16 @@ def test_command_help_documents_every_option():
     assert "paper broker" in out.lower() and "failure drills" in out
     for option in OPTIONS:
         assert option in out, option
+
+
+def test_command_reports_a_busy_port_and_a_broken_state_file(broker, tmp_path):
+    busy = manage("--port", str(broker.port))
+    _, err = busy.communicate(timeout=30)
+    assert busy.returncode == 1
+    assert "cannot listen on" in err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    process = manage("--port", "0", "--state", str(broken))
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "cannot restore --state" in err
