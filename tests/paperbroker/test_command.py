@@ -15,7 +15,7 @@ from alpaca.trading.requests import MarketOrderRequest
 
 from paperbroker.control import PaperControl
 
-from .conftest import fast
+from .helpers import fast
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = [

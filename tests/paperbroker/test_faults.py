@@ -17,7 +17,7 @@ from alpaca.trading.requests import MarketOrderRequest
 from paperbroker.control import PaperControl, PaperControlError
 from paperbroker.testing import start_test_server, wait_until
 
-from .conftest import KEY, SECRET, fast
+from .helpers import KEY, SECRET, fast
 
 
 def order(coid):

@@ -14,7 +14,7 @@ from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 from paperbroker.control import PaperControl
 from paperbroker.testing import start_test_server, wait_until
 
-from .conftest import KEY, SECRET, fast
+from .helpers import KEY, SECRET, fast
 
 
 def test_state_survives_a_broker_restart(tmp_path):

@@ -15,7 +15,7 @@ import websockets
 from alpaca.trading.enums import OrderStatus
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 
-from .conftest import quote_stream, trade_updates
+from .helpers import quote_stream, trade_updates
 
 
 def market(coid, qty=10, side="buy", tif="day"):
