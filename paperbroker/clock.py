@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from paperbroker.models import invalid
+from paperbroker.models import as_bool, invalid
 from paperbroker.timeutil import (
     in_session,
     iso_et,
@@ -18,15 +18,6 @@ from paperbroker.timeutil import (
 )
 
 CLOCK_MODES = ("open", "closed", "auto")
-
-
-def as_bool(value: Any, name: str) -> bool:
-    """JSON booleans, or "true"/"false" from hand-written requests; 422 otherwise."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise invalid(f"{name} must be true or false")
 
 
 def parse_time(raw: Any, name: str) -> datetime:

@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from paperbroker.clock import as_bool
-from paperbroker.models import dstr, invalid, to_decimal
+from paperbroker.models import as_bool, dstr, invalid, to_decimal
 
 FILL_MODELS = ("immediate", "partial", "manual")
 

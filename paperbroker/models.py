@@ -93,6 +93,16 @@ def to_decimal(value: Any, name: str) -> Decimal:
     return number
 
 
+def as_bool(value: Any, name: str) -> bool:
+    """JSON booleans; also "true"/"false" in any case (requests renders query booleans as
+    ``True``/``False``, curl users type ``true``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise invalid(f"{name} must be true or false")
+
+
 @functools.lru_cache(maxsize=4096)
 def asset_id_for(symbol: str) -> str:
     """Stable per-symbol asset id, so the same symbol keeps its id across restarts."""
