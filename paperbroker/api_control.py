@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from paperbroker.models import invalid
+from paperbroker.models import as_bool, invalid
 from paperbroker.web import Request, Response, query_bool, route
 
 if TYPE_CHECKING:
@@ -23,10 +23,7 @@ def _object(request: Request) -> dict[str, Any]:
 
 
 def _silent(body: Mapping[str, Any]) -> bool:
-    silent = body.get("silent", False)
-    if not isinstance(silent, bool):
-        raise invalid("silent must be true or false")
-    return silent
+    return as_bool(body.get("silent", False), "silent")
 
 
 def reset(app: PaperBrokerApp, request: Request) -> Response:

@@ -106,8 +106,7 @@ def latest_trades(app: PaperBrokerApp, request: Request) -> Response:
     _feed(request)
     trades = {}
     for symbol in symbols:
-        price = app.engine.price(symbol)
-        moment = app.engine.price_times[symbol]
+        price, moment = app.engine.latest_trade(symbol)
         trades[symbol] = {
             "t": iso_z(moment),
             "x": "V",

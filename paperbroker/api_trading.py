@@ -87,6 +87,13 @@ def order_get(app: PaperBrokerApp, request: Request, order_id: str) -> Response:
     return Response(200, app.engine.get_order(order_id).to_json())
 
 
+def order_replace(app: PaperBrokerApp, request: Request, order_id: str) -> Response:
+    body = request.json()
+    if not isinstance(body, dict):
+        raise invalid("request body must be a JSON object")
+    return Response(200, app.engine.replace_order(order_id, body).to_json())
+
+
 def order_cancel(app: PaperBrokerApp, request: Request, order_id: str) -> Response:
     app.engine.cancel_order(order_id)
     return Response(204)
@@ -179,6 +186,7 @@ ROUTES = [
     route("DELETE", "/v2/orders", orders_cancel_all),
     route("GET", "/v2/orders:by_client_order_id", order_by_client_id),
     route("GET", "/v2/orders/(?P<order_id>[^/]+)", order_get),
+    route("PATCH", "/v2/orders/(?P<order_id>[^/]+)", order_replace),
     route("DELETE", "/v2/orders/(?P<order_id>[^/]+)", order_cancel),
     route("GET", "/v2/positions", positions_list),
     route("DELETE", "/v2/positions", positions_close_all),

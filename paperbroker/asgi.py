@@ -101,12 +101,21 @@ class PaperBrokerApp:
         self._tasks.clear()
 
     async def _ticker(self) -> None:
-        """Random walk, partial fills, clock transitions and quote heartbeats."""
+        """Random walk, partial fills, clock transitions and quote heartbeats every
+        ``tick_seconds``; re-reads the setting at least every 0.1 s so changes apply at once."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             seconds = self.engine.config.tick_seconds
-            await asyncio.sleep(seconds if seconds > 0 else 0.2)
-            if self.engine.config.tick_seconds > 0:
-                self.tick(1)
+            now = loop.time()
+            if seconds <= 0:  # ticks only on POST /_paper/tick
+                due = now + 0.1
+            else:
+                due = min(due, now + seconds)
+                if now >= due:
+                    self.tick(1)
+                    due = now + seconds
+            await asyncio.sleep(max(0.0, min(due - loop.time(), 0.1)))
 
     def tick(self, count: int) -> int:
         tick_no = self.engine.tick(count)

@@ -1,26 +1,26 @@
-"""The paper broker's state machine: orders, fills, positions, account, clock and prices.
+"""The paper broker's state machine: the order book and how orders fill.
 
 No Django, no network. Time comes from an injectable clock; every public method takes the
 engine lock, so the ASGI loop and in-process callers (tests) can share one engine. Changes are
 announced to listeners (the websocket hub) synchronously, in the order they happen.
+The clock, the price book and the portfolio live in their own modules; this one ties them
+together.
 """
 
 from __future__ import annotations
 
 import functools
-import random
 import threading
 import uuid
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from math import exp
 from typing import Any, TypeVar
 
 from paperbroker import marketdata
+from paperbroker.clock import CLOCK_MODES, MarketClock, calendar
+from paperbroker.config import FILL_MODELS, EngineConfig
 from paperbroker.faults import FaultBook
 from paperbroker.models import (
     CODE_BAD_REQUEST,
@@ -28,35 +28,38 @@ from paperbroker.models import (
     CODE_NOT_FOUND,
     ApiError,
     Order,
-    Position,
     asset_id_for,
     dstr,
     invalid,
     round_price,
     to_decimal,
 )
+from paperbroker.orderbook import OrderBook
 from paperbroker.orderspec import OrderSpec, parse_order_request, validate_symbol
+from paperbroker.portfolio import Portfolio, liquidation_qty
+from paperbroker.prices import PriceBook
 from paperbroker.timeutil import (
     ONE_MICROSECOND,
     et_date,
-    in_session,
-    iso_et,
     iso_z,
-    next_session_edge,
     parse_timestamp,
     previous_trading_day,
     session_bounds,
-    trading_days,
     utcnow,
 )
 
-FILL_MODELS = ("immediate", "partial", "manual")
-CLOCK_MODES = ("open", "closed", "auto")
-_FAR = datetime.max.replace(tzinfo=UTC)
 _NEVER = datetime.min.replace(tzinfo=UTC)
+_TERMINAL_STAMP = {
+    "canceled": "canceled_at",
+    "expired": "expired_at",
+    "rejected": "failed_at",
+    "replaced": "replaced_at",
+}
 
 Listener = Callable[[str, dict[str, Any]], None]
 F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["CLOCK_MODES", "FILL_MODELS", "Engine", "EngineConfig"]
 
 
 def _locked(method: F) -> F:
@@ -66,63 +69,6 @@ def _locked(method: F) -> F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Behaviour switches; settable at reset and at runtime (``POST /_paper/config``)."""
-
-    fill_model: str = "immediate"
-    partial_fills: int = 3
-    random_walk: bool = True
-    tick_seconds: float = 1.0
-    initial_cash: Decimal = Decimal("100000")
-    seed: int = 0
-    volatility: float = 0.001
-
-    def updated(self, changes: Mapping[str, Any]) -> EngineConfig:
-        """A copy with ``changes`` applied and validated (422 on bad values)."""
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
-        if unknown:
-            raise invalid(f"unknown config keys: {', '.join(sorted(unknown))}")
-        values = asdict(self) | dict(changes)
-        try:
-            config = EngineConfig(
-                fill_model=str(values["fill_model"]),
-                partial_fills=int(values["partial_fills"]),
-                random_walk=_as_bool(values["random_walk"], "random_walk"),
-                tick_seconds=float(values["tick_seconds"]),
-                initial_cash=to_decimal(values["initial_cash"], "initial_cash"),
-                seed=int(values["seed"]),
-                volatility=float(values["volatility"]),
-            )
-        except (TypeError, ValueError):
-            raise invalid("invalid config value") from None
-        if config.fill_model not in FILL_MODELS:
-            raise invalid(f"fill_model must be one of {', '.join(FILL_MODELS)}")
-        if config.partial_fills < 1 or config.tick_seconds < 0 or config.volatility < 0:
-            raise invalid("partial_fills must be >= 1, tick_seconds and volatility >= 0")
-        return config
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"initial_cash": dstr(self.initial_cash)}
-
-
-@dataclass
-class ClockState:
-    mode: str = "open"  # open | closed | auto (regular NYSE session hours)
-    next_open: datetime | None = None
-    next_close: datetime | None = None
-    frozen_now: datetime | None = None
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise invalid(f"{name} must be true or false")
 
 
 class Engine:
@@ -143,40 +89,30 @@ class Engine:
         self._base_config = config or EngineConfig()
         self._base_clock_mode = clock_mode
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "paperbroker/account"))
-        self.account_created_at = self._wall()
+        self.account_created_at = clock()
         self.faults = FaultBook()
         self.request_log: deque[dict[str, Any]] = deque(maxlen=100_000)
-        self.version = 0
+        self.version = 0  # bumped on every change; the state saver watches it
         self._clear(self._base_config)
 
     # ------------------------------------------------------------------ lifecycle
     def _clear(self, config: EngineConfig) -> None:
         self.config = config
-        self.clock = ClockState(mode=self._base_clock_mode)
-        self.cash = config.initial_cash
-        self.orders: dict[str, Order] = {}
-        self._by_coid: dict[str, Order] = {}
-        self._timeline_keys: list[tuple[datetime, int]] = []
-        self._timeline: list[Order] = []
-        self._open: dict[str, Order] = {}
-        self._open_by_symbol: dict[str, dict[str, Order]] = {}
-        self.positions: dict[str, Position] = {}
-        self.prices: dict[str, Decimal] = {}
-        self.price_times: dict[str, datetime] = {}
-        self.adv: dict[str, int] = {}
-        self._walkers: dict[str, random.Random] = {}
+        self.clock = MarketClock(self._wall, mode=self._base_clock_mode)
+        self.book = PriceBook()
+        self.portfolio = Portfolio(config.initial_cash)
+        self.orders = OrderBook()
         self._seq = 0
         self.tick_no = 0
         self._last_stamp = _NEVER
         self.faults.clear()
         self.request_log.clear()
-        self._was_open = self.is_open()
+        self._was_open = self.clock.is_open()
 
     @_locked
     def reset(self, overrides: Mapping[str, Any] | None = None) -> None:
         """Back to the start-up configuration (plus ``overrides``) with an empty account."""
-        config = self._base_config.updated(overrides or {})
-        self._clear(config)
+        self._clear(self._base_config.updated(overrides or {}))
         self._changed()
         self._emit("reset", {})
 
@@ -201,7 +137,10 @@ class Engine:
 
     # ------------------------------------------------------------------ time and clock
     def now(self) -> datetime:
-        return self.clock.frozen_now or self._wall()
+        return self.clock.now()
+
+    def is_open(self) -> bool:
+        return self.clock.is_open()
 
     def _stamp(self, order: Order | None = None) -> datetime:
         """A timestamp strictly later than every earlier one (and than ``order.updated_at``):
@@ -214,75 +153,37 @@ class Engine:
             moment = order.updated_at + ONE_MICROSECOND
         return moment
 
-    def is_open(self) -> bool:
-        if self.clock.mode == "auto":
-            return in_session(self.now())
-        return self.clock.mode == "open"
-
     @_locked
     def set_clock(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Open/close the market, override next_open/next_close, freeze or thaw time."""
-        if "now" in changes:
-            raw = changes["now"]
-            self.clock.frozen_now = _timestamp(raw, "now") if raw is not None else None
-        if changes.get("auto"):
-            self.clock.mode = "auto"
-        if "is_open" in changes:
-            self.clock.mode = "open" if _as_bool(changes["is_open"], "is_open") else "closed"
-        for name in ("next_open", "next_close"):
-            if name in changes:
-                raw = changes[name]
-                setattr(self.clock, name, _timestamp(raw, name) if raw is not None else None)
+        self.clock.update(changes)
         self._sync_market_state()
         self._changed()
-        return self.clock_json()
+        return self.clock.to_json()
 
     @_locked
     def clock_json(self) -> dict[str, Any]:
-        now = self.now()
-        next_open = self.clock.next_open or next_session_edge(now, edge="open")
-        next_close = self.clock.next_close or next_session_edge(now, edge="close")
-        return {
-            "timestamp": iso_et(now),
-            "is_open": self.is_open(),
-            "next_open": iso_et(next_open),
-            "next_close": iso_et(next_close),
-        }
+        return self.clock.to_json()
 
     def calendar(self, start: date, end: date) -> list[dict[str, Any]]:
-        """Weekdays with the regular session; no exchange holidays."""
-        days = trading_days(start, end)
-        result = []
-        for index, day in enumerate(days):
-            settle = days[index + 1] if index + 1 < len(days) else day + timedelta(days=1)
-            result.append(
-                {
-                    "date": day.isoformat(),
-                    "open": "09:30",
-                    "close": "16:00",
-                    "session_open": "0400",
-                    "session_close": "2000",
-                    "settlement_date": settle.isoformat(),
-                }
-            )
-        return result
+        return calendar(start, end)
 
     def _sync_market_state(self) -> None:
         """Act on open/close transitions: release waiting orders at the open, expire day
-        orders at the close."""
+        orders at the close (orders accepted while closed wait for the next session)."""
         is_open = self.is_open()
         if is_open == self._was_open:
             return
         self._was_open = is_open
         if is_open:
-            for order in list(self._open.values()):
+            for order in self.orders.open_orders():
                 if order.status == "accepted":
                     order.status = "new"
                     order.updated_at = self._stamp(order)
                     self._emit_trade_update("new", order)
             self._execute_all()
         else:
-            for order in list(self._open.values()):
+            for order in self.orders.open_orders():
                 if order.time_in_force == "day" and order.status != "accepted":
                     self._close_order(order, "expired")
         self._changed()
@@ -298,27 +199,17 @@ class Engine:
     def price(self, symbol: str) -> Decimal:
         """Current price; a symbol starts at its last synthetic daily close."""
         with self._lock:
-            current = self.prices.get(symbol)
-            if current is None:
-                close = marketdata.daily_close(
-                    symbol, self._last_close_day(), marketdata.reference_price(symbol)
-                )
-                current = round_price(Decimal(str(close)))
-                self.prices[symbol] = current
-                self.price_times[symbol] = self.now()
-            return current
+            return self.book.price(symbol, now=self.now(), last_close_day=self._last_close_day())
 
-    def lastday_price(self, symbol: str) -> Decimal:
-        close = marketdata.daily_close(
-            symbol, previous_trading_day(et_date(self.now())), marketdata.reference_price(symbol)
-        )
-        return Decimal(str(close))
+    @property
+    def prices(self) -> dict[str, Decimal]:
+        return self.book.prices
 
     def symbol_adv(self, symbol: str) -> int:
-        return self.adv.get(symbol) or marketdata.default_adv(symbol)
+        return self.book.adv_for(symbol)
 
     @_locked
-    def set_prices(self, prices: Mapping[str, Any]) -> dict[str, str]:
+    def set_prices(self, prices: Mapping[str, Any]) -> dict[str, str | None]:
         """Move prices (as a feed would); resting limit/stop orders may fill."""
         parsed = {}
         for raw_symbol, raw_price in prices.items():
@@ -330,15 +221,13 @@ class Engine:
         for symbol, value in parsed.items():
             self._move_price(symbol, value)
         for symbol in parsed:
-            for order in list(self._open_by_symbol.get(symbol, {}).values()):
+            for order in self.orders.open_for_symbol(symbol):
                 self._execute(order)
         self._changed()
-        return {symbol: dstr(self.prices[symbol]) or "0" for symbol in parsed}
+        return {symbol: dstr(value) for symbol, value in parsed.items()}
 
     def _move_price(self, symbol: str, value: Decimal) -> None:
-        self.prices[symbol] = value
-        moment = self._stamp()
-        self.price_times[symbol] = moment
+        self.book.set(symbol, value, self._stamp())
         self._emit("quote", {"symbol": symbol})
 
     @_locked
@@ -352,12 +241,13 @@ class Engine:
             adv = to_decimal(profile["adv"], "adv")
             if adv <= 0 or adv != adv.to_integral_value():
                 raise invalid("adv must be a positive whole number of shares")
-            self.adv[symbol] = int(adv)
+            self.book.adv[symbol] = int(adv)
         if "price" in profile:
             self.set_prices({symbol: profile["price"]})
         self._changed()
         return self.symbol_json(symbol)
 
+    @_locked
     def symbol_json(self, symbol: str) -> dict[str, Any]:
         return {
             "adv": self.symbol_adv(symbol),
@@ -367,46 +257,37 @@ class Engine:
 
     @_locked
     def tick(self, count: int = 1) -> int:
-        """Advance the simulation: random-walk step, clock check, one partial fill each."""
+        """Advance the simulation: quotes refresh, a random-walk step, clock transitions,
+        the next part of partial fills."""
         for _ in range(count):
             self.tick_no += 1
+            self.book.refresh_quotes(self.now())
             if self.config.random_walk:
-                for symbol in sorted(self.prices):
+                for symbol in sorted(self.book.prices):
                     self._walk(symbol)
             self._sync_market_state()
             self._execute_all()
-        if count:
+        if self.config.random_walk or self.orders.open_count:
             self._changed()
         return self.tick_no
 
     def _walk(self, symbol: str) -> None:
-        walker = self._walkers.get(symbol)
-        if walker is None:
-            walker = random.Random(f"{self.config.seed}:{symbol}:{self.tick_no}")
-            self._walkers[symbol] = walker
-        step = exp(walker.gauss(0.0, self.config.volatility))
-        moved = round_price(self.prices[symbol] * Decimal(str(step)))
-        if moved != self.prices[symbol]:
+        moved = self.book.walk_step(
+            symbol, seed=self.config.seed, tick_no=self.tick_no, volatility=self.config.volatility
+        )
+        if moved != self.book.prices[symbol]:
             self._move_price(symbol, moved)
 
+    @_locked
     def quote(self, symbol: str) -> dict[str, Any]:
         """Latest quote around the current price, in the REST wire shape (no ``T``/``S``)."""
-        with self._lock:
-            price = self.price(symbol)
-            moment = self.price_times[symbol]
-        spread = marketdata.half_spread(price)
-        bid_size, ask_size = marketdata.quote_sizes(symbol, moment)
-        return {
-            "t": moment,
-            "ax": "V",
-            "ap": float(price + spread),
-            "as": ask_size,
-            "bx": "V",
-            "bp": float(max(price - spread, spread)),
-            "bs": bid_size,
-            "c": ["R"],
-            "z": "C",
-        }
+        self.price(symbol)
+        return self.book.quote(symbol)
+
+    @_locked
+    def latest_trade(self, symbol: str) -> tuple[Decimal, datetime]:
+        price = self.price(symbol)
+        return price, self.book.quoted_at[symbol]
 
     # ------------------------------------------------------------------ orders: submit
     @_locked
@@ -420,8 +301,7 @@ class Engine:
         """Validate and accept one order as ``POST /v2/orders`` does; it may fill at once."""
         self._sync_market_state()
         spec = parse_order_request(payload, allow_submitted_at=origin == "control")
-        if spec.client_order_id in self._by_coid:
-            raise ApiError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
+        self._check_unique(spec)
         self._check_stop_price(spec)
         if check_buying_power:
             self._check_buying_power(spec)
@@ -438,8 +318,7 @@ class Engine:
         for index, payload in enumerate(payloads):
             try:
                 spec = parse_order_request(payload, allow_submitted_at=True)
-                if spec.client_order_id in self._by_coid or spec.client_order_id in seen:
-                    raise ApiError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
+                self._check_unique(spec, also=seen)
                 self._check_stop_price(spec)
             except ApiError as exc:
                 raise ApiError(exc.status, exc.code, f"orders[{index}]: {exc.message}") from None
@@ -449,11 +328,53 @@ class Engine:
         self._changed()
         return orders
 
-    def _create(self, spec: OrderSpec, origin: str) -> Order:
+    @_locked
+    def replace_order(self, order_id: str, changes: Mapping[str, Any]) -> Order:
+        """``PATCH /v2/orders/{id}``: a new order replaces an unfilled open one; the old one
+        ends ``replaced`` (event ``replaced``), the new one starts with ``new``."""
+        old = self.get_order(order_id)
+        if old.status not in ("new", "accepted"):
+            raise invalid("order is not replaceable")
+        wanted = {
+            key: changes[key]
+            for key in ("qty", "time_in_force", "limit_price", "stop_price", "client_order_id")
+            if changes.get(key) is not None
+        }
+        if not wanted:
+            raise invalid("at least one of qty, time_in_force, limit_price, stop_price needed")
+        payload = {
+            "symbol": old.symbol,
+            "side": old.side,
+            "type": old.type,
+            "time_in_force": old.time_in_force,
+            "qty": old.qty,
+            "limit_price": dstr(old.limit_price),
+            "stop_price": dstr(old.stop_price),
+            "extended_hours": old.extended_hours,
+        } | wanted
+        spec = parse_order_request(payload, allow_submitted_at=False)
+        self._check_unique(spec)
+        self._check_stop_price(spec)
+        self.orders.mark_closed(old)  # its buying power is released for the check
+        try:
+            self._check_buying_power(spec)
+        except ApiError:
+            self.orders.mark_open(old)
+            raise
+        self._close_order(old, "replaced")
+        new = self._create(spec, old.origin, replaces=old)
+        self._changed()
+        return new
+
+    def _check_unique(self, spec: OrderSpec, also: set[str] | None = None) -> None:
+        # Unique for the account's whole history, canceled orders included (alpaca-py #260).
+        taken = self.orders.has_client_order_id(spec.client_order_id)
+        if taken or (also and spec.client_order_id in also):
+            raise ApiError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
+
+    def _create(self, spec: OrderSpec, origin: str, replaces: Order | None = None) -> Order:
         now = self._stamp()
         submitted = spec.submitted_at or now
-        position = self.positions.get(spec.symbol)
-        held = position.qty if position else 0
         self._seq += 1
         order = Order(
             id=str(uuid.uuid4()),
@@ -471,36 +392,16 @@ class Engine:
             updated_at=max(now, submitted),
             submitted_at=submitted,
             seq=self._seq,
-            position_intent=_position_intent(spec.side, held),
+            position_intent=_position_intent(spec.side, self.portfolio.qty(spec.symbol)),
             origin=origin,
+            replaces=replaces.id if replaces else None,
         )
-        self._index(order)
+        if replaces is not None:
+            replaces.replaced_by = order.id
+        self.orders.add(order)
         self._emit_trade_update(order.status, order)
         self._execute(order)
         return order
-
-    def _index(self, order: Order) -> None:
-        self.orders[order.id] = order
-        self._by_coid[order.client_order_id] = order
-        key = order.sort_key
-        if not self._timeline_keys or key > self._timeline_keys[-1]:
-            self._timeline_keys.append(key)
-            self._timeline.append(order)
-        else:
-            position = bisect_left(self._timeline_keys, key)
-            self._timeline_keys.insert(position, key)
-            self._timeline.insert(position, order)
-        if order.is_open:
-            self._open[order.id] = order
-            self._open_by_symbol.setdefault(order.symbol, {})[order.id] = order
-
-    def _unindex_open(self, order: Order) -> None:
-        self._open.pop(order.id, None)
-        by_symbol = self._open_by_symbol.get(order.symbol)
-        if by_symbol is not None:
-            by_symbol.pop(order.id, None)
-            if not by_symbol:
-                del self._open_by_symbol[order.symbol]
 
     def _check_stop_price(self, spec: OrderSpec) -> None:
         # Alpaca refuses stops that would trigger immediately (42210000).
@@ -513,8 +414,7 @@ class Engine:
             raise invalid(f"stop price must be less than current price ({dstr(current)})")
 
     def _check_buying_power(self, spec: OrderSpec) -> None:
-        position = self.positions.get(spec.symbol)
-        increase = _exposure_increase(position.qty if position else 0, spec.side, spec.qty)
+        increase = _exposure_increase(self.portfolio.qty(spec.symbol), spec.side, spec.qty)
         if not increase:
             return
         needed = increase * (spec.limit_price or spec.stop_price or self.price(spec.symbol))
@@ -523,7 +423,7 @@ class Engine:
 
     # ------------------------------------------------------------------ orders: execution
     def _execute_all(self) -> None:
-        for order in list(self._open.values()):
+        for order in self.orders.open_orders():
             self._execute(order)
 
     def _execute(self, order: Order) -> None:
@@ -564,17 +464,11 @@ class Engine:
             order.status = "filled"
             order.filled_at = moment
             order.planned_parts = []
-            self._unindex_open(order)
+            self.orders.mark_closed(order)
         else:
             order.status = "partially_filled"
         signed = quantity if order.side == "buy" else -quantity
-        position = self.positions.get(order.symbol) or Position(order.symbol, 0, Decimal(0))
-        position.apply_fill(signed, price)
-        if position.qty:
-            self.positions[order.symbol] = position
-        else:
-            self.positions.pop(order.symbol, None)
-        self.cash -= price * signed
+        position_qty = self.portfolio.apply_fill(order.symbol, signed, price)
         if silent:
             return
         event = "fill" if order.status == "filled" else "partial_fill"
@@ -584,18 +478,18 @@ class Engine:
             execution_id=str(uuid.uuid4()),
             price=dstr(price),
             qty=str(quantity),
-            position_qty=str(position.qty),
+            position_qty=str(position_qty),
         )
         self._emit("trade", {"symbol": order.symbol, "price": price, "size": quantity})
 
     def _close_order(self, order: Order, status: str, *, silent: bool = False) -> None:
-        """Move an open order to canceled/expired/rejected and tell the stream."""
+        """Move an open order to a terminal status and tell the stream (unless silent)."""
         moment = self._stamp(order)
         order.status = status
         order.updated_at = moment
         order.planned_parts = []
         setattr(order, _TERMINAL_STAMP[status], moment)
-        self._unindex_open(order)
+        self.orders.mark_closed(order)
         if not silent:
             self._emit_trade_update(status, order)
 
@@ -606,25 +500,13 @@ class Engine:
         self._emit("trade_update", data | extra)
 
     # ------------------------------------------------------------------ orders: queries
-    def _find(self, order_id_or_coid: str) -> Order:
-        order = self.orders.get(order_id_or_coid) or self._by_coid.get(order_id_or_coid)
-        if order is None:
-            raise ApiError(404, CODE_NOT_FOUND, "order not found")
-        return order
-
     @_locked
     def get_order(self, order_id: str) -> Order:
-        order = self.orders.get(order_id)
-        if order is None:
-            raise ApiError(404, CODE_NOT_FOUND, "order not found")
-        return order
+        return self.orders.get(order_id)
 
     @_locked
     def get_order_by_client_id(self, client_order_id: str) -> Order:
-        order = self._by_coid.get(client_order_id)
-        if order is None:
-            raise ApiError(404, CODE_NOT_FOUND, "order not found")
-        return order
+        return self.orders.by_client_order_id(client_order_id)
 
     @_locked
     def list_orders(
@@ -638,33 +520,22 @@ class Engine:
         symbols: frozenset[str] | None = None,
         side: str | None = None,
     ) -> list[Order]:
-        """``GET /v2/orders``: bounds on submitted_at are exclusive; ties keep creation order
-        (desc is the exact reverse of asc). Bisects the timeline, then scans only the window."""
-        low = bisect_right(self._timeline_keys, (after, 1 << 62)) if after else 0
-        high = bisect_left(self._timeline_keys, (until, -1)) if until else len(self._timeline)
-        indexes = range(low, high) if direction == "asc" else range(high - 1, low - 1, -1)
-        result: list[Order] = []
-        for index in indexes:
-            order = self._timeline[index]
-            if status == "open" and not order.is_open:
-                continue
-            if status == "closed" and order.is_open:
-                continue
-            if symbols and order.symbol not in symbols:
-                continue
-            if side and order.side != side:
-                continue
-            result.append(order)
-            if len(result) >= limit:
-                break
-        return result
+        return self.orders.query(
+            status=status,
+            limit=limit,
+            after=after,
+            until=until,
+            direction=direction,
+            symbols=symbols,
+            side=side,
+        )
 
     # ------------------------------------------------------------------ orders: changes
     @_locked
     def cancel_order(
         self, order_id: str, *, silent: bool = False, by_client: bool = False
     ) -> Order:
-        order = self._find(order_id) if by_client else self.get_order(order_id)
+        order = self.orders.find(order_id) if by_client else self.get_order(order_id)
         if not order.is_open:
             raise invalid("order is not cancelable")
         self._close_order(order, "canceled", silent=silent)
@@ -674,7 +545,7 @@ class Engine:
     @_locked
     def cancel_all_orders(self) -> list[dict[str, Any]]:
         results = []
-        for order in list(self._open.values()):
+        for order in self.orders.open_orders():
             self._close_order(order, "canceled")
             results.append({"id": order.id, "status": 200})
         self._changed()
@@ -690,19 +561,16 @@ class Engine:
         silent: bool = False,
     ) -> Order:
         """Operator fill (control API), regardless of clock or fill model."""
-        order = self._find(order_ref)
+        order = self.orders.find(order_ref)
         if not order.is_open:
             raise invalid(f"order is {order.status}, not fillable")
         quantity = order.remaining if qty is None else _whole(to_decimal(qty, "qty"), "qty")
         if not 0 < quantity <= order.remaining:
             raise invalid(f"qty must be between 1 and {order.remaining}")
-        fill_price = (
-            _fill_price(order, self.price(order.symbol))
-            if price is None
-            else round_price(to_decimal(price, "price"))
-        )
-        if fill_price <= 0:
-            raise invalid("price must be > 0")
+        if price is None:
+            fill_price = _fill_price(order, self.price(order.symbol))
+        else:
+            fill_price = round_price(to_decimal(price, "price"))
         if order.planned_parts:
             order.planned_parts = _split(order.remaining - quantity, len(order.planned_parts))
         self._fill(order, quantity, fill_price, silent=silent)
@@ -711,7 +579,7 @@ class Engine:
 
     @_locked
     def reject_order(self, order_ref: str, *, silent: bool = False) -> Order:
-        order = self._find(order_ref)
+        order = self.orders.find(order_ref)
         if not order.is_open:
             raise invalid(f"order is {order.status}, not rejectable")
         self._close_order(order, "rejected", silent=silent)
@@ -723,12 +591,12 @@ class Engine:
         closing_side = "sell" if position_qty > 0 else "buy"
         return sum(
             order.remaining
-            for order in self._open_by_symbol.get(symbol, {}).values()
+            for order in self.orders.open_for_symbol(symbol)
             if order.side == closing_side
         )
 
     def _resolve_position_symbol(self, symbol_or_asset_id: str) -> str:
-        for symbol in self.positions:
+        for symbol in self.portfolio.positions:
             if asset_id_for(symbol) == symbol_or_asset_id:
                 return symbol
         return symbol_or_asset_id.upper()
@@ -736,18 +604,16 @@ class Engine:
     @_locked
     def position_json(self, symbol_or_asset_id: str) -> dict[str, Any]:
         symbol = self._resolve_position_symbol(symbol_or_asset_id)
-        position = self.positions.get(symbol)
+        position = self.portfolio.positions.get(symbol)
         if position is None:
             raise ApiError(404, CODE_NOT_FOUND, "position does not exist")
-        return position.to_json(
-            self.price(symbol),
-            self.lastday_price(symbol),
-            self._held_for_orders(symbol, position.qty),
-        )
+        lastday = self.book.lastday_price(symbol, previous_trading_day(et_date(self.now())))
+        held = self._held_for_orders(symbol, position.qty)
+        return position.to_json(self.price(symbol), lastday, held)
 
     @_locked
     def positions_json(self) -> list[dict[str, Any]]:
-        return [self.position_json(symbol) for symbol in sorted(self.positions)]
+        return [self.position_json(symbol) for symbol in sorted(self.portfolio.positions)]
 
     @_locked
     def close_position(
@@ -755,40 +621,15 @@ class Engine:
     ) -> Order:
         """Liquidate all or part of a position with a market order (``DELETE /v2/positions``)."""
         symbol = self._resolve_position_symbol(symbol_or_asset_id)
-        position = self.positions.get(symbol)
+        position = self.portfolio.positions.get(symbol)
         if position is None:
             raise ApiError(404, CODE_NOT_FOUND, "position does not exist")
-        if qty is not None and percentage is not None:
-            raise invalid("only one of qty or percentage may be given")
-        size = abs(position.qty)
-        if qty is not None:
-            requested = _whole(to_decimal(qty, "qty"), "qty")
-        elif percentage is not None:
-            share = to_decimal(percentage, "percentage")
-            if not 0 < share <= 100:
-                raise invalid("percentage must be in (0, 100]")
-            requested = int(size * share / 100)
-        else:
-            requested = size
-        if requested <= 0:
-            raise invalid("qty must be > 0")
-        available = size - self._held_for_orders(symbol, position.qty)
-        if requested > available:
-            raise ApiError(
-                403,
-                CODE_FORBIDDEN,
-                f"insufficient qty available for order (requested: {requested}, "
-                f"available: {available})",
-                available=str(available),
-                existing_qty=str(size),
-                held_for_orders=str(size - available),
-                symbol=symbol,
-            )
-        side = "sell" if position.qty > 0 else "buy"
+        held = self._held_for_orders(symbol, position.qty)
+        requested = liquidation_qty(position, held, qty=qty, percentage=percentage)
         payload = {
             "symbol": symbol,
             "qty": requested,
-            "side": side,
+            "side": "sell" if position.qty > 0 else "buy",
             "type": "market",
             "time_in_force": "day",
         }
@@ -799,7 +640,7 @@ class Engine:
         if cancel_orders:
             self.cancel_all_orders()
         results = []
-        for symbol in sorted(self.positions):
+        for symbol in sorted(self.portfolio.positions):
             try:
                 order = self.close_position(symbol)
                 results.append({"symbol": symbol, "status": 200, "body": order.to_json()})
@@ -807,78 +648,28 @@ class Engine:
                 results.append({"symbol": symbol, "status": exc.status, "body": exc.body()})
         return results
 
-    def _market_values(self) -> tuple[Decimal, Decimal]:
-        long_value = short_value = Decimal(0)
-        for symbol, position in self.positions.items():
-            value = self.price(symbol) * position.qty
-            if position.qty > 0:
-                long_value += value
-            else:
-                short_value += value
-        return long_value, short_value
-
     def _reserved_for_orders(self) -> Decimal:
         """Buying power held by open orders that would add exposure."""
         reserved = Decimal(0)
-        for order in self._open.values():
-            position = self.positions.get(order.symbol)
-            increase = _exposure_increase(position.qty if position else 0, order.side, 1)
-            if increase:
+        for order in self.orders.open_orders():
+            if _exposure_increase(self.portfolio.qty(order.symbol), order.side, 1):
                 price = order.limit_price or order.stop_price or self.price(order.symbol)
                 reserved += order.remaining * price
         return reserved
 
     @_locked
     def buying_power(self) -> Decimal:
-        """Cash-like, unlevered: shorts tie up twice their value (proceeds plus margin)."""
-        _, short_value = self._market_values()
-        return max(Decimal(0), self.cash + 2 * short_value - self._reserved_for_orders())
+        return self.portfolio.buying_power(self.price, self._reserved_for_orders())
 
     @_locked
     def account_json(self) -> dict[str, Any]:
-        long_value, short_value = self._market_values()
-        equity = self.cash + long_value + short_value
-        buying_power = dstr(self.buying_power())
-        gross = long_value - short_value
-        return {
-            "id": self.account_id,
-            "account_number": "PA0PAPERBRKR",
-            "status": "ACTIVE",
-            "crypto_status": "INACTIVE",
-            "currency": "USD",
-            "buying_power": buying_power,
-            "regt_buying_power": buying_power,
-            "daytrading_buying_power": "0",
-            "effective_buying_power": buying_power,
-            "non_marginable_buying_power": buying_power,
-            "options_buying_power": buying_power,
-            "bod_dtbp": "0",
-            "cash": dstr(self.cash),
-            "accrued_fees": "0",
-            "pending_transfer_in": "0",
-            "pending_transfer_out": "0",
-            "portfolio_value": dstr(equity),
-            "pattern_day_trader": False,
-            "trading_blocked": False,
-            "transfers_blocked": False,
-            "account_blocked": False,
-            "created_at": iso_z(self.account_created_at),
-            "trade_suspended_by_user": False,
-            "multiplier": "1",
-            "shorting_enabled": True,
-            "equity": dstr(equity),
-            "last_equity": dstr(self.config.initial_cash),
-            "long_market_value": dstr(long_value),
-            "short_market_value": dstr(short_value),
-            "position_market_value": dstr(gross),
-            "initial_margin": dstr(gross),
-            "maintenance_margin": dstr(gross * Decimal("0.3")),
-            "last_maintenance_margin": "0",
-            "sma": "0",
-            "daytrade_count": 0,
-            "options_approved_level": 0,
-            "options_trading_level": 0,
-        }
+        return self.portfolio.account_json(
+            account_id=self.account_id,
+            created_at=self.account_created_at,
+            initial_cash=self.config.initial_cash,
+            price_of=self.price,
+            reserved=self._reserved_for_orders(),
+        )
 
     # ------------------------------------------------------------------ state
     @_locked
@@ -888,41 +679,35 @@ class Engine:
     @_locked
     def state_json(self, *, include_orders: bool = True) -> dict[str, Any]:
         """Everything an operator or a test wants to see (``GET /_paper/state``)."""
-        orders = [order.to_json() | {"origin": order.origin} for order in self._timeline]
+        orders = [order.to_json() | {"origin": order.origin} for order in self.orders]
+        clock = self.clock.to_json() | {
+            "mode": self.clock.mode,
+            "frozen_now": iso_z(self.clock.frozen_now),
+        }
         return {
             "orders": orders if include_orders else None,
             "order_count": len(self.orders),
-            "open_order_count": len(self._open),
+            "open_order_count": self.orders.open_count,
             "positions": self.positions_json(),
             "account": self.account_json(),
-            "clock": self.clock_json() | {"mode": self.clock.mode, "frozen": self.frozen()},
-            "prices": {symbol: dstr(price) for symbol, price in sorted(self.prices.items())},
-            "symbols": {symbol: self.symbol_json(symbol) for symbol in sorted(self.adv)},
+            "clock": clock,
+            "prices": self.book.to_json(),
+            "symbols": {symbol: self.symbol_json(symbol) for symbol in sorted(self.book.adv)},
             "config": self.config.to_json(),
             "faults": self.faults.to_json(),
             "tick": self.tick_no,
         }
 
-    def frozen(self) -> str | None:
-        return iso_z(self.clock.frozen_now)
-
     @_locked
     def snapshot(self) -> dict[str, Any]:
-        """What the state file holds (requests log and faults are deliberately transient)."""
+        """What the state file holds (the request log and faults are deliberately transient)."""
         return {
             "format": 1,
             "config": self.config.to_json(),
-            "cash": str(self.cash),
-            "clock": {
-                "mode": self.clock.mode,
-                "next_open": iso_z(self.clock.next_open),
-                "next_close": iso_z(self.clock.next_close),
-                "frozen_now": iso_z(self.clock.frozen_now),
-            },
-            "prices": {symbol: str(price) for symbol, price in self.prices.items()},
-            "adv": dict(self.adv),
-            "orders": [order.to_state() for order in self._timeline],
-            "positions": [position.to_state() for position in self.positions.values()],
+            "clock": self.clock.snapshot(),
+            "book": self.book.snapshot(),
+            "portfolio": self.portfolio.snapshot(),
+            "orders": [order.to_state() for order in self.orders],
             "seq": self._seq,
             "tick_no": self.tick_no,
             "last_stamp": iso_z(self._last_stamp) if self._last_stamp > _NEVER else None,
@@ -933,24 +718,11 @@ class Engine:
         if data.get("format") != 1:
             raise ValueError("unsupported paper broker state format")
         self._clear(EngineConfig().updated(data["config"]))
-        self.cash = Decimal(data["cash"])
-        clock = data["clock"]
-        self.clock = ClockState(
-            mode=clock["mode"],
-            **{
-                name: parse_timestamp(clock[name]) if clock.get(name) else None
-                for name in ("next_open", "next_close", "frozen_now")
-            },
-        )
-        self.prices = {symbol: Decimal(price) for symbol, price in data["prices"].items()}
-        moment = self.now()
-        self.price_times = dict.fromkeys(self.prices, moment)
-        self.adv = {symbol: int(adv) for symbol, adv in data["adv"].items()}
+        self.clock.restore(data["clock"])
+        self.book.restore(data["book"], self.now())
+        self.portfolio.restore(data["portfolio"])
         for raw in data["orders"]:
-            self._index(Order.from_state(raw))
-        for raw in data["positions"]:
-            position = Position.from_state(raw)
-            self.positions[position.symbol] = position
+            self.orders.add(Order.from_state(raw))
         self._seq = int(data["seq"])
         self.tick_no = int(data["tick_no"])
         if data.get("last_stamp"):
@@ -966,18 +738,8 @@ class Engine:
         self.config = self.config.updated(config)
         if clock_mode is not None:
             self._base_clock_mode = clock_mode
-            self.clock = replace(self.clock, mode=clock_mode)
+            self.clock.mode = clock_mode
             self._sync_market_state()
-
-
-_TERMINAL_STAMP = {"canceled": "canceled_at", "expired": "expired_at", "rejected": "failed_at"}
-
-
-def _timestamp(raw: Any, name: str) -> datetime:
-    try:
-        return parse_timestamp(str(raw))
-    except ValueError:
-        raise invalid(f"invalid format for {name}") from None
 
 
 def _whole(value: Decimal, name: str) -> int:

@@ -8,6 +8,7 @@ assert exact values. Bars wander about +-20 % around a per-symbol reference pric
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 import re
@@ -69,13 +70,20 @@ def daily_close(symbol: str, day: date, ref: Decimal) -> float:
 
 def daily_bar(symbol: str, day: date, ref: Decimal, adv: int) -> dict[str, Any]:
     """One daily bar in Alpaca's wire shape (all of t, o, h, l, c, v, n, vw present)."""
+    return _bar(midnight_et(day), *_daily_ohlcv(symbol, day, ref, adv), symbol, day)
+
+
+@functools.lru_cache(maxsize=8192)
+def _daily_ohlcv(
+    symbol: str, day: date, ref: Decimal, adv: int
+) -> tuple[float, float, float, float, int]:
+    # Cached: every intraday bar of the day starts from these values.
     close = daily_close(symbol, day, ref)
     previous = daily_close(symbol, previous_trading_day(day), ref)
     opening = round(previous * math.exp(0.004 * _normal(symbol, day, "gap")), 2)
     high = round(max(opening, close) * (1.001 + 0.006 * abs(_normal(symbol, day, "h"))), 2)
     low = round(min(opening, close) * (0.999 - 0.006 * abs(_normal(symbol, day, "l"))), 2)
-    volume = _volume(adv, symbol, day)
-    return _bar(midnight_et(day), opening, high, low, close, volume, symbol, day)
+    return opening, high, low, close, _volume(adv, symbol, day)
 
 
 def intraday_bar(
@@ -83,19 +91,19 @@ def intraday_bar(
 ) -> dict[str, Any]:
     """An intraday bar that drifts from the day's open towards its close."""
     day = et_date(start)
-    opening_day = daily_bar(symbol, day, ref, adv)
+    day_open, _, _, day_close, day_volume = _daily_ohlcv(symbol, day, ref, adv)
     session_open, _ = session_bounds(day)
 
     def price_at(moment: datetime) -> float:
         fraction = (moment - session_open).total_seconds() / (_SESSION_MINUTES * 60)
-        drift = opening_day["o"] + (opening_day["c"] - opening_day["o"]) * fraction
+        drift = day_open + (day_close - day_open) * fraction
         return drift * (1 + 0.0015 * _normal(symbol, moment.isoformat(), "m"))
 
     end = start + timedelta(minutes=minutes)
     first, last = round(price_at(start), 2), round(price_at(end), 2)
     high = round(max(first, last) * (1 + 0.0008 * abs(_normal(symbol, start, "mh"))), 2)
     low = round(min(first, last) * (1 - 0.0008 * abs(_normal(symbol, start, "ml"))), 2)
-    share = opening_day["v"] * minutes / _SESSION_MINUTES
+    share = day_volume * minutes / _SESSION_MINUTES
     volume = max(1, int(share * math.exp(0.3 * _normal(symbol, start, "mv") - 0.045)))
     return _bar(start, first, high, low, last, volume, symbol, start)
 

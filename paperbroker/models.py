@@ -6,6 +6,7 @@ Position and TradeAccount models reject JSON numbers for money fields.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,6 +93,17 @@ def to_decimal(value: Any, name: str) -> Decimal:
     return number
 
 
+def as_bool(value: Any, name: str) -> bool:
+    """JSON booleans; also "true"/"false" in any case (requests renders query booleans as
+    ``True``/``False``, curl users type ``true``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise invalid(f"{name} must be true or false")
+
+
+@functools.lru_cache(maxsize=4096)
 def asset_id_for(symbol: str) -> str:
     """Stable per-symbol asset id, so the same symbol keeps its id across restarts."""
     return str(uuid.uuid5(ASSET_NAMESPACE, symbol))
@@ -122,6 +134,9 @@ class Order:
     canceled_at: datetime | None = None
     expired_at: datetime | None = None
     failed_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
     stop_triggered: bool = False
     planned_parts: list[int] = field(default_factory=list)
     last_fill_tick: int = -1
@@ -151,16 +166,16 @@ class Order:
             "expires_at": None,
             "canceled_at": iso_z(self.canceled_at),
             "failed_at": iso_z(self.failed_at),
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
+            "replaced_at": iso_z(self.replaced_at),
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "asset_id": asset_id_for(self.symbol),
             "symbol": self.symbol,
             "asset_class": "us_equity",
             "notional": None,
             "qty": str(self.qty),
             "filled_qty": str(self.filled_qty),
-            "filled_avg_price": dstr(self.filled_avg_price),
+            "filled_avg_price": _avg(self.filled_avg_price),
             # Alpaca sends "" for simple orders; alpaca-py maps it to OrderClass.SIMPLE.
             "order_class": "",
             "order_type": self.type,
@@ -206,6 +221,9 @@ class Order:
             "canceled_at": iso_z(self.canceled_at),
             "expired_at": iso_z(self.expired_at),
             "failed_at": iso_z(self.failed_at),
+            "replaced_at": iso_z(self.replaced_at),
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "stop_triggered": self.stop_triggered,
             "planned_parts": list(self.planned_parts),
             "last_fill_tick": self.last_fill_tick,
@@ -224,6 +242,7 @@ class Order:
             "canceled_at",
             "expired_at",
             "failed_at",
+            "replaced_at",
         ):
             raw = values.get(name)
             values[name] = parse_timestamp(raw) if raw else None
@@ -286,6 +305,11 @@ class Position:
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> Position:
         return cls(data["symbol"], int(data["qty"]), Decimal(data["avg_entry_price"]))
+
+
+def _avg(value: Decimal | None) -> str | None:
+    """Average prices are exact inside; the wire gets 4 decimals."""
+    return dstr(value.quantize(PRICE_4DP)) if value is not None else None
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> str:

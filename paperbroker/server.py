@@ -171,16 +171,18 @@ class PaperBrokerServer:
         if self.state_file is not None:
             persistence.write_state(self.state_file, self.engine.snapshot())
 
-    def serve_forever(self) -> None:
-        """Block until SIGTERM/SIGINT, then stop cleanly and save state."""
+    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Start, call ``on_ready``, block until SIGTERM/SIGINT, then stop and save state.
+        The signal handlers are in place before the socket accepts anything."""
         stop = threading.Event()
         previous = {
             signum: signal.signal(signum, lambda *_: stop.set())
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            if self._thread is None:
-                self.start()
+            self.start()
+            if on_ready is not None:
+                on_ready()
             while not stop.wait(0.2):
                 if self._thread is None or not self._thread.is_alive():
                     raise RuntimeError("the paper broker stopped unexpectedly")

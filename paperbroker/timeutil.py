@@ -24,7 +24,9 @@ def iso_z(value: datetime | None) -> str | None:
     """Alpaca's order/market-data format: UTC, microseconds, trailing ``Z``."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def iso_et(value: datetime) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from paperbroker.models import ApiError
+from paperbroker.models import ApiError, as_bool
 
 
 @dataclass
@@ -84,9 +84,4 @@ def dispatch(routes: list[Route], context: Any, request: Request) -> Response:
 def query_bool(request: Request, name: str) -> bool | None:
     """Query booleans arrive as ``True``/``False`` from requests, ``true``/``false`` from curl."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    lowered = raw.lower()
-    if lowered not in ("true", "false"):
-        raise ApiError(422, 42210000, f"invalid {name}: {raw}")
-    return lowered == "true"
+    return None if raw is None or raw == "" else as_bool(raw, name)

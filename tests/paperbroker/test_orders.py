@@ -13,6 +13,7 @@ from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
+    ReplaceOrderRequest,
     StopLimitOrderRequest,
     StopOrderRequest,
 )
@@ -360,3 +361,29 @@ def test_unknown_paths_and_methods_are_json_errors_without_redirects(trading, co
     with pytest.raises(PaperControlError) as excinfo:
         control._call("GET", "reset")
     assert excinfo.value.status == 405
+
+
+def test_replace_order_links_old_and_new(trading, control):
+    control.set_price("AAPL", "100")
+    old = trading.submit_order(limit(90, tif="gtc", client_order_id="r-old"))
+    new = trading.replace_order_by_id(
+        old.id, ReplaceOrderRequest(qty=5, limit_price=91, client_order_id="r-new")
+    )
+    assert (new.replaces, new.qty, new.limit_price, new.status) == (
+        old.id,
+        "5",
+        "91",
+        OrderStatus.NEW,
+    )
+    replaced = trading.get_order_by_id(old.id)
+    assert (replaced.status, replaced.replaced_by) == (OrderStatus.REPLACED, new.id)
+    assert replaced.replaced_at is not None
+    assert [o.id for o in trading.get_orders()] == [new.id]
+    with pytest.raises(APIError) as excinfo:
+        trading.replace_order_by_id(old.id, ReplaceOrderRequest(qty=4))
+    assert (excinfo.value.status_code, excinfo.value.message) == (
+        422,
+        "order is not replaceable",
+    )
+    control.set_price("AAPL", "91")
+    assert trading.get_order_by_id(new.id).status == OrderStatus.FILLED

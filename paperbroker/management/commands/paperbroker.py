@@ -103,31 +103,35 @@ class Command(BaseCommand):
             raise CommandError("--rate-limit must be at least 1")
         if options["tick_seconds"] < 0:
             raise CommandError("--tick-seconds must be >= 0")
-        server = PaperBrokerServer(
-            options["host"],
-            options["port"],
-            state_file=options["state"],
-            seed=options["seed"],
-            api_key=options["api_key"],
-            secret_key=options["secret_key"],
-            rate_limit_per_minute=options["rate_limit"],
-            random_walk=options["random_walk"],
-            tick_seconds=options["tick_seconds"],
-            fill_model=options["fill_model"],
-            clock_mode=options["clock"],
-        )
         try:
-            server.start()
+            server = PaperBrokerServer(
+                options["host"],
+                options["port"],
+                state_file=options["state"],
+                seed=options["seed"],
+                api_key=options["api_key"],
+                secret_key=options["secret_key"],
+                rate_limit_per_minute=options["rate_limit"],
+                random_walk=options["random_walk"],
+                tick_seconds=options["tick_seconds"],
+                fill_model=options["fill_model"],
+                clock_mode=options["clock"],
+            )
+        except (ValueError, KeyError, TypeError) as exc:  # an unreadable state file
+            raise CommandError(f"cannot restore --state {options['state']}: {exc!r}") from exc
+
+        def announce() -> None:
+            restored = f", state restored from {options['state']}" if server.restored else ""
+            self.stdout.write(
+                f"paper broker listening on {server.url} (stream {server.stream_url}, "
+                f"data stream {server.data_stream_url}){restored}"
+            )
+            self.stdout.flush()
+
+        try:
+            server.serve_forever(on_ready=announce)
         except OSError as exc:
             address = f"{options['host']}:{options['port']}"
             raise CommandError(f"cannot listen on {address}: {exc}") from exc
-        restored = f", state restored from {options['state']}" if server.restored else ""
-        self.stdout.write(
-            f"paper broker listening on {server.url} (stream {server.stream_url}, "
-            f"data stream {server.data_stream_url}){restored}"
-        )
-        self.stdout.flush()
-        server.serve_forever()
-        orders = len(server.engine.orders)
         saved = f"; state saved to {options['state']}" if options["state"] else ""
-        self.stdout.write(f"paper broker stopped ({orders} orders){saved}")
+        self.stdout.write(f"paper broker stopped ({len(server.engine.orders)} orders){saved}")
