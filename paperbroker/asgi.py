@@ -243,6 +243,12 @@ class PaperBrokerApp:
             reset = str(int(utcnow().timestamp() + fault.delay + 0.999))
             fake = {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": "0"}
             return _rate_limited(fake | {"X-RateLimit-Reset": reset})
+        if fault.mode == "slow":  # a slow broker: held, then answered like any request
+            await self._hold(fault.delay)
+            response = self._authorized_call(request)
+            response.headers.update(headers)
+            entry["status"] = response.status
+            return response
         if fault.mode == "timeout":
             await self._hold(fault.delay)  # never processed
         else:  # drop_response_after_commit: the work is done, only the answer is lost

@@ -10,8 +10,8 @@ from typing import Any
 
 from paperbroker.models import invalid
 
-FAULT_MODES = ("error500", "timeout", "drop_response_after_commit", "rate_limit")
-DEFAULT_DELAYS = {"timeout": 30.0, "rate_limit": 60.0}
+FAULT_MODES = ("error500", "timeout", "drop_response_after_commit", "rate_limit", "slow")
+DEFAULT_DELAYS = {"timeout": 30.0, "rate_limit": 60.0, "slow": 2.0}
 
 
 @dataclass(slots=True)

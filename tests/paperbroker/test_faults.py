@@ -115,6 +115,16 @@ def test_drop_response_after_commit_processes_but_loses_the_answer(trading, cont
     assert (entry["fault"], entry["status"]) == ("drop_response_after_commit", 200)
 
 
+def test_slow_answers_normally_after_the_delay(trading, control):
+    control.add_fault("POST", "/v2/orders", "slow", delay=0.4)
+    started = time.monotonic()
+    placed = trading.submit_order(order("slow-1"))
+    assert time.monotonic() - started >= 0.4
+    assert placed.status == OrderStatus.FILLED
+    entry = control.requests(client_order_id="slow-1")[0]
+    assert (entry["fault"], entry["status"]) == ("slow", 200)
+
+
 def test_rate_limit_fault_is_retried_by_alpaca_py(trading, control):
     control.add_fault("POST", "/v2/orders", "rate_limit", count=2)
     placed = trading.submit_order(order("limited"))  # alpaca-py retries 429 by itself
