@@ -12,6 +12,8 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from tests.helpers import token_client
+
 
 def pytest_configure(config: pytest.Config) -> None:
     engine = settings.DATABASES["default"]["ENGINE"]
@@ -65,36 +67,40 @@ def _fresh_health_cache() -> None:
 
 
 @pytest.fixture
-def trading_ready(db: Any) -> None:
-    """Switch rows exist (a transactional test's flush removes the migration's rows, and a
-    missing switch counts as engaged)."""
+def trading_switches(db: Any) -> None:
+    """Switch rows exist: a transactional test's flush removes the migration's rows, and a
+    missing switch counts as engaged."""
     from orders.controls import trading_switches_ensure
 
     trading_switches_ensure()
 
 
-def _token_client(strategy_id: str) -> APIClient:
-    from orders.models import Strategy
-    from orders.strategies import strategy_create, strategy_token_issue
+@pytest.fixture
+def trading_ready(trading_switches: None, paper: Any) -> None:
+    """A tradeable install: a real startup reconciliation against the paper broker has opened
+    the gate."""
+    from reconciliation.engine import reconciliation_run
 
-    strategy = Strategy.objects.filter(pk=strategy_id).first() or strategy_create(
-        strategy_id=strategy_id, actor="test"
-    )
-    client = APIClient()
-    client.credentials(
-        HTTP_AUTHORIZATION=f"Token {strategy_token_issue(strategy=strategy, actor='test')}"
-    )
-    return client
+    assert reconciliation_run(kind="startup").succeeded
+
+
+@pytest.fixture
+def q_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """django-q2 runs enqueued tasks inline, as if a job cluster took them at once (its Conf
+    is read at import, so override_settings cannot do this)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
 
 
 @pytest.fixture
 def trader(trading_ready: None) -> APIClient:
-    return _token_client("alpha")
+    return token_client("alpha")
 
 
 @pytest.fixture
 def outsider(trading_ready: None) -> APIClient:
-    return _token_client("beta")
+    return token_client("beta")
 
 
 @pytest.fixture

@@ -35,3 +35,17 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def token_client(strategy_id: str) -> APIClient:
+    """An API client with a fresh token of ``strategy_id`` (created if needed)."""
+    from orders.models import Strategy
+    from orders.strategies import strategy_create, strategy_token_issue
+
+    strategy = Strategy.objects.filter(pk=strategy_id).first() or strategy_create(
+        strategy_id=strategy_id, actor="test"
+    )
+    client = APIClient()
+    key = strategy_token_issue(strategy=strategy, actor="test")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client

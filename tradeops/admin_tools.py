@@ -31,13 +31,19 @@ class ReasonForm(forms.Form):
         self.user = user
 
 
-class ReasonOtpForm(ReasonForm):
+class ReasonOtpInputForm(ReasonForm):
+    """Collects a reason and an OTP code; the service it feeds verifies the code."""
+
     otp_token = forms.CharField(
         label="OTP code",
         max_length=16,
         help_text=STEP_UP_HINT,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
     )
+
+
+class ReasonOtpForm(ReasonOtpInputForm):
+    """Collects a reason and verifies a fresh OTP code (step-up) itself."""
 
     def clean_otp_token(self) -> str:
         token = self.cleaned_data["otp_token"]

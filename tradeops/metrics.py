@@ -113,10 +113,11 @@ class DatabaseStateCollector(Collector):
 
 
 def _extra_collectors() -> Iterator[GaugeMetricFamily]:
+    """Apps' database gauges (settings.METRICS_DB_GAUGES)."""
     from django.conf import settings
     from django.utils.module_loading import import_string
 
-    for path in getattr(settings, "METRICS_DB_GAUGES", []):
+    for path in settings.METRICS_DB_GAUGES:
         yield from import_string(path)()
 
 

@@ -213,6 +213,8 @@ RISK_DEFAULT_MAX_POSITION_QTY = env_int("RISK_DEFAULT_MAX_POSITION_QTY", 50_000,
 PRETRADE_CHECKS = [
     "orders.risk.check_kill_switch",
     "orders.risk.check_circuit_breaker",
+    "reconciliation.risk.check_gate",
+    "reconciliation.risk.check_quarantine",
     "orders.risk.check_max_order_qty",
     "orders.risk.check_max_order_notional",
     "orders.risk.check_position_limit",
@@ -220,9 +222,10 @@ PRETRADE_CHECKS = [
 # Hooks run before the risk transaction (they may call the network) to prepare check inputs.
 PRETRADE_PREPARE = [
     "orders.risk.prepare_reference_price",
+    "reconciliation.risk.prepare_gate",
 ]
 # Extra exposure (e.g. orphan orders) counted by the position-limit check.
-PRETRADE_EXPOSURE_SOURCES: list[str] = []
+PRETRADE_EXPOSURE_SOURCES = ["reconciliation.risk.orphan_exposure"]
 CIRCUIT_BREAKER_REJECTS_TO_TRIP = env_int("CIRCUIT_BREAKER_REJECTS_TO_TRIP", 5, minimum=0)
 CIRCUIT_BREAKER_WINDOW_SECONDS = env_int("CIRCUIT_BREAKER_WINDOW_SECONDS", 300, minimum=1)
 
@@ -270,5 +273,6 @@ NOTIONAL_PLACES = Decimal("0.01")
 HEALTH_CHECKS = [
     "tradeops.health.check_database",
     "tradeops.health.check_broker",
+    "reconciliation.health.check_gate",
 ]
-METRICS_DB_GAUGES: list[str] = []
+METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges"]

@@ -13,6 +13,7 @@ handler500 = "tradeops.errors.json_server_error"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.urls")),
+    path("api/v1/", include("reconciliation.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health_view, name="health"),

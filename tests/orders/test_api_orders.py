@@ -15,11 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def broker_submits(paper: Any, coid: str) -> int:
     """How many POST /v2/orders the broker received for this client_order_id."""
-    return sum(
-        1
-        for r in paper.requests()
-        if r["method"] == "POST" and r["path"] == "/v2/orders" and r.get("client_order_id") == coid
-    )
+    return paper.submit_count(coid)
 
 
 def test_same_post_twice_is_one_order_at_the_broker(paper: Any, trader: Any) -> None:
@@ -237,7 +233,7 @@ def test_bad_input_is_400_with_a_reason_and_writes_nothing(
     assert field in error["details"]["fields"], error
     assert field in error["message"]
     assert Order.objects.count() == 0
-    assert paper.requests() == [] or all(r["path"] != "/v2/orders" for r in paper.requests())
+    assert paper.requests(method="POST", path="/v2/orders") == []
 
 
 @pytest.mark.parametrize(

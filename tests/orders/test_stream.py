@@ -15,7 +15,9 @@ from orders import hooks
 from orders.models import Order, OrderEvent
 from tests.helpers import place, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The stream consumer's start closes the gate and asks for a reconciliation; q_sync lets the
+# requested django-q task run at once, as a job cluster would.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("q_sync")]
 
 
 def run_stream_while(actions: Callable[[], None], *, seconds: float = 6.0) -> None:

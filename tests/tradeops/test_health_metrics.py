@@ -12,14 +12,18 @@ from tests.helpers import place
 pytestmark = pytest.mark.django_db
 
 
-def test_health_is_200_and_ready_when_database_and_broker_answer(paper: Any, client: Any) -> None:
+def test_health_is_200_and_ready_when_database_and_broker_answer(
+    trading_ready: None, client: Any
+) -> None:
     health = client.get("/health")
     assert health.status_code == 200
     assert health.json()["status"] == "healthy"
     assert client.get("/ready").status_code == 200
 
 
-def test_broker_outage_degrades_health_but_not_readiness(paper: Any, client: Any) -> None:
+def test_broker_outage_degrades_health_but_not_readiness(
+    trading_ready: None, paper: Any, client: Any
+) -> None:
     paper.add_fault(method="GET", path="/v2/clock", mode="error500", count=-1)
     health = client.get("/health")
     assert health.status_code == 200

@@ -1,0 +1,135 @@
+"""Reconciliation endpoints (DESIGN §7). Thin: parse, call one service, format."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from orders.api import ERRORS
+from reconciliation.engine import reconciliation_run, state_get
+from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
+from reconciliation.selectors import gate_verdict
+from reconciliation.serializers import (
+    ForceCompleteSerializer,
+    OrphanFilterSerializer,
+    OrphanSerializer,
+    QuarantineFilterSerializer,
+    QuarantineSerializer,
+    RunRequestSerializer,
+    RunSerializer,
+    StatusSerializer,
+)
+from reconciliation.services import reconciliation_force_complete
+from tradeops.errors import Conflict
+from tradeops.permissions import IsStrategyOrVerifiedStaff, IsVerifiedStaff
+
+
+def status_payload() -> dict:
+    state = state_get()
+    verdict = gate_verdict()
+    return {
+        "gate": {
+            "open": verdict.open,
+            "reason": verdict.reason,
+            "by_override": verdict.by_override,
+        },
+        "last_success_at": state.last_success_at,
+        "last_process_start_at": state.last_process_start_at,
+        "last_process_start_kind": state.last_process_start_kind,
+        "high_water_mark": state.high_water_mark,
+        "override_active": state.override_active,
+        "override_reason": state.override_reason,
+        "override_by": state.override_by,
+        "override_at": state.override_at,
+        "last_run": ReconciliationRun.objects.first(),
+        "max_age_seconds": settings.RECONCILIATION_MAX_AGE_SECONDS,
+        "interval_seconds": settings.RECONCILIATION_INTERVAL_SECONDS,
+    }
+
+
+class StatusView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = StatusSerializer
+
+    @extend_schema(
+        responses={200: StatusSerializer, **ERRORS}, summary="Gate state, last runs, override"
+    )
+    def get(self, request: Request) -> Response:
+        return Response(StatusSerializer(status_payload()).data)
+
+
+class RunView(generics.GenericAPIView):
+    permission_classes = [IsVerifiedStaff]
+    serializer_class = RunRequestSerializer
+
+    @extend_schema(
+        request=RunRequestSerializer,
+        responses={200: RunSerializer, **ERRORS},
+        summary="Run a reconciliation now (409 if one is already running)",
+    )
+    def post(self, request: Request) -> Response:
+        body = RunRequestSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        outcome = reconciliation_run(kind="manual", dry_run=body.validated_data["dry_run"])
+        if outcome.skipped:
+            raise Conflict("Another reconciliation is running; try again shortly.")
+        return Response(RunSerializer(outcome.run).data)
+
+
+class ForceCompleteView(generics.GenericAPIView):
+    permission_classes = [IsVerifiedStaff]
+    serializer_class = ForceCompleteSerializer
+
+    @extend_schema(
+        request=ForceCompleteSerializer,
+        responses={200: StatusSerializer, **ERRORS},
+        summary="Open the gate without a reconciliation (permission, reason, OTP)",
+    )
+    def post(self, request: Request) -> Response:
+        body = ForceCompleteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reconciliation_force_complete(actor=request.user, **body.validated_data)
+        return Response(StatusSerializer(status_payload()).data)
+
+
+class OrphanListView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = OrphanSerializer
+
+    @extend_schema(
+        parameters=[OrphanFilterSerializer],
+        responses={200: OrphanSerializer(many=True), **ERRORS},
+        summary="Broker orders TradeOps did not place",
+    )
+    def get(self, request: Request) -> Response:
+        filters = OrphanFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = OrphanOrder.objects.select_related("adopted_order")
+        if "status" in filters.validated_data:
+            qs = qs.filter(status=filters.validated_data["status"])
+        if "symbol" in filters.validated_data:
+            qs = qs.filter(symbol=filters.validated_data["symbol"].upper())
+        return Response(OrphanSerializer(qs[:500], many=True).data)
+
+
+class QuarantineListView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = QuarantineSerializer
+
+    @extend_schema(
+        parameters=[QuarantineFilterSerializer],
+        responses={200: QuarantineSerializer(many=True), **ERRORS},
+        summary="Quarantines (symbols fenced for a strategy or for all)",
+    )
+    def get(self, request: Request) -> Response:
+        filters = QuarantineFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = Quarantine.objects.select_related("orphan")
+        if "active" in filters.validated_data:
+            qs = qs.filter(cleared_at__isnull=filters.validated_data["active"])
+        if "symbol" in filters.validated_data:
+            qs = qs.filter(symbol=filters.validated_data["symbol"].upper())
+        return Response(QuarantineSerializer(qs[:500], many=True).data)

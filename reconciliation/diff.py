@@ -1,0 +1,197 @@
+"""What reconciliation must change, computed from plain values. Pure: no ORM, no clock, no
+network (``now`` and every input are parameters), so every rule is tested table-driven.
+
+The engine (``reconciliation.engine``) gathers the inputs in a constant number of queries and
+broker calls, asks this module what differs, and applies the answer through the one update path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from orders.status import OrderStatus, is_terminal
+from tradeops.broker import OrderReport
+
+S = OrderStatus
+# Orders that may never have reached the broker: the ones a probe "not found" can fail.
+UNCONFIRMED = frozenset({S.PENDING_NEW, S.SUBMITTED, S.SUBMITTED_UNCONFIRMED})
+
+
+@dataclass(frozen=True)
+class DbOrder:
+    client_order_id: str
+    broker_order_id: str | None
+    status: str
+    filled_qty: int
+    origin: str
+    created_at: datetime
+    send_claimed_at: datetime | None
+
+    @property
+    def is_terminal(self) -> bool:
+        return is_terminal(self.status)
+
+    @property
+    def sent_at(self) -> datetime:
+        """When it was (or may have been) sent: the claim, else the insert."""
+        return self.send_claimed_at or self.created_at
+
+
+@dataclass
+class OrdersDiff:
+    updates: list[OrderReport] = field(default_factory=list)
+    fills_corrected: list[str] = field(default_factory=list)
+    unconfirmed_found: list[str] = field(default_factory=list)
+    mark_failed: list[str] = field(default_factory=list)
+    new_orphans: list[OrderReport] = field(default_factory=list)
+    known_orphans: list[OrderReport] = field(default_factory=list)
+    id_conflicts: list[tuple[str, str, str]] = field(default_factory=list)
+    checked: int = 0
+
+
+def _differs(db: DbOrder, broker: OrderReport) -> bool:
+    return (
+        db.status != broker.status
+        or db.filled_qty != broker.filled_qty
+        or db.broker_order_id != broker.broker_order_id
+    )
+
+
+def may_fail_unfound(db: DbOrder, *, now: datetime, grace: timedelta) -> bool:
+    """May an order the broker says it does not know be marked ``failed``?
+
+    Only orders that may never have arrived (pending/unconfirmed), and only once the grace
+    period since they were (maybe) sent is over: an answer lost in flight can still show up.
+    An unsent TWAP slice is not missing, it is waiting; a claimed slice is TWAP recovery's to
+    resend under the same id (the id makes that safe), not reconciliation's to fail.
+    """
+    if db.status not in UNCONFIRMED:
+        return False
+    if db.origin == "twap" and db.status == S.PENDING_NEW:
+        return False
+    return now - db.sent_at >= grace
+
+
+def diff_orders(
+    *,
+    db_orders: dict[str, DbOrder],
+    broker_orders: dict[str, OrderReport],
+    probed_missing: set[str],
+    known_orphan_ids: set[str],
+    now: datetime,
+    grace: timedelta,
+) -> OrdersDiff:
+    """Compare the broker's orders (listed + probed) with the database's.
+
+    ``db_orders`` holds every database order whose client_order_id the broker reported, plus
+    every non-terminal one. ``probed_missing`` are client_order_ids the broker answered 404 for.
+    """
+    out = OrdersDiff(checked=len(broker_orders) + len(probed_missing))
+    for coid, broker in broker_orders.items():
+        db = db_orders.get(coid)
+        if db is None:
+            bucket = (
+                out.known_orphans
+                if broker.broker_order_id in known_orphan_ids
+                else (out.new_orphans)
+            )
+            bucket.append(broker)
+            continue
+        if db.broker_order_id and db.broker_order_id != broker.broker_order_id:
+            # Same client id, different broker order: never merge two orders silently.
+            out.id_conflicts.append((coid, db.broker_order_id, broker.broker_order_id))
+            continue
+        if not _differs(db, broker):
+            continue
+        out.updates.append(broker)
+        if broker.filled_qty > db.filled_qty:
+            out.fills_corrected.append(coid)
+        if db.status in UNCONFIRMED:
+            out.unconfirmed_found.append(coid)
+    for coid in sorted(probed_missing):
+        db = db_orders.get(coid)
+        if db is not None and may_fail_unfound(db, now=now, grace=grace):
+            out.mark_failed.append(coid)
+    return out
+
+
+@dataclass(frozen=True)
+class PositionMismatchSpec:
+    symbol: str
+    db_qty: int
+    broker_qty: int
+
+
+def diff_positions(
+    *, db_positions: dict[str, int], broker_positions: dict[str, int]
+) -> list[PositionMismatchSpec]:
+    """Symbols whose net quantity differs (a flat side is simply absent)."""
+    symbols = sorted(set(db_positions) | set(broker_positions))
+    return [
+        PositionMismatchSpec(s, db_positions.get(s, 0), broker_positions.get(s, 0))
+        for s in symbols
+        if db_positions.get(s, 0) != broker_positions.get(s, 0)
+    ]
+
+
+def stale_order_probes(open_db: list[DbOrder], *, listed: set[str], limit: int) -> list[str]:
+    """Non-terminal database orders the listings did not show, oldest first, at most
+    ``limit`` (the per-run budget of single-order lookups)."""
+    stale = [o for o in open_db if o.client_order_id not in listed]
+    stale.sort(key=lambda o: o.created_at)
+    return [o.client_order_id for o in stale[:limit]]
+
+
+def listing_window_start(
+    *, high_water_mark: datetime | None, now: datetime, overlap: timedelta, lookback: timedelta
+) -> datetime:
+    """Where the ``status=all`` listing starts: the high-water mark minus the overlap (orders
+    submitted around the previous run's edge are read twice, never zero times)."""
+    base = high_water_mark if high_water_mark is not None else now - lookback
+    return base - overlap
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    open: bool
+    reason: str
+    by_override: bool = False
+
+
+def gate_evaluate(
+    *,
+    last_success_at: datetime | None,
+    last_process_start_at: datetime | None,
+    override_at: datetime | None,
+    now: datetime,
+    max_age: timedelta,
+) -> GateVerdict:
+    """Is new risk allowed? Fail closed (DESIGN §4).
+
+    A force-complete override counts as a reconciliation at the moment it was given: it opens
+    the gate for processes already running, and it ages like a real success, so a broken
+    reconciliation cannot keep trading open forever on one operator click.
+    """
+    candidates = [t for t in (last_success_at, override_at) if t is not None]
+    if not candidates:
+        return GateVerdict(False, "no reconciliation has succeeded yet")
+    effective = max(candidates)
+    by_override = override_at is not None and (
+        last_success_at is None or override_at > last_success_at
+    )
+    if last_process_start_at is not None and effective < last_process_start_at:
+        return GateVerdict(
+            False,
+            f"an order-executing process started at {last_process_start_at.isoformat()}; "
+            "waiting for a reconciliation after it",
+        )
+    age = now - effective
+    if age > max_age:
+        return GateVerdict(
+            False,
+            f"last reconciliation {int(age.total_seconds())}s ago exceeds the maximum age "
+            f"of {int(max_age.total_seconds())}s",
+        )
+    reason = "force-complete override in effect" if by_override else "reconciled"
+    return GateVerdict(True, reason, by_override)

@@ -1,0 +1,367 @@
+"""One reconciliation run: ask the broker, diff, apply (DESIGN §4, plan §3).
+
+Per run, in this order:
+1. broker (no transaction open): open orders; ``status=all`` orders submitted since the
+   high-water mark minus the overlap, paged without gaps; single lookups (bounded) for
+   non-terminal database orders neither listing showed; all positions;
+2. database reads in a constant number of queries, whatever the number of orders;
+3. ``diff_orders`` (pure) says what differs;
+4. writes: changed orders through ``apply_order_update(source=reconciliation)`` (each its own
+   short transaction), orphans and their quarantines in bulk, position mismatches corrected,
+   state (last success, high-water mark) last.
+
+Only one run at a time across all nodes: a PostgreSQL session advisory lock (no-op on SQLite,
+where the demo runs a single job cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orders import hooks
+from orders.models import Order, Position
+from orders.services import apply_broker_report, apply_order_update
+from orders.status import OrderStatus, Source
+from reconciliation.diff import (
+    DbOrder,
+    OrdersDiff,
+    diff_orders,
+    diff_positions,
+    listing_window_start,
+    stale_order_probes,
+)
+from reconciliation.models import (
+    OrphanOrder,
+    PositionMismatch,
+    ReconciliationRun,
+    ReconciliationState,
+)
+from reconciliation.services import orphans_auto_cancel, orphans_record
+from tradeops import metrics
+from tradeops.broker import (
+    Broker,
+    BrokerError,
+    BrokerNotFound,
+    OrderReport,
+    PositionReport,
+    get_broker,
+)
+
+logger = logging.getLogger(__name__)
+
+ADVISORY_LOCK_KEY = 0x7472_6F70_7265_636E  # "tropreconc": one key for every node
+INITIAL_LOOKBACK = timedelta(days=1)
+DB_FIELDS = (
+    "client_order_id",
+    "broker_order_id",
+    "status",
+    "filled_qty",
+    "origin",
+    "created_at",
+    "send_claimed_at",
+)
+
+
+@dataclass
+class RunOutcome:
+    run: ReconciliationRun | None
+    skipped: bool = False
+    diff: OrdersDiff | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.run is not None and self.run.status == ReconciliationRun.Status.SUCCEEDED
+
+
+@contextlib.contextmanager
+def run_lock() -> Iterator[bool]:
+    """A PostgreSQL session-level advisory lock: held across the run's many short
+    transactions (and its broker calls, which must not sit inside a transaction)."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+
+
+def state_get() -> ReconciliationState:
+    state, _ = ReconciliationState.objects.get_or_create(pk=1)
+    return state
+
+
+def reconciliation_run(*, kind: str, dry_run: bool = False) -> RunOutcome:
+    """Run one reconciliation unless another node is running one (then ``skipped``)."""
+    with run_lock() as acquired:
+        if not acquired:
+            logger.info("reconciliation (%s) skipped: another run holds the lock", kind)
+            metrics.RECONCILIATION_RUNS.labels(kind, "skipped").inc()
+            return RunOutcome(None, skipped=True)
+        return _run(kind, dry_run)
+
+
+@dataclass
+class _Fetched:
+    broker_orders: dict[str, OrderReport]
+    probed_missing: set[str]
+    positions: list[PositionReport]
+    db_orders: dict[str, DbOrder]
+    known_orphan_ids: set[str]
+    high_water_mark: datetime | None
+
+
+def _run(kind: str, dry_run: bool) -> RunOutcome:
+    state = state_get()
+    started = timezone.now()
+    run = ReconciliationRun.objects.create(
+        kind=kind,
+        dry_run=dry_run,
+        started_at=started,
+        high_water_mark_before=state.high_water_mark,
+    )
+    broker = get_broker()
+    calls_before = broker.requests_sent
+    clock = time.monotonic()
+    try:
+        fetched = _fetch(broker, state, started)
+        diff = diff_orders(
+            db_orders=fetched.db_orders,
+            broker_orders=fetched.broker_orders,
+            probed_missing=fetched.probed_missing,
+            known_orphan_ids=fetched.known_orphan_ids,
+            now=started,
+            grace=timedelta(seconds=settings.RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS),
+        )
+        run.orders_checked = diff.checked
+        if not dry_run:
+            _apply(run, diff, fetched, broker)
+    except BrokerError as exc:
+        return _fail(run, state, exc, broker.requests_sent - calls_before)
+    run.broker_calls = broker.requests_sent - calls_before
+    _finish(run, state, diff, fetched, dry_run, elapsed=time.monotonic() - clock)
+    return RunOutcome(run, diff=diff)
+
+
+def _fetch(broker: Broker, state: ReconciliationState, now: datetime) -> _Fetched:
+    page = settings.RECONCILIATION_PAGE_SIZE
+    listed: dict[str, OrderReport] = {}
+    for batch in broker.iter_orders(status="open", page_size=page):
+        listed.update((o.client_order_id, o) for o in batch)
+    after = listing_window_start(
+        high_water_mark=state.high_water_mark,
+        now=now,
+        overlap=timedelta(seconds=settings.RECONCILIATION_OVERLAP_SECONDS),
+        lookback=INITIAL_LOOKBACK,
+    )
+    hwm = state.high_water_mark
+    for batch in broker.iter_orders(status="all", after=after, page_size=page):
+        for o in batch:
+            listed[o.client_order_id] = o
+            hwm = o.submitted_at if hwm is None or o.submitted_at > hwm else hwm
+    db_rows = Order.objects.filter(client_order_id__in=list(listed)).values(*DB_FIELDS)
+    open_rows = Order.objects.filter(is_terminal=False).values(*DB_FIELDS)
+    db_orders = {r["client_order_id"]: DbOrder(**r) for r in [*db_rows, *open_rows]}
+    probes = stale_order_probes(
+        [o for o in db_orders.values() if not o.is_terminal],
+        listed=set(listed),
+        limit=settings.RECONCILIATION_PROBE_LIMIT,
+    )
+    missing: set[str] = set()
+    for coid in probes:
+        try:
+            listed[coid] = broker.get_order_by_client_id(coid)
+        except BrokerNotFound:
+            missing.add(coid)
+    positions = broker.get_positions()
+    unknown = [o.broker_order_id for c, o in listed.items() if c not in db_orders]
+    known = set(
+        OrphanOrder.objects.filter(broker_order_id__in=unknown).values_list(
+            "broker_order_id", flat=True
+        )
+    )
+    return _Fetched(listed, missing, positions, db_orders, known, hwm)
+
+
+def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched, broker: Broker) -> None:
+    for report in diff.updates:
+        result = apply_broker_report(report, Source.RECONCILIATION, note="reconciliation")
+        if result.applied:
+            run.orders_updated += 1
+        elif result.reason not in ("duplicate",):
+            run.conflicts_skipped += 1
+            logger.warning(
+                "reconciliation could not apply %s %s: %s",
+                report.client_order_id,
+                report.status,
+                result.reason,
+            )
+    run.fills_corrected = len(diff.fills_corrected)
+    run.unconfirmed_resolved = len(diff.unconfirmed_found)
+    for coid in diff.mark_failed:
+        result = apply_order_update(
+            coid,
+            OrderStatus.FAILED,
+            0,
+            None,
+            None,
+            Source.RECONCILIATION,
+            note="not found at the broker after the grace period: never submitted",
+        )
+        run.marked_failed += int(result.applied)
+    for coid, ours, theirs in diff.id_conflicts:
+        run.conflicts_skipped += 1
+        logger.error(
+            "client_order_id %s: database has broker order %s, broker reports %s",
+            coid,
+            ours,
+            theirs,
+        )
+    run.orphans_found = orphans_record(diff.new_orphans, diff.known_orphans, now=run.started_at)
+    run.position_mismatches = _positions_sync(run, fetched.positions)
+    if settings.ORPHAN_AUTO_CANCEL_SECONDS:
+        orphans_auto_cancel(broker, older_than=settings.ORPHAN_AUTO_CANCEL_SECONDS)
+
+
+def _positions_sync(run: ReconciliationRun, broker_positions: list[PositionReport]) -> int:
+    """Compare after the fills were applied; the broker's figure wins and is recorded."""
+    broker_qty = {p.symbol: p.qty for p in broker_positions if p.qty}
+    by_symbol = {p.symbol: p for p in broker_positions}
+    db_qty = {s: q for s, q in Position.objects.exclude(qty=0).values_list("symbol", "qty")}
+    mismatches = diff_positions(db_positions=db_qty, broker_positions=broker_qty)
+    now = timezone.now()
+    with transaction.atomic():
+        PositionMismatch.objects.bulk_create(
+            PositionMismatch(
+                run=run,
+                symbol=m.symbol,
+                db_qty=m.db_qty,
+                broker_qty=m.broker_qty,
+                corrected=True,
+                detected_at=now,
+            )
+            for m in mismatches
+        )
+        for m in mismatches:
+            report = by_symbol.get(m.symbol)
+            Position.objects.update_or_create(
+                symbol=m.symbol,
+                defaults={
+                    "qty": m.broker_qty,
+                    "avg_entry_price": report.avg_entry_price if report else None,
+                    "updated_at": now,
+                },
+            )
+        Position.objects.update(synced_at=now)
+    for m in mismatches:
+        logger.warning(
+            "position mismatch %s: database %s, broker %s (corrected)",
+            m.symbol,
+            m.db_qty,
+            m.broker_qty,
+        )
+    return len(mismatches)
+
+
+def _finish(
+    run: ReconciliationRun,
+    state: ReconciliationState,
+    diff: OrdersDiff,
+    fetched: _Fetched,
+    dry_run: bool,
+    *,
+    elapsed: float,
+) -> None:
+    finished = timezone.now()
+    run.status = ReconciliationRun.Status.SUCCEEDED
+    run.finished_at = finished
+    run.summary = {
+        "updates": [o.client_order_id for o in diff.updates][:100],
+        "marked_failed": diff.mark_failed[:100],
+        "new_orphans": [o.broker_order_id for o in diff.new_orphans][:100],
+        "id_conflicts": diff.id_conflicts[:20],
+    }
+    if elapsed > settings.RECONCILIATION_TIMEOUT_SECONDS:
+        logger.critical(
+            "reconciliation took %.1fs (> %ss)", elapsed, settings.RECONCILIATION_TIMEOUT_SECONDS
+        )
+    if dry_run:
+        run.save()
+        return
+    run.high_water_mark_after = fetched.high_water_mark
+    with transaction.atomic():
+        run.save()
+        # Conditional: a run that started before an override or a newer success must not
+        # move the state backwards.
+        ReconciliationState.objects.filter(
+            Q(last_success_at__isnull=True) | Q(last_success_at__lt=run.started_at), pk=state.pk
+        ).update(
+            last_success_at=run.started_at,
+            last_run_at=finished,
+            last_run_status=run.status,
+            last_error="",
+            high_water_mark=fetched.high_water_mark,
+            override_active=False,
+        )
+    _observe(run, diff)
+    hooks.reconciliation_succeeded.send(sender=reconciliation_run, kind=run.kind, run_id=run.pk)
+
+
+def _observe(run: ReconciliationRun, diff: OrdersDiff) -> None:
+    mismatch = metrics.RECONCILIATION_MISMATCHES
+    mismatch.labels("order_status").inc(run.orders_updated - run.fills_corrected)
+    mismatch.labels("fill").inc(run.fills_corrected)
+    mismatch.labels("orphan").inc(len(diff.new_orphans))
+    mismatch.labels("never_submitted").inc(run.marked_failed)
+    mismatch.labels("position").inc(run.position_mismatches)
+    metrics.RECONCILIATION_CONFLICTS_SKIPPED.inc(run.conflicts_skipped)
+    metrics.RECONCILIATION_LAST_RUN.set(run.finished_at.timestamp())
+    metrics.RECONCILIATION_RUNS.labels(run.kind, "succeeded").inc()
+    metrics.RECONCILIATION_BROKER_CALLS.observe(run.broker_calls)
+    logger.info(
+        "reconciliation %s: checked %d, updated %d (fills %d), failed %d, orphans %d, "
+        "positions %d, conflicts %d, broker calls %d",
+        run.kind,
+        run.orders_checked,
+        run.orders_updated,
+        run.fills_corrected,
+        run.marked_failed,
+        run.orphans_found,
+        run.position_mismatches,
+        run.conflicts_skipped,
+        run.broker_calls,
+    )
+
+
+def _fail(
+    run: ReconciliationRun, state: ReconciliationState, exc: BrokerError, calls: int
+) -> RunOutcome:
+    now = timezone.now()
+    run.status = ReconciliationRun.Status.FAILED
+    run.finished_at = now
+    run.errors += 1
+    run.error_text = str(exc)[:2000]
+    run.broker_calls = calls
+    with transaction.atomic():
+        run.save()
+        ReconciliationState.objects.filter(pk=state.pk).update(
+            last_run_at=now, last_run_status=run.status, last_error=run.error_text
+        )
+    metrics.RECONCILIATION_RUNS.labels(run.kind, "failed").inc()
+    logger.error("reconciliation %s failed: %s", run.kind, exc)
+    return RunOutcome(run)

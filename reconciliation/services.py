@@ -1,0 +1,416 @@
+"""Reconciliation writes: orphans and quarantines, operators' resolutions, the gate's inputs
+(process starts, force-complete override)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders.models import RESERVED_STRATEGY_ID, Order, Origin, Strategy
+from orders.status import Source, is_terminal, status_rank
+from reconciliation.models import (
+    ANY_STRATEGY,
+    OrphanOrder,
+    Quarantine,
+    ReconciliationState,
+)
+from tradeops import metrics
+from tradeops.audit import actor_label, audit_record
+from tradeops.broker import (
+    Broker,
+    BrokerError,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerUnavailable,
+    OrderReport,
+    get_broker,
+)
+from tradeops.errors import (
+    Conflict,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from tradeops.otp import otp_step_up
+
+logger = logging.getLogger(__name__)
+Status = OrphanOrder.Status
+
+
+# --- the gate's inputs ------------------------------------------------------------------------
+def process_start_record(*, kind: str, now: datetime | None = None) -> None:
+    """An order-executing process started: the gate closes until a reconciliation runs after
+    this moment (what the process believes about the broker is unverified)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        state, _ = ReconciliationState.objects.select_for_update().get_or_create(pk=1)
+        if state.last_process_start_at is None or now > state.last_process_start_at:
+            state.last_process_start_at = now
+            state.last_process_start_kind = kind
+            state.save(update_fields=["last_process_start_at", "last_process_start_kind"])
+    logger.info("order-executing process started (%s): gate closed until reconciliation", kind)
+
+
+def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) -> None:
+    """Open the gate without a reconciliation. Needs ``manage_reconciliation``, a reason and a
+    fresh OTP code; the override counts as a reconciliation at this moment and ages like one,
+    and every order placed under it is flagged and logged."""
+    if not getattr(actor, "has_perm", lambda p: False)("reconciliation.manage_reconciliation"):
+        raise PermissionDenied("Permission reconciliation.manage_reconciliation is required.")
+    if len(reason.strip()) < 5:
+        raise ValidationFailed(
+            "A reason (at least 5 characters) is required.",
+            details={"fields": {"reason": ["Required."]}},
+        )
+    if not otp_step_up(actor, otp_token):
+        raise PermissionDenied("Invalid or already used OTP code.", code="otp_required")
+    now = timezone.now()
+    with transaction.atomic():
+        state, _ = ReconciliationState.objects.select_for_update().get_or_create(pk=1)
+        before = {
+            "override_active": state.override_active,
+            "last_success_at": state.last_success_at,
+        }
+        state.override_active = True
+        state.override_reason = reason.strip()
+        state.override_by = actor_label(actor)
+        state.override_at = now
+        state.save()
+        audit_record(
+            actor=actor,
+            action="reconciliation.force_complete",
+            object_type="reconciliation",
+            object_id=1,
+            reason=reason.strip(),
+            before=before,
+            after={"override_active": True, "override_at": now},
+        )
+    logger.warning("reconciliation FORCE-COMPLETED by %s: %s", actor_label(actor), reason)
+
+
+# --- orphans found by a run -------------------------------------------------------------------
+def _notional(report: OrderReport) -> Decimal:
+    price = report.limit_price or report.stop_price or report.filled_avg_price or Decimal(0)
+    return (price * max(report.qty - report.filled_qty, 0)).quantize(Decimal("0.01"))
+
+
+def orphans_record(new: list[OrderReport], known: list[OrderReport], *, now: datetime) -> int:
+    """Record broker orders nobody here placed, each fenced by a ``*:{symbol}`` quarantine
+    (fail closed: the strategy is unknown), and refresh the ones already recorded."""
+    with transaction.atomic():
+        OrphanOrder.objects.bulk_create(
+            [
+                OrphanOrder(
+                    broker_order_id=o.broker_order_id,
+                    client_order_id=o.client_order_id,
+                    symbol=o.symbol,
+                    side=o.side,
+                    qty=o.qty,
+                    filled_qty=o.filled_qty,
+                    order_type=o.order_type,
+                    limit_price=o.limit_price,
+                    estimated_notional=_notional(o),
+                    broker_status=o.status,
+                    broker_submitted_at=o.submitted_at,
+                    broker_updated_at=o.updated_at,
+                    detected_at=now,
+                    last_seen_at=now,
+                )
+                for o in new
+            ],
+            ignore_conflicts=True,
+        )
+        fresh = list(
+            OrphanOrder.objects.filter(
+                broker_order_id__in=[o.broker_order_id for o in new],
+                detected_at=now,
+            )
+        )
+        Quarantine.objects.bulk_create(
+            [
+                Quarantine(
+                    strategy_id=ANY_STRATEGY,
+                    symbol=o.symbol,
+                    orphan=o,
+                    created_at=now,
+                    reason=f"orphan order {o.broker_order_id} ({o.side} {o.qty} "
+                    f"{o.symbol}, {o.broker_status}) at the broker",
+                )
+                for o in fresh
+            ],
+            ignore_conflicts=True,
+        )
+        _orphans_refresh(known, now=now)
+    for o in fresh:
+        logger.warning(
+            "ORPHAN order at the broker: %s %s %s %s (%s); %s quarantined for all strategies",
+            o.broker_order_id,
+            o.side,
+            o.qty,
+            o.symbol,
+            o.broker_status,
+            o.symbol,
+        )
+    metrics.SYMBOLS_QUARANTINED.inc(len(fresh))
+    return len(fresh)
+
+
+def _orphans_refresh(known: list[OrderReport], *, now: datetime) -> None:
+    """Write only the recorded orphans whose broker state moved (one read, one bulk write)."""
+    if not known:
+        return
+    by_id = {o.broker_order_id: o for o in known}
+    changed = []
+    for row in OrphanOrder.objects.filter(broker_order_id__in=list(by_id)):
+        report = by_id[row.broker_order_id]
+        if (row.broker_status, row.filled_qty) == (report.status, report.filled_qty):
+            continue
+        row.broker_status, row.filled_qty = report.status, report.filled_qty
+        row.broker_updated_at, row.last_seen_at = report.updated_at, now
+        row.estimated_notional = _notional(report)
+        changed.append(row)
+    fields = [
+        "broker_status",
+        "filled_qty",
+        "broker_updated_at",
+        "last_seen_at",
+        "estimated_notional",
+    ]
+    OrphanOrder.objects.bulk_update(changed, fields, batch_size=500)
+
+
+def orphans_auto_cancel(broker: Broker, *, older_than: int) -> int:
+    """Optional policy (off by default): cancel unfilled orphans older than ``older_than``."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    stale = OrphanOrder.objects.filter(
+        status=Status.UNTRACKED, filled_qty=0, detected_at__lt=cutoff
+    )
+    done = 0
+    for orphan in stale:
+        if is_terminal(orphan.broker_status):
+            continue
+        try:
+            orphan_cancel(
+                orphan=orphan,
+                actor=None,
+                reason=f"auto-cancel: unfilled orphan older than {older_than}s",
+            )
+            done += 1
+        except (Conflict, ServiceUnavailable) as exc:
+            logger.warning("auto-cancel of orphan %s failed: %s", orphan.broker_order_id, exc)
+    return done
+
+
+# --- operators' resolutions ---------------------------------------------------------------------
+def _lift_quarantines(orphan: OrphanOrder, *, actor: Any, reason: str) -> int:
+    """Clear the quarantines this orphan holds; other quarantines on the symbol stay."""
+    return (
+        Quarantine.objects.active()
+        .filter(orphan=orphan)
+        .update(cleared_at=timezone.now(), cleared_by=actor_label(actor), clear_reason=reason)
+    )
+
+
+def _resolve(
+    orphan: OrphanOrder, status: str, *, actor: Any, reason: str, action: str, **extra: Any
+) -> None:
+    before = {"status": orphan.status, "broker_status": orphan.broker_status}
+    orphan.status = status
+    orphan.resolved_at = timezone.now()
+    orphan.resolved_by = actor_label(actor)
+    orphan.resolution_note = reason
+    for key, value in extra.items():
+        setattr(orphan, key, value)
+    orphan.save()
+    lifted = _lift_quarantines(orphan, actor=actor, reason=f"{action}: {reason}")
+    audit_record(
+        actor=actor,
+        action=f"orphan.{action}",
+        object_type="orphan_order",
+        object_id=orphan.broker_order_id,
+        reason=reason,
+        before=before,
+        after={
+            "status": status,
+            "quarantines_lifted": lifted,
+            **{k: str(v) for k, v in extra.items()},
+        },
+    )
+
+
+def _require_untracked(orphan: OrphanOrder) -> None:
+    if orphan.status != Status.UNTRACKED:
+        raise Conflict(f"Orphan {orphan.broker_order_id} is already {orphan.status}.")
+
+
+def _require_reason(reason: str) -> str:
+    if len((reason or "").strip()) < 5:
+        raise ValidationFailed("A reason (at least 5 characters) is required.")
+    return reason.strip()
+
+
+def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason: str) -> Order:
+    """Take an orphan into the order ledger under ``strategy``; its quarantine is lifted.
+
+    The order row starts from the broker's current state; it does not move ``Position``:
+    the broker position already contains whatever it filled, and reconciliation keeps the
+    two in step."""
+    reason = _require_reason(reason)
+    _require_untracked(orphan)
+    if strategy.pk == RESERVED_STRATEGY_ID:
+        raise ValidationFailed("Adopt into a real strategy, not 'external'.")
+    try:
+        report = get_broker().get_order(orphan.broker_order_id)
+    except BrokerUnavailable as exc:
+        raise ServiceUnavailable(f"Broker unavailable: {exc.message}", retry_after=5) from exc
+    except BrokerNotFound:
+        raise Conflict("The broker no longer knows this order.") from None
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                client_order_id=report.client_order_id,
+                strategy=strategy,
+                symbol=report.symbol,
+                side=report.side,
+                qty=report.qty,
+                order_type=report.order_type or "market",
+                time_in_force=report.time_in_force or "day",
+                limit_price=report.limit_price,
+                stop_price=report.stop_price,
+                status=report.status,
+                status_rank=status_rank(report.status),
+                is_terminal=is_terminal(report.status),
+                filled_qty=report.filled_qty,
+                filled_avg_price=report.filled_avg_price,
+                broker_order_id=report.broker_order_id,
+                broker_updated_at=report.updated_at,
+                source_strength=2,
+                origin=Origin.ADOPTED,
+                trade_date=report.submitted_at.date(),
+                send_claimed_at=report.submitted_at,
+                submitted_at=report.submitted_at,
+                created_at=now,
+                updated_at=now,
+            )
+            order.events.create(
+                source=Source.MANUAL,
+                status=report.status,
+                filled_qty=report.filled_qty,
+                applied=True,
+                reason="adopted",
+                note=f"adopted from orphan by {actor_label(actor)}: {reason}",
+            )
+            orphan.broker_status, orphan.filled_qty = report.status, report.filled_qty
+            _resolve(
+                orphan,
+                Status.ADOPTED,
+                actor=actor,
+                reason=reason,
+                action="adopt",
+                adopted_order=order,
+                strategy_id=strategy.pk,
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"An order with client_order_id {report.client_order_id} already "
+            "exists; it is not an orphan."
+        ) from None
+    return order
+
+
+def orphan_cancel(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrder:
+    """Cancel the orphan at the broker; once the broker confirms, its quarantine is lifted."""
+    reason = _require_reason(reason)
+    _require_untracked(orphan)
+    broker = get_broker()
+    try:
+        broker.cancel_order(orphan.broker_order_id)
+        report = broker.get_order(orphan.broker_order_id)
+    except BrokerUnavailable as exc:
+        raise ServiceUnavailable(f"Broker unavailable: {exc.message}", retry_after=5) from exc
+    except BrokerRejected as exc:
+        raise Conflict(f"The broker refused the cancel: {exc.message}") from exc
+    except BrokerError as exc:
+        raise Conflict(f"Cancel failed: {exc.message}") from exc
+    with transaction.atomic():
+        orphan.broker_status, orphan.filled_qty = report.status, report.filled_qty
+        if is_terminal(report.status):
+            _resolve(orphan, Status.CANCELED, actor=actor, reason=reason, action="cancel")
+        else:  # pending_cancel: the quarantine stays until the broker confirms
+            orphan.save(update_fields=["broker_status", "filled_qty"])
+            audit_record(
+                actor=actor,
+                action="orphan.cancel_requested",
+                object_type="orphan_order",
+                object_id=orphan.broker_order_id,
+                reason=reason,
+                after={"broker_status": report.status},
+            )
+    return orphan
+
+
+def orphan_resolve(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrder:
+    """Acknowledge an orphan that is finished at the broker (filled, canceled, expired)."""
+    reason = _require_reason(reason)
+    _require_untracked(orphan)
+    if not is_terminal(orphan.broker_status):
+        raise Conflict(
+            f"The orphan is still {orphan.broker_status} at the broker: adopt or cancel it first."
+        )
+    with transaction.atomic():
+        _resolve(orphan, Status.RESOLVED, actor=actor, reason=reason, action="resolve")
+    return orphan
+
+
+def orphan_narrow(*, orphan: OrphanOrder, actor: Any, reason: str) -> int:
+    """After verification: fence only the ``external`` pseudo-strategy on the symbol instead of
+    every strategy. The orphan's exposure still counts in every risk check."""
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        narrowed = Quarantine.objects.active().filter(orphan=orphan, strategy_id=ANY_STRATEGY)
+        count = narrowed.update(strategy_id=RESERVED_STRATEGY_ID)
+        audit_record(
+            actor=actor,
+            action="quarantine.narrow",
+            object_type="orphan_order",
+            object_id=orphan.broker_order_id,
+            reason=reason,
+            before={"scope": f"*:{orphan.symbol}"},
+            after={"scope": f"{RESERVED_STRATEGY_ID}:{orphan.symbol}", "count": count},
+        )
+    return count
+
+
+def quarantine_clear(*, quarantine: Quarantine, actor: Any, reason: str) -> Quarantine:
+    """Lift a quarantine by hand; refused while its orphan is unresolved."""
+    reason = _require_reason(reason)
+    if not quarantine.is_active:
+        raise Conflict("This quarantine is already cleared.")
+    orphan = quarantine.orphan
+    if orphan is not None and orphan.status == Status.UNTRACKED:
+        raise Conflict(
+            f"Its orphan {orphan.broker_order_id} is unresolved: adopt, cancel or resolve it first."
+        )
+    with transaction.atomic():
+        updated = Quarantine.objects.filter(pk=quarantine.pk, cleared_at__isnull=True).update(
+            cleared_at=timezone.now(), cleared_by=actor_label(actor), clear_reason=reason
+        )
+        if not updated:
+            raise Conflict("This quarantine is already cleared.")
+        audit_record(
+            actor=actor,
+            action="quarantine.clear",
+            object_type="quarantine",
+            object_id=quarantine.pk,
+            reason=reason,
+            before={"scope": quarantine.key, "active": True},
+            after={"active": False},
+        )
+    quarantine.refresh_from_db()
+    return quarantine
