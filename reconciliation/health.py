@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
+from django.conf import settings
+from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationState
 from reconciliation.selectors import gate_verdict
 from tradeops.health import DEGRADED, OK, CheckResult
 
+logger = logging.getLogger(__name__)
+
 
 def check_gate() -> CheckResult:
     """A closed gate degrades health but keeps the web ready: cancels and reduce-only
-    orders must still be served while it is closed."""
+    orders must still be served while it is closed. A startup reconciliation that has not
+    come within RECONCILIATION_TIMEOUT_SECONDS is called out (plan §3: alert, stay gated)."""
     verdict = gate_verdict()
-    return CheckResult(
-        "reconciliation_gate", OK if verdict.open else DEGRADED, True, verdict.reason
-    )
+    if verdict.open:
+        return CheckResult("reconciliation_gate", OK, True, verdict.reason)
+    detail = verdict.reason
+    state = ReconciliationState.objects.filter(pk=1).first()
+    started = state.last_process_start_at if state else None
+    if started is not None and (state.last_success_at is None or state.last_success_at < started):
+        waited = (timezone.now() - started).total_seconds()
+        if waited > settings.RECONCILIATION_TIMEOUT_SECONDS:
+            detail = f"startup reconciliation overdue by {int(waited)}s: {detail}"
+            logger.critical("gate closed for %ds since a process start: %s", waited, detail)
+    return CheckResult("reconciliation_gate", DEGRADED, True, detail)
 
 
 def gate_gauges() -> Iterator[GaugeMetricFamily]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 
@@ -49,3 +52,54 @@ def token_client(strategy_id: str) -> APIClient:
     key = strategy_token_issue(strategy=strategy, actor="test")
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
+
+
+def mirror_orders(paper: Any, n: int, *, start: datetime, per_instant: int = 3) -> list[dict]:
+    """n filled orders at the broker and the same n in the database, in agreement
+    (``per_instant`` of them share each submitted_at).
+
+    Built in bulk on both sides: placing 10,000 orders one by one through the API would
+    measure the API, not reconciliation (used by the scale test and bench/)."""
+    from orders.models import Order, Strategy
+
+    created = paper.place_orders(
+        {
+            "symbol": "AAPL",
+            "side": "buy",
+            "qty": 1,
+            "type": "market",
+            "time_in_force": "day",
+            "client_order_id": f"mirror-{n}-{i}",
+            "submitted_at": (start + timedelta(milliseconds=i // per_instant)).isoformat(),
+        }
+        for i in range(n)
+    )
+    strategy = Strategy.objects.get_or_create(id="alpha")[0]
+    Order.objects.bulk_create(
+        [
+            Order(
+                client_order_id=o["client_order_id"],
+                strategy=strategy,
+                symbol="AAPL",
+                side="buy",
+                qty=1,
+                order_type="market",
+                time_in_force="day",
+                status=o["status"],
+                status_rank=5,
+                is_terminal=True,
+                filled_qty=int(o["filled_qty"]),
+                filled_avg_price=Decimal(o["filled_avg_price"]),
+                broker_order_id=o["id"],
+                broker_updated_at=parse_datetime(o["updated_at"]),
+                trade_date=start.date(),
+                origin="api",
+                created_at=start,
+                send_claimed_at=start,
+                submitted_at=parse_datetime(o["submitted_at"]),
+            )
+            for o in created
+        ],
+        batch_size=2000,
+    )
+    return created

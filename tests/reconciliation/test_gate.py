@@ -83,9 +83,16 @@ def test_while_gated_only_reduce_only_orders_pass_judged_from_the_broker(
     assert "500" in down.json()["error"]["details"]["broker"]
 
 
-def test_gate_in_health_and_metrics(paper: Any, trading_switches: None, client: Any) -> None:
+def test_gate_in_health_and_metrics(
+    paper: Any, trading_switches: None, client: Any, settings: Any
+) -> None:
     health = client.get("/health").json()
     assert health["checks"]["reconciliation_gate"]["status"] == "degraded"
+    process_start_record(kind="cluster")
+    later = timezone.now() + timedelta(seconds=settings.RECONCILIATION_TIMEOUT_SECONDS + 1)
+    with time_machine.travel(later, tick=False):
+        detail = client.get("/health").json()["checks"]["reconciliation_gate"]["detail"]
+    assert "startup reconciliation overdue" in detail
     assert client.get("/ready").status_code == 200
     assert "reconciliation_gate_open 0.0" in client.get("/metrics").content.decode()
     call_command("reconcile", "--once", stdout=StringIO())

@@ -5,67 +5,20 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils.dateparse import parse_datetime
 
-from orders.models import Order, Strategy
+from orders.models import Order
 from reconciliation.engine import reconciliation_run
 from reconciliation.models import ReconciliationState
+from tests.helpers import mirror_orders
 
 pytestmark = pytest.mark.django_db
 
 START = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
-
-
-def mirror(paper: Any, n: int) -> None:
-    """n filled orders at the broker and the same n in the database, in agreement.
-
-    Built in bulk on both sides: placing 10,000 orders one by one through the API would test
-    the API, not reconciliation's scaling."""
-    created = paper.place_orders(
-        {
-            "symbol": "AAPL",
-            "side": "buy",
-            "qty": 1,
-            "type": "market",
-            "time_in_force": "day",
-            "client_order_id": f"scale-{n}-{i}",
-            "submitted_at": (START + timedelta(milliseconds=i // 3)).isoformat(),
-        }
-        for i in range(n)
-    )
-    strategy = Strategy.objects.get_or_create(id="alpha")[0]
-    Order.objects.bulk_create(
-        [
-            Order(
-                client_order_id=o["client_order_id"],
-                strategy=strategy,
-                symbol="AAPL",
-                side="buy",
-                qty=1,
-                order_type="market",
-                time_in_force="day",
-                status=o["status"],
-                status_rank=5,
-                is_terminal=True,
-                filled_qty=int(o["filled_qty"]),
-                filled_avg_price=Decimal(o["filled_avg_price"]),
-                broker_order_id=o["id"],
-                broker_updated_at=parse_datetime(o["updated_at"]),
-                trade_date=START.date(),
-                origin="api",
-                created_at=START,
-                submitted_at=parse_datetime(o["submitted_at"]),
-            )
-            for o in created
-        ],
-        batch_size=2000,
-    )
 
 
 def measured_run(n: int) -> tuple[int, int, Any]:
@@ -89,7 +42,7 @@ def test_queries_constant_and_broker_calls_bounded_up_to_10000_orders(
         paper.reset(fill_model="immediate", random_walk=False)
         Order.objects.all().delete()
         Position.objects.all().delete()
-        mirror(paper, n)
+        mirror_orders(paper, n, start=START)
         Position.objects.create(symbol="AAPL", qty=n)
         results[n] = measured_run(n)
     (q_small, calls_small, _), (q_big, calls_big, run) = results[1000], results[10_000]

@@ -34,6 +34,8 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
     web, broker = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "ALPACA_"))}
     env.update(TRADEOPS_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    # A file, not a pipe: nobody reads a pipe while we poll, and a full pipe blocks the demo.
+    log = (tmp_path / "demo.log").open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -45,9 +47,8 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
             str(broker),
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
     try:
@@ -57,13 +58,17 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
                 status, health = http("GET", f"http://127.0.0.1:{web}/health")
                 break
             except requests.ConnectionError:
-                assert proc.poll() is None, proc.stdout.read()
+                assert proc.poll() is None, (tmp_path / "demo.log").read_text()
                 assert time.monotonic() < deadline, "demo did not come up"
                 time.sleep(0.5)
         assert status == 200
         assert health["checks"]["database"]["detail"] == "sqlite"
         assert (tmp_path / "tradeops.sqlite3").exists()
         token = (tmp_path / "demo-token.txt").read_text().strip()
+        status_url = f"http://127.0.0.1:{web}/api/v1/reconciliation/status"
+        while not http("GET", status_url, token=token)[1]["gate"]["open"]:
+            assert time.monotonic() < deadline, "the startup reconciliation never came"
+            time.sleep(0.5)
         status, order = http(
             "POST",
             f"http://127.0.0.1:{web}/api/v1/orders",
@@ -79,9 +84,11 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
         assert status == 201
         assert order["status"] == "filled"
         proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=40)
+        proc.wait(timeout=40)
+        output = (tmp_path / "demo.log").read_text()
         assert proc.returncode == 0, output
         assert "password '" in output and "otpauth://totp/" in output
+        assert "demo: gate open" in output
         assert "demo: stopped" in output
         assert (tmp_path / "paperbroker.json").exists()  # broker state saved
     finally:

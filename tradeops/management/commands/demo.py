@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Strategy
@@ -61,8 +63,11 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         broker = self._start_broker(options["broker_port"], var)
         env = self._child_env(options["broker_port"])
+        started = timezone.now()
         token, password, device = self._demo_users(var)
         children = self._start_children(options, env)
+        if not options["only_web"]:
+            self._wait_for_gate(children, started)
         self._banner(options, token, password, device)
         self._supervise(children, broker)
 
@@ -123,6 +128,31 @@ class Command(BaseCommand):
             for name, argv in CHILDREN.items():
                 children[name] = subprocess.Popen([*manage, *argv], env=env)  # noqa: S603
         return children
+
+    def _wait_for_gate(
+        self, children: dict[str, Any], started: datetime, timeout: float = 60
+    ) -> None:
+        """The stream consumer and the job cluster close the gate when they start; the
+        cluster's startup reconciliation opens it again a few seconds later."""
+        from reconciliation.models import ReconciliationState
+        from reconciliation.selectors import gate_verdict
+
+        self.stdout.write("demo: waiting for the startup reconciliation to open the gate...")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = ReconciliationState.objects.filter(pk=1).first()
+            fresh = (
+                state is not None
+                and state.last_success_at is not None
+                and (state.last_success_at >= started)
+            )
+            if fresh and gate_verdict().open:
+                self.stdout.write("demo: gate open")
+                return
+            if any(p.poll() is not None for p in children.values()):
+                return
+            time.sleep(0.5)
+        self.stderr.write(f"demo: gate still closed: {gate_verdict().reason}")
 
     def _banner(
         self, options: dict[str, Any], token: str, password: str, device: TOTPDevice
