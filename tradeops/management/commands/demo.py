@@ -55,6 +55,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # First: a SIGTERM/Ctrl-C at any later point must still stop the children cleanly.
+        self._stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
         if not settings.USING_PAPER_BROKER:
             raise CommandError("demo runs on the built-in paper broker: unset ALPACA_API_KEY.")
         var = Path(settings.VAR_DIR)
@@ -149,7 +153,7 @@ class Command(BaseCommand):
             if fresh and gate_verdict().open:
                 self.stdout.write("demo: gate open")
                 return
-            if any(p.poll() is not None for p in children.values()):
+            if self._stopping or any(p.poll() is not None for p in children.values()):
                 return
             time.sleep(0.5)
         self.stderr.write(f"demo: gate still closed: {gate_verdict().reason}")
@@ -180,17 +184,12 @@ class Command(BaseCommand):
         )
         w("=" * 78)
 
+    def _stop(self, *_: Any) -> None:
+        self._stopping = True
+
     def _supervise(self, children: dict[str, Any], broker: Any) -> None:
-        stopping = False
-
-        def stop(*_: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
         try:
-            while not stopping:
+            while not self._stopping:
                 dead = [n for n, p in children.items() if p.poll() is not None]
                 if dead:
                     self.stderr.write(f"demo: {', '.join(dead)} exited; stopping everything")
