@@ -26,9 +26,8 @@ from tradeops.admin_tools import (
     ReadOnlyAdminMixin,
     ReasonForm,
     ReasonOtpForm,
-    confirm_action,
+    bulk_reason_action,
 )
-from tradeops.errors import TradeOpsError
 
 
 class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -75,25 +74,12 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel selected orders", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            done, failed = 0, []
-            for order in qs.filter(is_terminal=False):
-                try:
-                    order_cancel(order=order, actor=request.user, reason=data["reason"])
-                    done += 1
-                except TradeOpsError as exc:
-                    failed.append(f"{order.client_order_id}: {exc.message}")
-            if failed:
-                self.message_user(request, "Not canceled: " + "; ".join(failed), messages.WARNING)
-            return f"Cancel sent for {done} order(s)."
-
-        return confirm_action(
+        return bulk_reason_action(
             self,
             request,
-            queryset,
+            queryset.filter(is_terminal=False),
             title="Cancel orders",
-            form_class=ReasonForm,
-            perform=perform,
+            call=lambda o, d: order_cancel(order=o, actor=request.user, reason=d["reason"]),
             description="Orders not yet sent are canceled here; the others are canceled at "
             "the broker and their final status arrives through the update path.",
         )
@@ -135,17 +121,11 @@ class StrategyAdmin(AuditedModelAdmin):
 
     @admin.action(description="Revoke all API tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            tokens = StrategyToken.objects.filter(strategy__in=qs, revoked_at__isnull=True)
-            count = 0
-            for token in tokens:
+        def revoke(strategy: Strategy, data: dict[str, Any]) -> None:
+            for token in strategy.tokens.filter(revoked_at__isnull=True):
                 strategy_token_revoke(token=token, actor=request.user, reason=data["reason"])
-                count += 1
-            return f"Revoked {count} token(s)."
 
-        return confirm_action(
-            self, request, queryset, title="Revoke tokens", form_class=ReasonForm, perform=perform
-        )
+        return bulk_reason_action(self, request, queryset, title="Revoke tokens", call=revoke)
 
 
 @admin.register(Position)
@@ -212,22 +192,16 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         engaged: bool,
         form_class: type[ReasonForm],
     ) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            names = [s.name for s in qs]
-            for name in names:
-                trading_switch_set(
-                    name=name, engaged=engaged, actor=request.user, reason=data["reason"]
-                )
-            return f"{', '.join(names)} {'engaged' if engaged else 'released'}."
-
         verb = "Engage" if engaged else "Release"
-        return confirm_action(
+        return bulk_reason_action(
             self,
             request,
             queryset,
             title=f"{verb} switches",
             form_class=form_class,
-            perform=perform,
+            call=lambda sw, d: trading_switch_set(
+                name=sw.name, engaged=engaged, actor=request.user, reason=d["reason"]
+            ),
         )
 
     def has_operate_permission(self, request: HttpRequest) -> bool:

@@ -19,7 +19,7 @@ from orders.serializers import (
 )
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
-from tradeops.errors import NotFound, PermissionDenied, ValidationFailed
+from tradeops.errors import BrokerRejectedError, NotFound, PermissionDenied, ValidationFailed
 from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
 
 ERRORS = {
@@ -126,8 +126,6 @@ class OrderListCreateView(generics.GenericAPIView):
         if not outcome.created:
             return Response(body, status=200)
         if outcome.order.status == OrderStatus.REJECTED:
-            from tradeops.errors import BrokerRejectedError
-
             raise BrokerRejectedError(
                 f"The broker refused the order: {outcome.order.reject_reason}",
                 details={"order": body},

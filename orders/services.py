@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from orders import risk
+from orders.controls import circuit_breaker_note_rejection
 from orders.ids import client_order_id_for
 from orders.models import Order, OrderEvent, Position, Strategy
 from orders.positions import fill_price_of_delta, position_after_fill, signed
@@ -373,8 +374,6 @@ def _send_claimed(order: Order) -> None:
             note=f"broker {exc.status_code}: {exc.message}",
         )
         metrics.ORDERS_REJECTED.labels("broker_rejected").inc()
-        from orders.controls import circuit_breaker_note_rejection
-
         circuit_breaker_note_rejection()
         return
     except BrokerUnavailable as exc:

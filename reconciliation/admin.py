@@ -27,24 +27,11 @@ from tradeops.admin_tools import (
     ReadOnlyAdminMixin,
     ReasonForm,
     ReasonOtpInputForm,
-    confirm_action,
+    bulk_reason_action,
 )
 from tradeops.errors import TradeOpsError
 
 PERM = "reconciliation.manage_reconciliation"
-
-
-def _each(request: HttpRequest, objects: QuerySet, action: Any, **kwargs: Any) -> str:
-    done, failed = 0, []
-    for obj in objects:
-        try:
-            action(obj, **kwargs)
-            done += 1
-        except TradeOpsError as exc:
-            failed.append(f"{obj}: {exc.message}")
-    if failed:
-        messages.warning(request, "Not done: " + "; ".join(failed))
-    return f"Done for {done} of {len(objects)}."
 
 
 class AdoptForm(ReasonForm):
@@ -154,87 +141,49 @@ class OrphanOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Adopt into a strategy", permissions=["manage"])
     def adopt(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            return _each(
-                request,
-                list(qs),
-                lambda o, **kw: orphan_adopt(orphan=o, **kw),
-                strategy=data["strategy"],
-                actor=request.user,
-                reason=data["reason"],
-            )
-
-        return confirm_action(
+        return bulk_reason_action(
             self,
             request,
             queryset,
             title="Adopt orphan orders",
             form_class=AdoptForm,
-            perform=perform,
-            description="The order joins the ledger under the chosen "
-            "strategy and its quarantine is lifted.",
+            call=lambda o, d: orphan_adopt(
+                orphan=o, strategy=d["strategy"], actor=request.user, reason=d["reason"]
+            ),
+            description="The order joins the ledger under the chosen strategy and its "
+            "quarantine is lifted.",
         )
 
     @admin.action(description="Cancel at the broker", permissions=["manage"])
     def cancel_at_broker(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            return _each(
-                request,
-                list(qs),
-                lambda o, **kw: orphan_cancel(orphan=o, **kw),
-                actor=request.user,
-                reason=data["reason"],
-            )
-
-        return confirm_action(
+        return bulk_reason_action(
             self,
             request,
             queryset,
             title="Cancel orphan orders at the broker",
-            form_class=ReasonForm,
-            perform=perform,
+            call=lambda o, d: orphan_cancel(orphan=o, actor=request.user, reason=d["reason"]),
         )
 
     @admin.action(description="Narrow quarantine * → external", permissions=["manage"])
     def narrow_quarantine(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            return _each(
-                request,
-                list(qs),
-                lambda o, **kw: orphan_narrow(orphan=o, **kw),
-                actor=request.user,
-                reason=data["reason"],
-            )
-
-        return confirm_action(
+        return bulk_reason_action(
             self,
             request,
             queryset,
             title="Narrow quarantines to 'external'",
-            form_class=ReasonForm,
-            perform=perform,
+            call=lambda o, d: orphan_narrow(orphan=o, actor=request.user, reason=d["reason"]),
             description="Other strategies may trade the symbol again; the orphan's exposure "
             "still counts in every risk check. Do this only after verifying the order.",
         )
 
     @admin.action(description="Resolve (finished at the broker)", permissions=["manage"])
     def resolve(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            return _each(
-                request,
-                list(qs),
-                lambda o, **kw: orphan_resolve(orphan=o, **kw),
-                actor=request.user,
-                reason=data["reason"],
-            )
-
-        return confirm_action(
+        return bulk_reason_action(
             self,
             request,
             queryset,
             title="Resolve orphan orders",
-            form_class=ReasonForm,
-            perform=perform,
+            call=lambda o, d: orphan_resolve(orphan=o, actor=request.user, reason=d["reason"]),
         )
 
 
@@ -260,22 +209,14 @@ class QuarantineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Clear (only once its orphan is resolved)", permissions=["manage"])
     def clear(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-            return _each(
-                request,
-                list(qs),
-                lambda q, **kw: quarantine_clear(quarantine=q, **kw),
-                actor=request.user,
-                reason=data["reason"],
-            )
-
-        return confirm_action(
+        return bulk_reason_action(
             self,
             request,
             queryset,
             title="Clear quarantines",
-            form_class=ReasonForm,
-            perform=perform,
+            call=lambda q, d: quarantine_clear(
+                quarantine=q, actor=request.user, reason=d["reason"]
+            ),
         )
 
 

@@ -29,10 +29,17 @@ logger = logging.getLogger(__name__)
 
 SCHEDULE_NAME = "reconciliation-periodic"
 TASK = "reconciliation.tasks.reconcile"
+# A queued request whose task was lost (cluster killed before it ran) stops blocking new ones.
+PENDING_TTL_SECONDS = 600
+
+
+def _pending_key(kind: str) -> str:
+    return f"reconcile-pending:{kind}"
 
 
 def reconcile(kind: str = "periodic") -> dict[str, Any]:
     """The django-q task. Idempotent: a repeated delivery is just another reconciliation."""
+    cache.delete(_pending_key(kind))  # from now on a new request needs a new run
     outcome = reconciliation_run(kind=kind)
     if outcome.skipped:
         return {"skipped": True}
@@ -46,10 +53,11 @@ def reconcile(kind: str = "periodic") -> dict[str, Any]:
     }
 
 
-def reconcile_request(kind: str, *, coalesce_seconds: int = 0) -> str | None:
-    """Enqueue a reconciliation. With ``coalesce_seconds``, requests within that window after a
-    previous one are dropped (bursts of stream events); startup requests are never dropped."""
-    if coalesce_seconds and not cache.add(f"reconcile-request:{kind}", 1, coalesce_seconds):
+def reconcile_request(kind: str, *, coalesce: bool = False) -> str | None:
+    """Enqueue a reconciliation. With ``coalesce``, a request is dropped only while an earlier
+    one of the same kind is queued and has not started: that run starts later, so it covers
+    this request too (bursts of stream events). Startup requests are never coalesced."""
+    if coalesce and not cache.add(_pending_key(kind), 1, PENDING_TTL_SECONDS):
         return None
     return async_task(TASK, kind=kind, task_name=f"reconcile-{kind}")
 
@@ -107,7 +115,7 @@ def on_order_process_started(sender: Any = None, kind: str = "", **kwargs: Any) 
 
 
 def on_stream_connected(sender: Any = None, **kwargs: Any) -> None:
-    reconcile_request("stream", coalesce_seconds=10)
+    reconcile_request("stream", coalesce=True)
 
 
 def on_stream_unknown_order(sender: Any = None, **kwargs: Any) -> None:
@@ -116,4 +124,4 @@ def on_stream_unknown_order(sender: Any = None, **kwargs: Any) -> None:
         kwargs.get("client_order_id"),
         kwargs.get("symbol"),
     )
-    reconcile_request("stream", coalesce_seconds=10)
+    reconcile_request("stream", coalesce=True)

@@ -87,6 +87,43 @@ def confirm_action(
     return TemplateResponse(request, "admin/tradeops/confirm_action.html", context)
 
 
+def bulk_reason_action(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    *,
+    title: str,
+    call: Callable[[Any, dict[str, Any]], Any],
+    form_class: type[ReasonForm] = ReasonForm,
+    description: str = "",
+) -> HttpResponse | None:
+    """An admin action that asks for a reason (and whatever ``form_class`` adds), then runs
+    ``call(obj, cleaned_data)`` for each selected object; domain errors are reported per object
+    instead of aborting the batch."""
+    from tradeops.errors import TradeOpsError
+
+    def perform(qs: QuerySet, data: dict[str, Any]) -> str:
+        objects, failed = list(qs), []
+        for obj in objects:
+            try:
+                call(obj, data)
+            except TradeOpsError as exc:
+                failed.append(f"{obj}: {exc.message}")
+        if failed:
+            modeladmin.message_user(request, "Not done: " + "; ".join(failed), messages.WARNING)
+        return f"{title}: done for {len(objects) - len(failed)} of {len(objects)}."
+
+    return confirm_action(
+        modeladmin,
+        request,
+        queryset,
+        title=title,
+        form_class=form_class,
+        perform=perform,
+        description=description,
+    )
+
+
 class AuditReasonForm(forms.ModelForm):
     audit_reason = forms.CharField(
         label="Reason for this change",

@@ -47,6 +47,8 @@ from django.conf import settings
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 
+from tradeops import metrics
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -237,23 +239,29 @@ def _api_error_fields(exc: APIError) -> tuple[int | None, int | None, str]:
 
 
 def _map_errors(call: Callable[[], T], what: str) -> T:
+    metrics.BROKER_REQUESTS.labels(what).inc()
     try:
         return call()
     except APIError as exc:
         status, code, message = _api_error_fields(exc)
         if status is None or status >= 500 or status in (408, 429):
+            metrics.BROKER_ERRORS.labels("unavailable").inc()
             raise BrokerUnavailable(
                 f"{what}: broker answered {status}: {message}", status_code=status, code=code
             ) from exc
         if status == 404:
             raise BrokerNotFound(f"{what}: {message}", status_code=status, code=code) from exc
         if status == 422 and "client_order_id must be unique" in message.lower():
+            metrics.BROKER_ERRORS.labels("duplicate_client_order_id").inc()
             raise DuplicateClientOrderId(message, status_code=status, code=code) from exc
+        metrics.BROKER_ERRORS.labels("rejected").inc()
         raise BrokerRejected(message, status_code=status, code=code) from exc
     except requests.RequestException as exc:
+        metrics.BROKER_ERRORS.labels("unavailable").inc()
         raise BrokerUnavailable(f"{what}: {exc.__class__.__name__}: {exc}") from exc
     except (ValidationError, ValueError, TypeError, KeyError) as exc:
         # An unreadable answer is not an answer: whatever happened at the broker is unknown.
+        metrics.BROKER_ERRORS.labels("unreadable").inc()
         raise BrokerUnavailable(f"{what}: unreadable broker response: {exc}") from exc
 
 

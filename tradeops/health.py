@@ -29,9 +29,8 @@ def check_database() -> CheckResult:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        pending = MigrationExecutor(connection).migration_plan(
-            MigrationExecutor(connection).loader.graph.leaf_nodes()
-        )
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except Exception as exc:
         return CheckResult("database", DOWN, False, f"{exc.__class__.__name__}: {exc}")
     if pending:

@@ -48,7 +48,9 @@ ORDER_UPDATES = Counter(
 ORDER_UPDATES_SKIPPED = Counter(
     "order_updates_skipped", "Order status updates refused by the CAS, by reason", ["reason"]
 )
-BROKER_REQUESTS = Counter("broker_requests", "HTTP requests sent to the broker", ["call"])
+BROKER_REQUESTS = Counter(
+    "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
+)
 BROKER_ERRORS = Counter("broker_errors", "Broker calls that failed, by kind", ["kind"])
 
 # --- reconciliation ----------------------------------------------------------------------------

@@ -3,6 +3,8 @@ websocket, through alpaca-py's real TradingStream."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +22,9 @@ from tests.helpers import place, wait_for
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("q_sync")]
 
 
-def run_stream_while(actions: Callable[[], None], *, seconds: float = 6.0) -> None:
-    """Run the command in this (main) thread; ``actions`` run in another once it connected."""
+def run_stream_while(actions: Callable[[], None], paper: Any, *, seconds: float = 20.0) -> None:
+    """Run the command in this (main) thread; ``actions`` run in another once it connected,
+    then stop it like an operator would: SIGTERM (``seconds`` is only a safety net)."""
     connected = threading.Event()
     errors: list[BaseException] = []
 
@@ -38,6 +41,8 @@ def run_stream_while(actions: Callable[[], None], *, seconds: float = 6.0) -> No
             errors.append(exc)
         finally:
             connection.close()
+            os.kill(os.getpid(), signal.SIGTERM)
+            paper.disconnect_streams()  # alpaca-py notices stop() on its next frame
 
     thread = threading.Thread(target=worker)
     thread.start()
@@ -64,7 +69,7 @@ def test_an_orders_life_arrives_through_the_stream(paper: Any, trader: Any) -> N
         paper.fill(broker_id, qty=6, price="101.00")
         wait_for(lambda: Order.objects.get().status == "filled")
 
-    run_stream_while(actions, seconds=8)
+    run_stream_while(actions, paper)
     order = Order.objects.get()
     assert (order.status, order.filled_qty) == ("filled", 10)
     assert str(order.filled_avg_price) == "100.8000"
@@ -86,7 +91,7 @@ def test_a_silent_fill_leaves_the_database_stale(paper: Any, trader: Any) -> Non
         wait_for(lambda: Order.objects.get(qty=3).status == "filled")
         seen["coid"] = body["client_order_id"]
 
-    run_stream_while(actions, seconds=6)
+    run_stream_while(actions, paper)
     stale = Order.objects.get(client_order_id=seen["coid"])
     assert (stale.status, stale.filled_qty) == ("new", 0)
     broker_view = next(o for o in paper.state()["orders"] if o["client_order_id"] == seen["coid"])
@@ -113,8 +118,38 @@ def test_an_order_the_database_never_heard_of_is_reported(paper: Any, trading_re
                 ),
                 wait_for(lambda: unknown),
             ),
-            seconds=5,
+            paper,
         )
     finally:
         hooks.stream_unknown_order.disconnect(receiver)
     assert "manual-at-broker-1" in unknown
+
+
+def test_after_a_reconnect_a_reconciliation_recovers_the_missed_events(
+    paper: Any, trader: Any
+) -> None:
+    """Alpaca never replays events sent while the consumer was away: the reconnect asks for a
+    reconciliation, which applies the fill nobody streamed to us."""
+    connects: list[int] = []
+
+    def count(**_: Any) -> None:
+        connects.append(1)
+
+    hooks.stream_connected.connect(count, weak=False)
+
+    def actions() -> None:
+        wait_for(lambda: connects, timeout=5)
+        body = place(trader, type="limit", limit_price="50.00", time_in_force="gtc").json()
+        assert body["status"] == "new", body
+        paper.disconnect_streams()
+        paper.fill(body["broker_order_id"], price="50.00")  # streamed to nobody
+        wait_for(lambda: len(connects) >= 2, timeout=8)
+        wait_for(lambda: Order.objects.get().status == "filled", timeout=5)
+
+    try:
+        run_stream_while(actions, paper)
+    finally:
+        hooks.stream_connected.disconnect(count)
+    order = Order.objects.get()
+    assert (order.status, order.filled_qty) == ("filled", 10)
+    assert order.events.filter(source="reconciliation", applied=True).exists()

@@ -51,6 +51,8 @@ def test_metrics_count_submits_and_rejections(paper: Any, trader: Any, client: A
     assert sample(after, submitted) == sample(before, submitted) + 1
     assert sample(after, rejected) == sample(before, rejected) + 1
     assert 'trading_switch_engaged{switch="kill_switch"} 1.0' in after
+    submits = 'broker_requests_total{call="submit_order"}'
+    assert sample(after, submits) == sample(before, submits) + 1
 
 
 def test_openapi_schema_documents_the_order_api(client: Any) -> None:

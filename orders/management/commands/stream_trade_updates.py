@@ -39,17 +39,24 @@ class Command(BaseCommand):
         hooks.order_process_started.send(sender=self.__class__, kind="stream")
 
         def stop(*_: Any) -> None:
+            # Signal handlers run in the main thread, which runs alpaca-py's event loop, and
+            # TradingStream.stop() waits on that loop: calling it here would deadlock.
             self.stdout.write("stopping trade stream...")
-            stream.stop()
+            threading.Thread(target=stream.stop, daemon=True).start()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        if options["seconds"]:
-            threading.Timer(options["seconds"], stop).start()
-        self.stdout.write(
-            f"streaming trade updates from {options['url'] or settings.ALPACA_STREAM_URL}"
-        )
-        stream.run()
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        timer = threading.Timer(options["seconds"], stop) if options["seconds"] else None
+        if timer is not None:
+            timer.start()
+        url = options["url"] or settings.ALPACA_STREAM_URL
+        self.stdout.write(f"streaming trade updates from {url}")
+        try:
+            stream.run()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         self.stdout.write(
             f"trade stream stopped: {consumer.events} events, {consumer.connects} connects"
         )
