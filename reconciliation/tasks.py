@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
+from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
@@ -100,6 +101,8 @@ def process_started(*, kind: str, identity: str) -> bool:
 def on_worker_spawn(sender: Any = None, proc_name: str = "", **kwargs: Any) -> None:
     """django_q post_spawn (in each new worker): the first worker of a new cluster records
     the cluster's start, upserts the schedule and asks for the startup reconciliation."""
+    if Conf.SYNC:  # sync mode runs tasks inline and sends post_spawn too: no cluster started
+        return
     try:
         if process_started(kind="cluster", identity=f"cluster:{_process_identity(os.getppid())}"):
             schedules_ensure()
