@@ -48,164 +48,50 @@ from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 
 from tradeops import metrics
+from tradeops.broker_types import (
+    AccountReport,
+    BarReport,
+    BrokerError,
+    BrokerListingIncomplete,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerUnavailable,
+    ClockReport,
+    DuplicateClientOrderId,
+    OrderReport,
+    PositionReport,
+    QuoteReport,
+    as_aware,
+    enum_value,
+    order_report_from_alpaca,
+    to_decimal,
+    to_money,
+    to_qty,
+)
+
+__all__ = [
+    "AccountReport",
+    "BarReport",
+    "Broker",
+    "BrokerError",
+    "BrokerListingIncomplete",
+    "BrokerNotFound",
+    "BrokerRejected",
+    "BrokerUnavailable",
+    "ClockReport",
+    "DuplicateClientOrderId",
+    "OrderReport",
+    "PositionReport",
+    "QuoteReport",
+    "TradeEventReport",
+    "TradeUpdateStream",
+    "get_broker",
+]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-PRICE = Decimal("0.0001")
 ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-# --- errors ----------------------------------------------------------------------------------
-class BrokerError(Exception):
-    """Base of everything the seam raises."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, code: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.code = code
-
-
-class BrokerUnavailable(BrokerError):
-    """Ambiguous: the request may or may not have reached the broker. Retry-safe only by
-    client_order_id."""
-
-
-class BrokerRejected(BrokerError):
-    """Definitive: the broker refused the request (4xx) and did nothing."""
-
-
-class DuplicateClientOrderId(BrokerRejected):
-    """Alpaca already holds an order with this client_order_id: look it up, never resend."""
-
-
-class BrokerNotFound(BrokerError):
-    """The broker does not know the object (404)."""
-
-
-class BrokerListingIncomplete(BrokerError):
-    """A full page of orders shares one timestamp: after/until paging cannot make progress."""
-
-
-# --- reports ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OrderReport:
-    broker_order_id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    qty: int
-    order_type: str
-    time_in_force: str
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    status: str
-    filled_qty: int
-    filled_avg_price: Decimal | None
-    created_at: datetime
-    submitted_at: datetime
-    updated_at: datetime
-
-    @property
-    def remaining_qty(self) -> int:
-        return max(self.qty - self.filled_qty, 0)
-
-
-@dataclass(frozen=True)
-class PositionReport:
-    symbol: str
-    qty: int  # signed: negative when short
-    avg_entry_price: Decimal
-    market_value: Decimal | None
-    current_price: Decimal | None
-
-
-@dataclass(frozen=True)
-class ClockReport:
-    timestamp: datetime
-    is_open: bool
-    next_open: datetime
-    next_close: datetime
-
-
-@dataclass(frozen=True)
-class AccountReport:
-    account_number: str
-    status: str
-    cash: Decimal
-    buying_power: Decimal
-    equity: Decimal
-
-
-@dataclass(frozen=True)
-class BarReport:
-    timestamp: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: int
-
-
-@dataclass(frozen=True)
-class QuoteReport:
-    symbol: str
-    bid_price: Decimal
-    ask_price: Decimal
-    bid_size: int
-    ask_size: int
-    timestamp: datetime
-
-    @property
-    def mid(self) -> Decimal:
-        if self.bid_price > 0 and self.ask_price > 0:
-            return ((self.bid_price + self.ask_price) / 2).quantize(PRICE)
-        return max(self.bid_price, self.ask_price)
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    return Decimal(str(value))
-
-
-def _money(value: Any) -> Decimal | None:
-    dec = _dec(value)
-    return None if dec is None else dec.quantize(PRICE)
-
-
-def _qty(value: Any) -> int:
-    dec = _dec(value)
-    return 0 if dec is None else int(dec)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _enum(value: Any) -> str:
-    return getattr(value, "value", value) or ""
-
-
-def order_report_from_alpaca(order: Any) -> OrderReport:
-    return OrderReport(
-        broker_order_id=str(order.id),
-        client_order_id=order.client_order_id,
-        symbol=order.symbol or "",
-        side=_enum(order.side),
-        qty=_qty(order.qty),
-        order_type=_enum(order.type or order.order_type),
-        time_in_force=_enum(order.time_in_force),
-        limit_price=_money(order.limit_price),
-        stop_price=_money(order.stop_price),
-        status=_enum(order.status),
-        filled_qty=_qty(order.filled_qty),
-        filled_avg_price=_money(order.filled_avg_price),
-        created_at=_aware(order.created_at),
-        submitted_at=_aware(order.submitted_at),
-        updated_at=_aware(order.updated_at),
-    )
 
 
 # --- transport ---------------------------------------------------------------------------------
@@ -428,19 +314,19 @@ class Broker:
         acct = _map_errors(self.trading.get_account, "get_account")
         return AccountReport(
             account_number=acct.account_number,
-            status=_enum(acct.status),
-            cash=_dec(acct.cash) or Decimal(0),
-            buying_power=_dec(acct.buying_power) or Decimal(0),
-            equity=_dec(acct.equity) or Decimal(0),
+            status=enum_value(acct.status),
+            cash=to_decimal(acct.cash) or Decimal(0),
+            buying_power=to_decimal(acct.buying_power) or Decimal(0),
+            equity=to_decimal(acct.equity) or Decimal(0),
         )
 
     def get_clock(self) -> ClockReport:
         clock = _map_errors(self.trading.get_clock, "get_clock")
         return ClockReport(
-            timestamp=_aware(clock.timestamp).astimezone(UTC),
+            timestamp=as_aware(clock.timestamp).astimezone(UTC),
             is_open=bool(clock.is_open),
-            next_open=_aware(clock.next_open).astimezone(UTC),
-            next_close=_aware(clock.next_close).astimezone(UTC),
+            next_open=as_aware(clock.next_open).astimezone(UTC),
+            next_close=as_aware(clock.next_close).astimezone(UTC),
         )
 
     def get_calendar(self, start: date, end: date) -> list[tuple[date, datetime, datetime]]:
@@ -464,11 +350,11 @@ class Broker:
         bars = barset.data.get(symbol, [])
         return [
             BarReport(
-                timestamp=_aware(b.timestamp),
-                open=_money(b.open) or Decimal(0),
-                high=_money(b.high) or Decimal(0),
-                low=_money(b.low) or Decimal(0),
-                close=_money(b.close) or Decimal(0),
+                timestamp=as_aware(b.timestamp),
+                open=to_money(b.open) or Decimal(0),
+                high=to_money(b.high) or Decimal(0),
+                low=to_money(b.low) or Decimal(0),
+                close=to_money(b.close) or Decimal(0),
                 volume=int(b.volume),
             )
             for b in bars
@@ -484,24 +370,24 @@ class Broker:
             return None
         return QuoteReport(
             symbol=symbol,
-            bid_price=_money(quote.bid_price) or Decimal(0),
-            ask_price=_money(quote.ask_price) or Decimal(0),
+            bid_price=to_money(quote.bid_price) or Decimal(0),
+            ask_price=to_money(quote.ask_price) or Decimal(0),
             bid_size=int(quote.bid_size or 0),
             ask_size=int(quote.ask_size or 0),
-            timestamp=_aware(quote.timestamp),
+            timestamp=as_aware(quote.timestamp),
         )
 
 
 def _position_report(position: Any) -> PositionReport:
-    qty = _qty(position.qty)
-    if _enum(position.side) == "short" and qty > 0:
+    qty = to_qty(position.qty)
+    if enum_value(position.side) == "short" and qty > 0:
         qty = -qty
     return PositionReport(
         symbol=position.symbol,
         qty=qty,
-        avg_entry_price=_money(position.avg_entry_price) or Decimal(0),
-        market_value=_money(position.market_value),
-        current_price=_money(position.current_price),
+        avg_entry_price=to_money(position.avg_entry_price) or Decimal(0),
+        market_value=to_money(position.market_value),
+        current_price=to_money(position.current_price),
     )
 
 
@@ -522,13 +408,13 @@ class TradeEventReport:
 
 def trade_event_from_alpaca(update: Any) -> TradeEventReport:
     return TradeEventReport(
-        event=_enum(update.event),
+        event=enum_value(update.event),
         order=order_report_from_alpaca(update.order),
-        timestamp=_aware(update.timestamp),
+        timestamp=as_aware(update.timestamp),
         execution_id=str(update.execution_id) if update.execution_id else None,
-        price=_money(update.price),
-        qty=_qty(update.qty) if update.qty is not None else None,
-        position_qty=_qty(update.position_qty) if update.position_qty is not None else None,
+        price=to_money(update.price),
+        qty=to_qty(update.qty) if update.qty is not None else None,
+        position_qty=to_qty(update.position_qty) if update.position_qty is not None else None,
     )
 
 
