@@ -164,6 +164,12 @@ class Order(models.Model):
                 condition=Q(plan__isnull=False, status="pending_new"),
                 name="order_slice_pending_due",
             ),
+            # "Has this plan an open slice left?", asked whenever a slice ends.
+            models.Index(
+                fields=["plan"],
+                condition=Q(plan__isnull=False, is_terminal=False),
+                name="order_plan_open",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(qty__gt=0), name="order_qty_positive"),

@@ -241,39 +241,40 @@ def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCance
 
     Slices already at the broker are not touched (cancel them as orders); a slice a dispatcher
     has claimed is canceled by that dispatcher's pre-send check, which sees the plan canceled.
-    Cancelling a canceled plan again is a no-op; a completed or failed plan is a conflict.
+    Cancelling a canceled plan again cancels whatever is still pending (normally nothing);
+    a completed or failed plan is a conflict.
     """
     now = timezone.now()
     reason = reason.strip() or "canceled"
     with transaction.atomic():
-        # Lock order: the plan first, then each slice. apply_order_update locks a slice, then
-        # its plan, but only for slices that are claimed or at the broker, which this does not
-        # touch, so the two never wait on each other.
         locked = SlicingPlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status in (PlanStatus.COMPLETED, PlanStatus.FAILED):
             raise Conflict(
                 f"TWAP plan {plan.pk} is already {locked.status}.",
                 details={"status": locked.status},
             )
-        before = locked.status
-        if before != PlanStatus.CANCELED:
-            locked.status, locked.status_reason = PlanStatus.CANCELED, reason
-            locked.ended_at = locked.updated_at = now
-            locked.save(update_fields=["status", "status_reason", "ended_at", "updated_at"])
-        canceled = sum(
-            slice_end_locally(order=o, status=S.CANCELED, note=f"plan canceled: {reason}")
-            for o in _pending_unclaimed(locked)
-        )
-        if before != PlanStatus.CANCELED or canceled:
+        if locked.status != PlanStatus.CANCELED:
+            pending = Order.objects.filter(plan=locked, status=S.PENDING_NEW).count()
             audit_record(
                 actor=actor,
                 action="plan.cancel",
                 object_type="slicing_plan",
                 object_id=locked.pk,
                 reason=reason,
-                before={"status": before},
-                after={"status": PlanStatus.CANCELED, "slices_canceled": canceled},
+                before={"status": locked.status, "pending_slices": pending},
+                after={"status": PlanStatus.CANCELED},
             )
+            locked.status, locked.status_reason = PlanStatus.CANCELED, reason
+            locked.ended_at = locked.updated_at = now
+            locked.save(update_fields=["status", "status_reason", "ended_at", "updated_at"])
+    # Each slice in its own transaction, after the plan lock is released: ending a slice locks
+    # the slice, then its plan (apply_order_update), so holding the plan here could deadlock
+    # with recovery ending the same slice. The plan is canceled already, so no dispatcher will
+    # send what is left, and calling this again finishes the job.
+    canceled = sum(
+        slice_end_locally(order=o, status=S.CANCELED, note=f"plan canceled: {reason}")
+        for o in _pending_unclaimed(locked)
+    )
     in_flight = Order.objects.filter(plan=locked, is_terminal=False).count()
     logger.info(
         "TWAP plan %s canceled by %s: %d slices canceled, %d in flight",

@@ -238,19 +238,17 @@ def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     row is locked first: two slices finishing at the same time in two transactions would
     otherwise each still see the other as open, and the plan would never end.
     """
-    plan = (
-        SlicingPlan.objects.select_for_update()
-        .filter(pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED])
-        .first()
+    locked = SlicingPlan.objects.select_for_update().filter(
+        pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED]
     )
-    if plan is None:
+    if not list(locked.values_list("pk", flat=True)):
         return None
-    totals = Order.objects.filter(plan_id=plan_id).aggregate(
-        open=Count("id", filter=Q(is_terminal=False)), filled=Sum("filled_qty"), n=Count("id")
-    )
-    if totals["open"]:
+    slices = Order.objects.filter(plan_id=plan_id)
+    if slices.filter(is_terminal=False).exists():  # the partial index order_plan_open
         return None
+    totals = slices.aggregate(filled=Sum("filled_qty"), n=Count("id"))
     filled = totals["filled"] or 0
+    plan = SlicingPlan.objects.get(pk=plan_id)
     plan.status = PlanStatus.COMPLETED if filled else PlanStatus.FAILED
     plan.status_reason = f"all {totals['n']} slices ended; {filled} of {plan.qty} shares filled"
     plan.ended_at = plan.updated_at = now

@@ -261,7 +261,7 @@ SLICE_PRESEND_CHECKS = [
 # slices claimed per transaction, and threads sending them.
 TWAP_DISPATCH_POLL_SECONDS = env_float("TWAP_DISPATCH_POLL_SECONDS", 0.25, minimum=0.01)
 TWAP_DISPATCH_BATCH = env_int("TWAP_DISPATCH_BATCH", 50, minimum=1)
-TWAP_DISPATCH_WORKERS = env_int("TWAP_DISPATCH_WORKERS", 4, minimum=1)
+TWAP_DISPATCH_WORKERS = env_int("TWAP_DISPATCH_WORKERS", 2, minimum=1)
 # A plan whose slice was deferred (gate, quarantine, unknown clock...) is not retried sooner.
 TWAP_DISPATCH_RETRY_SECONDS = env_float("TWAP_DISPATCH_RETRY_SECONDS", 5.0, minimum=0)
 # How long run_slices trusts one answer of the broker clock (one GET /v2/clock per period).

@@ -184,7 +184,11 @@ def test_delete_slices_cancels_what_has_not_gone_out(paper: Any, trader: Any) ->
         "canceled": 8,
     }
     event = AuditEvent.objects.get(action="plan.cancel")
-    assert (event.reason, event.after["slices_canceled"]) == ("strategy stopped", 8)
+    assert (event.reason, event.before) == (
+        "strategy stopped",
+        {"status": "active", "pending_slices": 9},
+    )
+    assert event.after == {"status": "canceled"}
     assert event.actor_label == "strategy:alpha"
     assert broker_posts(paper) == []
     again = trader.delete(f"/api/v1/plans/{plan['id']}/slices")
