@@ -102,6 +102,7 @@ def slices_recover(
         if progress is not None:
             progress(line)
 
+    report.examined = Order.objects.filter(plan__isnull=False, status=S.PENDING_NEW).count()
     _resolve_stale_claims(report, now=now, dry_run=dry_run, note=note)
     clock = market_clock_get()
     if clock is None:
@@ -117,7 +118,6 @@ def slices_recover(
     )
     for _, group in groupby(pending, key=lambda o: o.plan_id):
         slices = list(group)
-        report.examined += len(slices)
         _recover_plan(slices[0].plan, slices, report, now, clock, breaker, dry_run, note)
     if not dry_run:
         report.plans_finished = _finish_idle_plans(now)
@@ -132,7 +132,6 @@ def _resolve_stale_claims(
     ).order_by("scheduled_time")
     broker = get_broker()
     for order in stale:
-        report.examined += 1
         coid = order.client_order_id
         try:
             found = broker.get_order_by_client_id(coid)

@@ -132,3 +132,24 @@ def metric(name: str, **labels: str) -> float:
     from prometheus_client import REGISTRY
 
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def check_hold_while_file_exists(order: Any, plan: Any, ctx: Any) -> None:
+    """A pre-send check for crash drills (``twap_crash_settings``): while the file named by
+    TWAP_TEST_HOLD_FILE exists, the first slice to get here is held right before it would be
+    sent (claimed, not at the broker) and ``<file>.held`` names it, so a test can SIGKILL the
+    dispatcher at exactly that point."""
+    import time
+
+    path = os.environ.get("TWAP_TEST_HOLD_FILE")
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path + ".held", "x") as marker:  # only the first slice is held
+            marker.write(order.client_order_id)
+    except FileExistsError:
+        return None
+    deadline = time.monotonic() + 60
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return None
