@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from orders.models import Order, OrderQuerySet, SlicingPlan
+from django.db.models import F
+
+from orders.models import Order, OrderEvent, OrderQuerySet, SlicingPlan
 from tradeops.permissions import strategy_scope
 
 
@@ -28,3 +31,19 @@ def plans_visible_to(user: Any) -> Any:
 
 def plan_get_visible(user: Any, plan_id: int) -> SlicingPlan | None:
     return plans_visible_to(user).filter(pk=plan_id).first()
+
+
+def plan_progress(
+    plan: SlicingPlan,
+) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]:
+    """A plan's planned shares by slice time, and its fills by the time they were applied
+    (every fill increase any source reported), for the admin's progress chart."""
+    planned = list(Order.objects.filter(plan=plan).values_list("scheduled_time", "qty"))
+    filled = list(
+        OrderEvent.objects.filter(
+            order__plan=plan, applied=True, filled_qty__gt=F("filled_qty_before")
+        )
+        .annotate(delta=F("filled_qty") - F("filled_qty_before"))
+        .values_list("created_at", "delta")
+    )
+    return planned, filled
