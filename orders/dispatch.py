@@ -117,12 +117,16 @@ def slices_claim_due(
 ) -> list[Order]:
     """Claim up to ``limit`` due, unclaimed slices (earliest first); ``now`` is the token."""
     with transaction.atomic():
-        due = Order.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            plan__isnull=False,
-            status=S.PENDING_NEW,
-            send_claimed_at__isnull=True,
-            scheduled_time__lte=now,
-            plan__status__in=CLAIMABLE_PLAN_STATUSES,
+        due = (
+            Order.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("plan")
+            .filter(
+                plan__isnull=False,
+                status=S.PENDING_NEW,
+                send_claimed_at__isnull=True,
+                scheduled_time__lte=now,
+                plan__status__in=CLAIMABLE_PLAN_STATUSES,
+            )
         )
         if exclude_plan_ids:
             due = due.exclude(plan_id__in=exclude_plan_ids)
@@ -176,15 +180,22 @@ def dispatcher_register(*, now: datetime | None = None) -> DispatcherRun:
 
 
 # --- one slice -------------------------------------------------------------------------------
-def slice_dispatch(*, order_id: int, token: datetime, clock: CachedClock) -> str:
-    """Check and send one slice this process claimed with ``token``; returns the outcome (the
-    ``twap_slices_total`` label): submitted / duplicate / rejected / unconfirmed,
-    blocked_kill_switch / blocked_circuit_breaker / canceled, rescheduled, deferred_<code>,
-    held_clock_unknown, or lost_claim."""
-    order = Order.objects.select_related("plan").filter(pk=order_id).first()
-    if order is None or order.status != S.PENDING_NEW or order.send_claimed_at != token:
-        return "lost_claim"  # recovery handed it to someone else, or it was ended meanwhile
+def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
+    """Check and send one slice (loaded with its plan) this process claimed with ``token``;
+    returns the outcome (the ``twap_slices_total`` label): submitted / duplicate / rejected /
+    unconfirmed, blocked_kill_switch / blocked_circuit_breaker / canceled, rescheduled,
+    deferred_<code>, held_clock_unknown, or lost_claim."""
+    # Fresh state right before sending: the plan may have been canceled since the claim, and
+    # recovery may have handed the slice to another dispatcher.
+    fresh = (
+        Order.objects.filter(pk=order.pk)
+        .values_list("status", "send_claimed_at", "plan__status")
+        .first()
+    )
+    if fresh is None or fresh[:2] != (S.PENDING_NEW, token):
+        return "lost_claim"
     plan, now = order.plan, timezone.now()
+    plan.status = fresh[2]
     rejection = slice_presend_rejection(order, plan, SliceCheckContext(now=now))
     if rejection is not None:
         return _apply_rejection(order, token, rejection)
@@ -305,14 +316,15 @@ class SliceDispatcher:
         self._beat = time.monotonic()
         self._pool = _SenderPool(workers, self._dispatch) if workers > 1 else None
 
-    def _dispatch(self, item: tuple[int, int, datetime]) -> str:
-        order_id, plan_id, token = item
+    def _dispatch(self, order: Order) -> str:
+        token = order.send_claimed_at
+        assert token is not None  # noqa: S101 - set by slices_claim_due
         if self.stopping:  # SIGTERM: give unsent claims back instead of leaving them to recovery
-            return "released" if slice_unclaim(order_id=order_id, token=token) else "lost_claim"
-        outcome = slice_dispatch(order_id=order_id, token=token, clock=self.clock)
+            return "released" if slice_unclaim(order_id=order.pk, token=token) else "lost_claim"
+        outcome = slice_dispatch(order=order, token=token, clock=self.clock)
         metrics.TWAP_SLICES.labels(outcome).inc()
         if outcome.startswith(("deferred_", "held_")):
-            self._held[plan_id] = time.monotonic() + settings.TWAP_DISPATCH_RETRY_SECONDS
+            self._held[order.plan_id] = time.monotonic() + settings.TWAP_DISPATCH_RETRY_SECONDS
         return outcome
 
     def tick(self) -> int:
@@ -321,11 +333,10 @@ class SliceDispatcher:
         now = timezone.now()
         held = {p for p, until in self._held.items() if until > time.monotonic()}
         claimed = slices_claim_due(now=now, limit=self.batch, exclude_plan_ids=held)
-        items = [(o.pk, o.plan_id, now) for o in claimed]
-        if self._pool is not None and len(items) > 1:
-            results = self._pool.map(items)
+        if self._pool is not None and len(claimed) > 1:
+            results = self._pool.map(claimed)
         else:
-            results = [self._dispatch(item) for item in items]
+            results = [self._dispatch(order) for order in claimed]
         self.outcomes.update(results)
         return len(claimed)
 

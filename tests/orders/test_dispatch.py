@@ -257,3 +257,21 @@ def test_limit_plan_slices_carry_the_limit_price(paper: Any, trader: Any) -> Non
     assert first.status == "new"  # resting below the market
     broker = [o for o in paper.state()["orders"] if o["client_order_id"] == first.client_order_id]
     assert broker[0]["limit_price"] == "99"
+
+
+def test_twap_metrics_are_exported(paper: Any, trader: Any, client: Any) -> None:
+    plan = make_plan(start=timezone.now() - timedelta(seconds=25), qty=6, interval_seconds=10)
+    sent = metric("twap_slices_total", outcome="submitted")
+    observed = metric("twap_slice_lateness_seconds_count")
+    run_once()
+    assert statuses(plan)["filled"] == 3
+    assert metric("twap_slices_total", outcome="submitted") == sent + 3
+    assert metric("twap_slice_lateness_seconds_count") == observed + 3
+    body = client.get("/metrics").content.decode()
+    for name in (
+        "twap_slices_total",
+        "twap_slice_lateness_seconds_bucket",
+        "twap_slices_recovered_total",
+        "twap_slices_skipped_parent_invalid_total",
+    ):
+        assert name in body
