@@ -25,7 +25,7 @@ from orders.models import (
     StrategyToken,
     TradingSwitch,
 )
-from orders.plans import plan_cancel
+from orders.plans import plan_cancel, plan_set_paused
 from orders.risk import effective_limits
 from orders.selectors import plan_progress
 from orders.services import order_cancel
@@ -287,7 +287,7 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["strategy"]
     date_hierarchy = "created_at"
     inlines = [SliceInline]
-    actions = ["cancel_remaining"]
+    actions = ["cancel_remaining", "pause", "resume"]
     fieldsets = [
         (None, {"fields": ["progress_chart", "status", "status_reason", "filled"]}),
         (
@@ -380,6 +380,46 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             description="Each plan becomes canceled and its slices that have not gone out are "
             "canceled without reaching the broker. Slices already at the broker are left "
             "alone (cancel them as orders).",
+        )
+
+    @admin.action(description="Pause (slices stay pending)", permissions=["cancel"])
+    def pause(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._pause(request, queryset, paused=True, form_class=ReasonForm)
+
+    @admin.action(
+        description="Resume (remaining slices from now) — needs OTP", permissions=["cancel"]
+    )
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        # Resuming puts money at risk again: step-up with a fresh OTP code, like a switch release.
+        return self._pause(request, queryset, paused=False, form_class=ReasonOtpForm)
+
+    def _pause(
+        self, request: HttpRequest, queryset: QuerySet, *, paused: bool, form_class: type
+    ) -> Any:
+        def perform(qs: QuerySet, data: dict[str, Any]) -> str:
+            done, refused = [], []
+            for plan in qs:
+                try:
+                    plan_set_paused(
+                        plan=plan, paused=paused, actor=request.user, reason=data["reason"]
+                    )
+                    done.append(f"#{plan.pk}")
+                except TradeOpsError as exc:
+                    refused.append(f"#{plan.pk}: {exc.message}")
+            if refused:
+                self.message_user(request, "Unchanged: " + "; ".join(refused), messages.WARNING)
+            return f"{'Paused' if paused else 'Resumed'}: {', '.join(done) or 'none'}."
+
+        verb = "Pause" if paused else "Resume"
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title=f"{verb} TWAP plans",
+            form_class=form_class,
+            perform=perform,
+            description="A paused plan keeps its slices pending; on resume they are "
+            "rescheduled from now at the plan's interval.",
         )
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:

@@ -286,6 +286,40 @@ def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCance
     return PlanCancelOutcome(locked, canceled, in_flight)
 
 
+def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str) -> SlicingPlan:
+    """Pause an active plan (its slices stay pending; no dispatcher claims them) or resume a
+    paused one. On resume, if slices fell due during the pause, the remaining slices are
+    rescheduled to start now, keeping the plan's spacing, so they do not go out in one burst;
+    the plan ends correspondingly later. Audited with the reason."""
+    now = timezone.now()
+    have = PlanStatus.ACTIVE if paused else PlanStatus.PAUSED
+    want = PlanStatus.PAUSED if paused else PlanStatus.ACTIVE
+    with transaction.atomic():
+        locked = SlicingPlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.status != have:
+            raise Conflict(
+                f"TWAP plan {plan.pk} is {locked.status}, not {have}.",
+                details={"status": locked.status},
+            )
+        audit_record(
+            actor=actor,
+            action="plan.pause" if paused else "plan.resume",
+            object_type="slicing_plan",
+            object_id=locked.pk,
+            reason=reason,
+            before={"status": have},
+            after={"status": want},
+        )
+        locked.status, locked.updated_at = want, now
+        locked.save(update_fields=["status", "updated_at"])
+    pending = Order.objects.filter(plan=locked, status=S.PENDING_NEW)
+    first_due = pending.aggregate(first=Min("scheduled_time"))["first"]
+    if not paused and first_due is not None and first_due < now:
+        plan_reschedule_pending(plan=locked, next_open=now)
+    logger.info("TWAP plan %s %s by %s: %s", plan.pk, want, actor_label(actor), reason)
+    return locked
+
+
 def _pending_unclaimed(plan: SlicingPlan) -> list[Order]:
     return list(
         Order.objects.filter(plan=plan, status=S.PENDING_NEW, send_claimed_at__isnull=True)
@@ -332,9 +366,9 @@ def plan_reschedule_pending(
     *, plan: SlicingPlan, next_open: datetime, token: datetime | None = None
 ) -> int:
     """Move every pending slice of ``plan`` that is free (or claimed with ``token``) to the next
-    open, keeping the plan's spacing (``orders.slicing.rescheduled_time``); the client_order_ids
-    stay. Returns how many moved. The new times depend only on the plan, the slice numbers and
-    the open, so two dispatchers doing this at once agree."""
+    open (on resume: to now), keeping the plan's spacing (``orders.slicing.rescheduled_time``);
+    the client_order_ids stay. Returns how many moved. The new times depend only on the plan,
+    the slice numbers and the open, so two dispatchers doing this at once agree."""
     now = timezone.now()
     free = Q(send_claimed_at__isnull=True)
     if token is not None:

@@ -294,5 +294,6 @@ NOTIONAL_PLACES = Decimal("0.01")
 HEALTH_CHECKS = [
     "tradeops.health.check_database",
     "tradeops.health.check_broker",
+    "orders.health.check_twap_dispatch",
 ]
 METRICS_DB_GAUGES: list[str] = []

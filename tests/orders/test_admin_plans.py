@@ -89,3 +89,65 @@ def test_dispatcher_runs_are_listed(paper: Any, ops_admin: Any) -> None:
     dispatcher_register()
     page = ops_admin.get("/admin/orders/dispatcherrun/")
     assert page.status_code == 200 and b"icon-yes" in page.content
+
+
+def test_pause_keeps_slices_and_resume_restarts_the_schedule_from_now(
+    paper: Any, trader: Any, ops_admin: Any
+) -> None:
+    from tests.helpers import totp_now
+
+    plan = make_plan(start=timezone.now() - timedelta(seconds=55), qty=6, interval_seconds=10)
+    url = "/admin/orders/slicingplan/"
+    form = {"_selected_action": [plan.pk], "confirmed": "yes"}
+    ops_admin.post(url, {**form, "action": "pause", "reason": "news pending"})
+    assert SlicingPlan.objects.get(pk=plan.pk).status == PlanStatus.PAUSED
+    call_command("run_slices", "--once", "--workers", "1", stdout=StringIO())
+    assert statuses(plan) == {"pending_new": 6}  # all overdue, none sent while paused
+
+    device = ops_admin.user.totpdevice_set.get()
+    before = timezone.now()
+    done = ops_admin.post(
+        url, {**form, "action": "resume", "reason": "news out", "otp_token": totp_now(device)}
+    )
+    assert done.status_code == 302
+    rows = list(plan.slices.order_by("slice_num"))
+    assert before <= rows[0].scheduled_time <= timezone.now()
+    assert [(r.scheduled_time - rows[0].scheduled_time).seconds for r in rows] == [
+        0,
+        10,
+        20,
+        30,
+        40,
+        50,
+    ]  # spacing kept: no burst of six overdue slices
+    audit = AuditEvent.objects.filter(object_type="slicing_plan", object_id=str(plan.pk))
+    assert sorted(audit.values_list("action", flat=True)) == ["plan.pause", "plan.resume"]
+    call_command("run_slices", "--once", "--workers", "1", stdout=StringIO())
+    assert statuses(plan) == {"filled": 1, "pending_new": 5}
+
+
+def test_resume_needs_a_valid_otp_code(paper: Any, trader: Any, ops_admin: Any) -> None:
+    plan = make_plan(start=timezone.now(), qty=2, interval_seconds=30)
+    SlicingPlan.objects.filter(pk=plan.pk).update(status=PlanStatus.PAUSED)
+    page = ops_admin.post(
+        "/admin/orders/slicingplan/",
+        {
+            "action": "resume",
+            "_selected_action": [plan.pk],
+            "confirmed": "yes",
+            "reason": "try",
+            "otp_token": "123456",
+        },
+    )
+    assert page.status_code == 200 and b"Invalid or already used OTP code" in page.content
+    assert SlicingPlan.objects.get(pk=plan.pk).status == PlanStatus.PAUSED
+
+
+def test_health_degrades_when_slices_are_overdue(paper: Any, trader: Any, client: Any) -> None:
+    make_plan(start=timezone.now() - timedelta(seconds=45), qty=2, interval_seconds=30)
+    health = client.get("/health").json()
+    assert health["status"] == "degraded"
+    assert "1 TWAP slices overdue" in health["checks"]["twap_dispatch"]["detail"]
+    assert client.get("/ready").status_code == 200
+    call_command("run_slices", "--once", "--workers", "1", stdout=StringIO())
+    assert client.get("/health").json()["checks"]["twap_dispatch"]["status"] == "ok"
