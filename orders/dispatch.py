@@ -184,7 +184,8 @@ def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
     """Check and send one slice (loaded with its plan) this process claimed with ``token``;
     returns the outcome (the ``twap_slices_total`` label): submitted / duplicate / rejected /
     unconfirmed, blocked_kill_switch / blocked_circuit_breaker / canceled, rescheduled,
-    deferred_<code>, held_clock_unknown, or lost_claim."""
+    deferred_<code>, held (clock unknown or stale), or lost_claim (the claim was taken back:
+    by recovery, or by a sibling slice moving the whole plan to the next open)."""
     # Fresh state right before sending: the plan may have been canceled since the claim, and
     # recovery may have handed the slice to another dispatcher.
     fresh = (
@@ -209,7 +210,7 @@ def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
     if decision.timing is Timing.HOLD:
         slice_unclaim(order_id=order.pk, token=token)
         logger.warning("slice %s held: %s", order.client_order_id, decision.reason)
-        return "held_clock_unknown"
+        return "held"
     if decision.timing is Timing.RESCHEDULE:
         assert market is not None  # noqa: S101 - RESCHEDULE needs a known clock
         moved = plan_reschedule_pending(plan=plan, next_open=market.next_open, token=token)
@@ -323,7 +324,7 @@ class SliceDispatcher:
             return "released" if slice_unclaim(order_id=order.pk, token=token) else "lost_claim"
         outcome = slice_dispatch(order=order, token=token, clock=self.clock)
         metrics.TWAP_SLICES.labels(outcome).inc()
-        if outcome.startswith(("deferred_", "held_")):
+        if outcome == "held" or outcome.startswith("deferred_"):
             self._held[order.plan_id] = time.monotonic() + settings.TWAP_DISPATCH_RETRY_SECONDS
         return outcome
 

@@ -56,7 +56,7 @@ class RecoveryReport:
     due_now: int = 0
     misfired: int = 0  # of due_now: later than MISFIRE_GRACE_SECONDS
     rescheduled: int = 0
-    held_clock_unknown: int = 0
+    held: int = 0
     not_due: int = 0
     paused: int = 0
     plans_finished: int = 0
@@ -72,7 +72,7 @@ class RecoveryReport:
             f"{self.blocked_breaker} blocked (breaker)",
             f"{self.due_now} due now ({self.misfired} beyond grace)",
             f"{self.rescheduled} moved to the next open",
-            f"{self.held_clock_unknown} held (clock unknown)",
+            f"{self.held} held (clock unknown or stale)",
             f"{self.not_due} not yet due",
             f"{self.paused} paused",
         ]
@@ -214,7 +214,7 @@ def _recover_plan(
         report.rescheduled += moved
         note(f"plan {plan.pk}: market closed: {moved} pending slices moved to the next open")
     else:
-        report.held_clock_unknown += len(due)
+        report.held += len(due)
         note(f"plan {plan.pk}: {len(due)} due slices held: {decision.reason}")
 
 

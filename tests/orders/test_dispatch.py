@@ -169,7 +169,7 @@ def test_unknown_clock_counts_as_closed_and_holds(paper: Any, trader: Any) -> No
         None,
         due_at,
     )
-    assert "held_clock_unknown" in output
+    assert "1 held" in output
     assert posts_by_coid(paper) == {}
 
 
@@ -271,3 +271,23 @@ def test_twap_metrics_are_exported(paper: Any, trader: Any, client: Any) -> None
         "twap_slices_skipped_parent_invalid_total",
     ):
         assert name in body
+
+
+@pytest.mark.parametrize("cause", ["gated", "clock_unknown"])
+def test_a_deferred_or_held_plan_is_not_retried_on_every_tick(
+    paper: Any, trader: Any, settings: Any, cause: str
+) -> None:
+    from orders.dispatch import SliceDispatcher
+
+    if cause == "gated":
+        settings.SLICE_PRESEND_CHECKS = [
+            *settings.SLICE_PRESEND_CHECKS,
+            "tests.orders.twap_support.check_gated",
+        ]
+    else:
+        paper.add_fault("GET", "/v2/clock", "error500", count=-1)
+    make_plan(start=timezone.now() - timedelta(seconds=5), qty=2, interval_seconds=30)
+    dispatcher = SliceDispatcher(batch=10, workers=1, poll_seconds=0.1)
+    assert dispatcher.tick() == 1  # claimed, deferred or held, handed back
+    assert dispatcher.tick() == 0  # the plan waits TWAP_DISPATCH_RETRY_SECONDS
+    assert SliceDispatcher(batch=10, workers=1, poll_seconds=0.1).tick() == 1  # not a lock

@@ -115,7 +115,7 @@ def test_unknown_clock_is_treated_as_closed_and_holds(paper: Any, trader: Any) -
     due = [s.scheduled_time for s in slices(plan)]
     output = recover()
     assert "broker clock unknown: treated as closed" in output
-    assert "3 held (clock unknown)" in output
+    assert "3 held (clock unknown or stale)" in output
     assert [s.scheduled_time for s in slices(plan)] == due
     assert statuses(plan) == {"pending_new": 4}
 
