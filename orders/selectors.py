@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import F
 
 from orders.models import Order, OrderEvent, OrderQuerySet, SlicingPlan
+from orders.status import OrderStatus
 from tradeops.permissions import strategy_scope
 
 
@@ -47,3 +48,22 @@ def plan_progress(
         .values_list("created_at", "delta")
     )
     return planned, filled
+
+
+def slices_due(now: datetime) -> Any:
+    """Unclaimed pending slices due at ``now``, earliest first (``run_slices --dry-run``)."""
+    return (
+        Order.objects.filter(
+            plan__isnull=False,
+            status=OrderStatus.PENDING_NEW,
+            send_claimed_at__isnull=True,
+            scheduled_time__lte=now,
+        )
+        .select_related("plan")
+        .order_by("scheduled_time", "id")
+    )
+
+
+def slices_pending_exist() -> bool:
+    """Is any slice still waiting to be sent (``run_slices --until-idle``)?"""
+    return Order.objects.filter(plan__isnull=False, status=OrderStatus.PENDING_NEW).exists()

@@ -13,7 +13,7 @@ from django.utils.dateparse import parse_datetime
 from marketdata.models import AverageDailyVolume
 from marketdata.services import liquidity_constraint, max_slice_qty_for
 from orders.models import SlicingPlan
-from tests.orders.test_api_plans import twap
+from tests.orders.twap_support import twap
 
 pytestmark = pytest.mark.django_db
 

@@ -14,24 +14,10 @@ from orders.ids import slice_client_order_id
 from orders.models import Order, RiskLimit, SlicingPlan
 from orders.plans import slice_end_locally
 from tests.helpers import place
+from tests.orders.twap_support import twap
 from tradeops.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
-
-
-def twap(client: Any, **overrides: Any) -> Any:
-    """POST a TWAP plan: 100 AAPL over 10 minutes, one slice a minute, unless overridden."""
-    body = {
-        "symbol": "AAPL",
-        "side": "buy",
-        "qty": 100,
-        "type": "market",
-        "time_in_force": "day",
-        "duration_minutes": 10,
-        "interval_seconds": 60,
-    }
-    body.update(overrides)
-    return client.post("/api/v1/orders/slice", body, format="json")
 
 
 def broker_posts(paper: Any) -> list[dict]:

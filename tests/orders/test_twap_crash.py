@@ -19,7 +19,6 @@ from django.utils import timezone
 from marketdata.models import AverageDailyVolume
 from orders.models import DispatcherRun, Order, PlanStatus, SlicingPlan
 from tests.helpers import wait_for
-from tests.orders.test_api_plans import twap
 from tests.orders.twap_support import (
     broker_orders_by_coid,
     make_plan,
@@ -27,6 +26,7 @@ from tests.orders.twap_support import (
     run_manage,
     slices,
     start_manage,
+    twap,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

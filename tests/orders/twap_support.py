@@ -22,6 +22,21 @@ from orders.risk import OrderIntent
 MANAGE = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
 
 
+def twap(client: Any, **overrides: Any) -> Any:
+    """POST a TWAP plan: 100 AAPL over 10 minutes, one slice a minute, unless overridden."""
+    body = {
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": 100,
+        "type": "market",
+        "time_in_force": "day",
+        "duration_minutes": 10,
+        "interval_seconds": 60,
+    }
+    body.update(overrides)
+    return client.post("/api/v1/orders/slice", body, format="json")
+
+
 def make_plan(
     *,
     start: datetime,

@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from orders import hooks
 from orders.dispatch import SliceDispatcher, dispatcher_register, slices_next_due
-from orders.models import Order
-from orders.status import OrderStatus
+from orders.selectors import slices_due, slices_pending_exist
 
 
 class Command(BaseCommand):
@@ -101,7 +100,7 @@ class Command(BaseCommand):
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                if options["until_idle"] and not claimed and self._nothing_pending():
+                if options["until_idle"] and not claimed and not slices_pending_exist():
                     break
                 if time.monotonic() - last_report >= 10:
                     last_report = time.monotonic()
@@ -122,24 +121,10 @@ class Command(BaseCommand):
             return "no slices handled"
         return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
-    @staticmethod
-    def _nothing_pending() -> bool:
-        return not Order.objects.filter(plan__isnull=False, status=OrderStatus.PENDING_NEW).exists()
-
     def _dry_run(self) -> None:
         now = timezone.now()
-        due = (
-            Order.objects.filter(
-                plan__isnull=False,
-                status=OrderStatus.PENDING_NEW,
-                send_claimed_at__isnull=True,
-                scheduled_time__lte=now,
-            )
-            .select_related("plan")
-            .order_by("scheduled_time", "id")
-        )
         count = 0
-        for order in due:
+        for order in slices_due(now):
             count += 1
             late = (now - order.scheduled_time).total_seconds()
             self.stdout.write(
