@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 
+from orders.charts import progress_svg
 from orders.controls import trading_switch_set
+from orders.dispatch import SliceDispatcher
 from orders.models import (
+    DispatcherRun,
     Order,
     OrderEvent,
     Position,
     RiskLimit,
+    SlicingPlan,
     Strategy,
     StrategyToken,
     TradingSwitch,
 )
+from orders.plans import plan_cancel, plan_set_paused
 from orders.risk import effective_limits
+from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
 from tradeops.admin_tools import (
@@ -206,3 +215,170 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.change_tradingswitch")
+
+
+# --- TWAP --------------------------------------------------------------------------------------
+class SliceInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Order
+    fk_name = "plan"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["slice_num"]
+    fields = [
+        "slice_num",
+        "client_order_id",
+        "scheduled_time",
+        "qty",
+        "status",
+        "filled_qty",
+        "filled_avg_price",
+        "submitted_at",
+        "reject_reason",
+    ]
+    readonly_fields = fields
+    verbose_name = "slice"
+    verbose_name_plural = "slices"
+
+
+@admin.register(SlicingPlan)
+class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "strategy",
+        "symbol",
+        "side",
+        "qty",
+        "filled",
+        "slice_count",
+        "slice_interval_seconds",
+        "max_slice_qty",
+        "status",
+        "start_at",
+    ]
+    list_filter = ["status", "side", "liquidity_source", "strategy"]
+    search_fields = ["key", "symbol"]
+    list_select_related = ["strategy"]
+    date_hierarchy = "created_at"
+    inlines = [SliceInline]
+    actions = ["cancel_remaining", "pause", "resume"]
+    fieldsets = [
+        (None, {"fields": ["progress_chart", "status", "status_reason", "filled"]}),
+        (
+            "Request",
+            {
+                "fields": [
+                    "key",
+                    "strategy",
+                    "symbol",
+                    "side",
+                    "qty",
+                    "order_type",
+                    "limit_price",
+                    "stop_price",
+                    "time_in_force",
+                    "origin",
+                ]
+            },
+        ),
+        (
+            "Schedule",
+            {
+                "fields": [
+                    "duration_minutes",
+                    "interval_seconds",
+                    "slice_interval_seconds",
+                    "slice_count",
+                    "start_at",
+                    "ended_at",
+                ]
+            },
+        ),
+        (
+            "Liquidity at plan time",
+            {
+                "fields": [
+                    "adv",
+                    "adv_pct",
+                    "max_slice_qty",
+                    "liquidity_source",
+                    "liquidity_computed_at",
+                    "liquidity_note",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        *[f.name for f in SlicingPlan._meta.fields],
+        "progress_chart",
+        "filled",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(filled_total=Sum("slices__filled_qty"))
+
+    @admin.display(description="Filled", ordering="filled_total")
+    def filled(self, obj: SlicingPlan) -> int:
+        return obj.filled_total or 0
+
+    @admin.display(description="Planned vs filled (cumulative shares)")
+    def progress_chart(self, obj: SlicingPlan) -> str:
+        planned, filled = plan_progress(obj)
+        if not planned:
+            return "-"
+        svg = progress_svg(planned=planned, filled=filled, total=obj.qty, now=timezone.now())
+        return mark_safe(svg)  # noqa: S308 - built from numbers and escaped text only
+
+    @admin.action(description="Cancel remaining slices", permissions=["cancel"])
+    def cancel_remaining(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return bulk_reason_action(
+            self,
+            request,
+            queryset,
+            title="Cancel remaining slices",
+            call=lambda plan, d: plan_cancel(plan=plan, actor=request.user, reason=d["reason"]),
+            description="Each plan becomes canceled and its slices that have not gone out are "
+            "canceled without reaching the broker. Slices already at the broker are left "
+            "alone (cancel them as orders).",
+        )
+
+    @admin.action(description="Pause (slices stay pending)", permissions=["cancel"])
+    def pause(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._pause(request, queryset, paused=True, form_class=ReasonForm)
+
+    @admin.action(
+        description="Resume (remaining slices from now) — needs OTP", permissions=["cancel"]
+    )
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        # Resuming puts money at risk again: step-up with a fresh OTP code, like a switch release.
+        return self._pause(request, queryset, paused=False, form_class=ReasonOtpForm)
+
+    def _pause(
+        self, request: HttpRequest, queryset: QuerySet, *, paused: bool, form_class: type
+    ) -> Any:
+        return bulk_reason_action(
+            self,
+            request,
+            queryset,
+            title=f"{'Pause' if paused else 'Resume'} TWAP plans",
+            form_class=form_class,
+            call=lambda plan, d: plan_set_paused(
+                plan=plan, paused=paused, actor=request.user, reason=d["reason"]
+            ),
+            description="A paused plan keeps its slices pending; on resume they are "
+            "rescheduled from now at the plan's interval.",
+        )
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.change_slicingplan") or request.user.is_superuser
+
+
+@admin.register(DispatcherRun)
+class DispatcherRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "hostname", "pid", "started_at", "heartbeat_at", "stopped_at", "alive"]
+    list_filter = ["hostname"]
+
+    @admin.display(boolean=True, description="Alive (recent heartbeat)")
+    def alive(self, obj: DispatcherRun) -> bool:
+        recent = timezone.now() - timedelta(seconds=3 * SliceDispatcher.HEARTBEAT_SECONDS)
+        return obj.stopped_at is None and obj.heartbeat_at >= recent

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.pagination import CursorPagination
@@ -9,13 +11,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders.models import Origin
+from orders.plans import plan_cancel, plan_create
 from orders.risk import OrderIntent
-from orders.selectors import order_get_visible, orders_visible_to
+from orders.selectors import order_get_visible, orders_visible_to, plan_get_visible
 from orders.serializers import (
     CancelRequestSerializer,
     ErrorSerializer,
     OrderRequestSerializer,
     OrderSerializer,
+    PlanCancelSerializer,
+    PlanSerializer,
+    PlanWithSlicesSerializer,
+    SliceRequestSerializer,
 )
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
@@ -100,27 +107,7 @@ class OrderListCreateView(generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         data = OrderRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        v = data.validated_data
-        scope = strategy_scope(request.user)
-        strategy_id = v.get("strategy") or scope
-        if strategy_id is None:
-            raise ValidationFailed(
-                "strategy is required.",
-                details={"fields": {"strategy": ["This field is required."]}},
-            )
-        if scope is not None and strategy_id != scope:
-            raise PermissionDenied(f"This token acts only for strategy '{scope}'.")
-        intent = OrderIntent(
-            strategy_id=strategy_id,
-            symbol=v["symbol"],
-            side=v["side"],
-            qty=v["qty"],
-            order_type=v["type"],
-            time_in_force=v["time_in_force"],
-            limit_price=v.get("limit_price"),
-            stop_price=v.get("stop_price"),
-            origin=Origin.API if scope is not None else Origin.ADMIN,
-        )
+        intent = _intent(request, data.validated_data)
         outcome = order_submit(request=intent, actor=request.user)
         body = OrderSerializer(outcome.order).data
         if not outcome.created:
@@ -132,6 +119,30 @@ class OrderListCreateView(generics.GenericAPIView):
             )
         code = 202 if outcome.order.status == OrderStatus.SUBMITTED_UNCONFIRMED else 201
         return Response(body, status=code)
+
+
+def _intent(request: Request, v: dict) -> OrderIntent:
+    """The order (or plan) request as the risk checks see it; a token acts for its strategy."""
+    scope = strategy_scope(request.user)
+    strategy_id = v.get("strategy") or scope
+    if strategy_id is None:
+        raise ValidationFailed(
+            "strategy is required.",
+            details={"fields": {"strategy": ["This field is required."]}},
+        )
+    if scope is not None and strategy_id != scope:
+        raise PermissionDenied(f"This token acts only for strategy '{scope}'.")
+    return OrderIntent(
+        strategy_id=strategy_id,
+        symbol=v["symbol"],
+        side=v["side"],
+        qty=v["qty"],
+        order_type=v["type"],
+        time_in_force=v["time_in_force"],
+        limit_price=v.get("limit_price"),
+        stop_price=v.get("stop_price"),
+        origin=Origin.API if scope is not None else Origin.ADMIN,
+    )
 
 
 class OrderDetailView(generics.GenericAPIView):
@@ -166,3 +177,91 @@ class OrderCancelView(generics.GenericAPIView):
             order=order, actor=request.user, reason=body.validated_data.get("reason", "")
         )
         return Response(OrderSerializer(order).data)
+
+
+# --- TWAP plans --------------------------------------------------------------------------------
+class SliceCreateView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = SliceRequestSerializer
+
+    @extend_schema(
+        request=SliceRequestSerializer,
+        responses={200: PlanWithSlicesSerializer, 201: PlanWithSlicesSerializer, **ERRORS},
+        summary="Place a TWAP plan (idempotent per request and UTC day)",
+        description=(
+            "Slices `qty` over `duration_minutes`, one slice every `interval_seconds` (slice i "
+            "due at start + i x interval). When the symbol's liquidity caps a slice at "
+            "MAX_SLICE_PCT_OF_ADV of its 20-day ADV, the plan gets more, smaller slices within "
+            "the same duration. One pre-trade decision: exposure on the total quantity, order "
+            "size limits on the largest slice. The same request again the same UTC day "
+            "returns the existing plan with 200. Slices are sent by the dispatcher "
+            "(`run_slices`) at their scheduled second."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = SliceRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        outcome = plan_create(
+            request=_intent(request, v),
+            duration_minutes=v["duration_minutes"],
+            interval_seconds=v["interval_seconds"],
+            actor=request.user,
+        )
+        body = PlanWithSlicesSerializer(outcome.plan).data
+        return Response(body, status=201 if outcome.created else 200)
+
+
+def _plan_or_404(request: Request, plan_id: int) -> Any:
+    plan = plan_get_visible(request.user, plan_id)
+    if plan is None:
+        raise NotFound(f"No TWAP plan {plan_id}.")
+    return plan
+
+
+class PlanDetailView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = PlanSerializer
+
+    @extend_schema(responses={200: PlanSerializer, **ERRORS}, summary="One TWAP plan")
+    def get(self, request: Request, plan_id: int) -> Response:
+        return Response(PlanSerializer(_plan_or_404(request, plan_id)).data)
+
+
+class PlanSlicesView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = OrderSerializer
+
+    @extend_schema(
+        responses={200: OrderSerializer(many=True), **ERRORS},
+        summary="A TWAP plan's slices, in slice order",
+    )
+    def get(self, request: Request, plan_id: int) -> Response:
+        plan = _plan_or_404(request, plan_id)
+        slices = plan.slices.select_related("strategy").order_by("slice_num")
+        return Response(OrderSerializer(slices, many=True).data)
+
+    @extend_schema(
+        request=CancelRequestSerializer,
+        responses={200: PlanCancelSerializer, **ERRORS},
+        summary="Cancel the plan's slices that have not gone out (allowed while gated)",
+        description=(
+            "The plan becomes canceled; every slice not yet claimed for sending is canceled "
+            "without reaching the broker. Slices already at the broker are left alone (cancel "
+            "them as orders); a slice a dispatcher holds is canceled by its pre-send check. "
+            "Never blocked by the gate, kill switch or breaker. 409 if the plan already ended."
+        ),
+    )
+    def delete(self, request: Request, plan_id: int) -> Response:
+        body = CancelRequestSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        outcome = plan_cancel(
+            plan=_plan_or_404(request, plan_id),
+            actor=request.user,
+            reason=body.validated_data.get("reason", ""),
+        )
+        return Response(
+            PlanCancelSerializer(
+                {"plan": outcome.plan, "canceled": outcome.canceled, "in_flight": outcome.in_flight}
+            ).data
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -134,6 +135,12 @@ class Order(models.Model):
     )
 
     origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.API)
+    # TWAP slices only: the plan, the slice's number in it and when it is due.
+    plan = models.ForeignKey(
+        "SlicingPlan", null=True, blank=True, on_delete=models.PROTECT, related_name="slices"
+    )
+    slice_num = models.PositiveIntegerField(null=True, blank=True)
+    scheduled_time = models.DateTimeField(null=True, blank=True)
     trade_date = models.DateField()
     placed_under_override = models.BooleanField(
         default=False, help_text="Placed while a reconciliation force-complete was in effect"
@@ -151,6 +158,18 @@ class Order(models.Model):
             models.Index(fields=["strategy", "-created_at"], name="order_strategy_recent"),
             models.Index(fields=["is_terminal", "status"], name="order_open_status"),
             models.Index(fields=["-created_at"], name="order_recent"),
+            # The dispatcher's "what is due" query: pending slices only, by due time.
+            models.Index(
+                fields=["scheduled_time"],
+                condition=Q(plan__isnull=False, status="pending_new"),
+                name="order_slice_pending_due",
+            ),
+            # "Has this plan an open slice left?", asked whenever a slice ends.
+            models.Index(
+                fields=["plan"],
+                condition=Q(plan__isnull=False, is_terminal=False),
+                name="order_plan_open",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(qty__gt=0), name="order_qty_positive"),
@@ -161,6 +180,13 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0),
                 name="order_stop_price_positive",
+            ),
+            models.UniqueConstraint(fields=["plan", "slice_num"], name="order_plan_slice_unique"),
+            # A slice has all three, any other order none of them.
+            models.CheckConstraint(
+                condition=Q(plan__isnull=True, slice_num__isnull=True, scheduled_time__isnull=True)
+                | Q(plan__isnull=False, slice_num__isnull=False, scheduled_time__isnull=False),
+                name="order_slice_fields_together",
             ),
         ]
 
@@ -268,3 +294,97 @@ class TradingSwitch(models.Model):
     def __str__(self) -> str:
         state = "ENGAGED" if self.engaged else "off"
         return f"{self.get_name_display()}: {state}"
+
+
+class PlanStatus(models.TextChoices):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    FAILED = "failed"
+
+
+PLAN_TERMINAL_STATUSES = frozenset({PlanStatus.COMPLETED, PlanStatus.CANCELED, PlanStatus.FAILED})
+
+
+class SlicingPlan(models.Model):
+    """A TWAP parent. Never sent to the broker: its slices (``Order`` rows with ``plan`` set)
+    are, each under its own deterministic client_order_id. Created in one transaction with all
+    its slices; the database is the only job store (DESIGN §5)."""
+
+    key = models.CharField(
+        max_length=24, unique=True, help_text="Deterministic id of the request and UTC day"
+    )
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="plans")
+    symbol = models.CharField(max_length=16)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    qty = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    order_type = models.CharField(max_length=10, choices=OrderType.choices)
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices)
+    limit_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    duration_minutes = models.PositiveIntegerField()
+    interval_seconds = models.PositiveIntegerField(help_text="As requested")
+    slice_interval_seconds = models.PositiveIntegerField(
+        help_text="Effective: shorter than requested when the liquidity cap added slices"
+    )
+    slice_count = models.PositiveIntegerField()
+    start_at = models.DateTimeField(help_text="Slice i is due at start + i x interval")
+    status = models.CharField(max_length=10, choices=PlanStatus.choices, default=PlanStatus.ACTIVE)
+    status_reason = models.TextField(blank=True)
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.API)
+    trade_date = models.DateField()
+    # Liquidity constraint as computed at plan time; reused, never recomputed (ids stay stable).
+    adv = models.PositiveBigIntegerField(null=True, blank=True, help_text="ADV used (shares)")
+    adv_pct = models.DecimalField(max_digits=7, decimal_places=6, null=True, blank=True)
+    max_slice_qty = models.PositiveIntegerField(null=True, blank=True)
+    liquidity_source = models.CharField(max_length=32, blank=True)
+    liquidity_computed_at = models.DateTimeField(null=True, blank=True)
+    liquidity_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="plan_status_recent"),
+            models.Index(fields=["strategy", "-created_at"], name="plan_strategy_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(qty__gt=0), name="plan_qty_positive"),
+            models.CheckConstraint(
+                condition=Q(max_slice_qty__isnull=True) | Q(max_slice_qty__gt=0),
+                name="plan_max_slice_qty_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"TWAP #{self.pk} {self.side} {self.qty} {self.symbol} [{self.status}]"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in PLAN_TERMINAL_STATUSES
+
+    @property
+    def end_at(self) -> datetime:
+        return self.start_at + timedelta(minutes=self.duration_minutes)
+
+
+class DispatcherRun(models.Model):
+    """One start of ``run_slices``. Recovery treats a slice claimed before the latest start
+    as possibly orphaned by a process that died (it is looked up at the broker, never blindly
+    resent); the heartbeat shows operators which dispatchers are alive."""
+
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["-started_at"], name="dispatcherrun_recent")]
+
+    def __str__(self) -> str:
+        return f"run_slices {self.hostname}:{self.pid} since {self.started_at:%Y-%m-%d %H:%M:%S}"

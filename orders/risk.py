@@ -45,10 +45,17 @@ class OrderIntent:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     origin: str = "api"
+    # The size the per-order limits judge: a TWAP plan is judged on its total ``qty`` for
+    # exposure and on its largest slice here, because each slice is a separate order.
+    size_qty: int | None = None
 
     @property
     def signed_qty(self) -> int:
         return signed(self.side, self.qty)
+
+    @property
+    def order_size(self) -> int:
+        return self.qty if self.size_qty is None else self.size_qty
 
 
 @dataclass(frozen=True)
@@ -234,12 +241,13 @@ check_circuit_breaker = _halt_check(
 
 def check_max_order_qty(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
     assert ctx.limits is not None  # noqa: S101
-    limit = ctx.limits.max_order_qty
-    if intent.qty > limit:
+    limit, size = ctx.limits.max_order_qty, intent.order_size
+    if size > limit:
+        what = "qty" if intent.size_qty is None else "largest slice qty"
         return Rejection(
             "risk_limit",
-            f"qty {intent.qty} exceeds the max order qty {limit} for {intent.symbol}.",
-            {"limit": "max_order_qty", "value": limit, "qty": intent.qty},
+            f"{what} {size} exceeds the max order qty {limit} for {intent.symbol}.",
+            {"limit": "max_order_qty", "value": limit, "qty": size},
         )
     return None
 
@@ -256,7 +264,7 @@ def check_max_order_notional(intent: OrderIntent, ctx: RiskContext) -> Rejection
             unavailable=True,
             retry_after=settings.GATE_RETRY_AFTER_SECONDS,
         )
-    notional = (ctx.reference_price * intent.qty).quantize(settings.NOTIONAL_PLACES)
+    notional = (ctx.reference_price * intent.order_size).quantize(settings.NOTIONAL_PLACES)
     if notional > limit:
         return Rejection(
             "risk_limit",

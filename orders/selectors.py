@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from orders.models import Order, OrderQuerySet
+from django.db.models import F
+
+from orders.models import Order, OrderEvent, OrderQuerySet, SlicingPlan
+from orders.status import OrderStatus
 from tradeops.permissions import strategy_scope
 
 
@@ -17,3 +21,49 @@ def orders_visible_to(user: Any) -> OrderQuerySet:
 
 def order_get_visible(user: Any, client_order_id: str) -> Order | None:
     return orders_visible_to(user).filter(client_order_id=client_order_id).first()
+
+
+def plans_visible_to(user: Any) -> Any:
+    """Like orders: a token sees its own strategy's plans; verified staff see all."""
+    qs = SlicingPlan.objects.select_related("strategy")
+    scope = strategy_scope(user)
+    return qs.filter(strategy_id=scope) if scope is not None else qs
+
+
+def plan_get_visible(user: Any, plan_id: int) -> SlicingPlan | None:
+    return plans_visible_to(user).filter(pk=plan_id).first()
+
+
+def plan_progress(
+    plan: SlicingPlan,
+) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]:
+    """A plan's planned shares by slice time, and its fills by the time they were applied
+    (every fill increase any source reported), for the admin's progress chart."""
+    planned = list(Order.objects.filter(plan=plan).values_list("scheduled_time", "qty"))
+    filled = list(
+        OrderEvent.objects.filter(
+            order__plan=plan, applied=True, filled_qty__gt=F("filled_qty_before")
+        )
+        .annotate(delta=F("filled_qty") - F("filled_qty_before"))
+        .values_list("created_at", "delta")
+    )
+    return planned, filled
+
+
+def slices_due(now: datetime) -> Any:
+    """Unclaimed pending slices due at ``now``, earliest first (``run_slices --dry-run``)."""
+    return (
+        Order.objects.filter(
+            plan__isnull=False,
+            status=OrderStatus.PENDING_NEW,
+            send_claimed_at__isnull=True,
+            scheduled_time__lte=now,
+        )
+        .select_related("plan")
+        .order_by("scheduled_time", "id")
+    )
+
+
+def slices_pending_exist() -> bool:
+    """Is any slice still waiting to be sent (``run_slices --until-idle``)?"""
+    return Order.objects.filter(plan__isnull=False, status=OrderStatus.PENDING_NEW).exists()

@@ -8,9 +8,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, Sum
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.models import RESERVED_STRATEGY_ID, STRATEGY_ID_RE, Order, OrderType, Side, TimeInForce
+from orders.models import (
+    RESERVED_STRATEGY_ID,
+    STRATEGY_ID_RE,
+    Order,
+    OrderType,
+    Side,
+    SlicingPlan,
+    TimeInForce,
+)
 
 SYMBOL_RE = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
 ONE_DOLLAR = Decimal(1)
@@ -125,6 +135,42 @@ class OrderRequestSerializer(StrictSerializer):
         return attrs
 
 
+class BoundedIntegerField(serializers.Field):
+    """A JSON integer (or digit string) within bounds read from settings at request time:
+    ``10.5``, ``true`` or ``"ten"`` are refused, never rounded."""
+
+    default_error_messages = {
+        "invalid": "Must be a whole number, got {value!r}.",
+        "range": "Must be between {low} and {high}.",
+    }
+
+    def __init__(self, *, low: int, high_setting: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.low, self.high_setting = low, high_setting
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid", value=data)
+        if isinstance(data, str):
+            if not re.fullmatch(r"\d{1,9}", data.strip()):
+                self.fail("invalid", value=data)
+            data = int(data.strip())
+        high = getattr(settings, self.high_setting)
+        if not self.low <= data <= high:
+            self.fail("range", low=self.low, high=high)
+        return data
+
+    def to_representation(self, value: int) -> int:
+        return int(value)
+
+
+class SliceRequestSerializer(OrderRequestSerializer):
+    """A TWAP plan: the fields of a single order plus its schedule."""
+
+    duration_minutes = BoundedIntegerField(low=1, high_setting="TWAP_MAX_DURATION_MINUTES")
+    interval_seconds = BoundedIntegerField(low=1, high_setting="TWAP_MAX_INTERVAL_SECONDS")
+
+
 class OrderSerializer(serializers.ModelSerializer):
     strategy = serializers.CharField(source="strategy_id")
     type = serializers.CharField(source="order_type")
@@ -150,8 +196,102 @@ class OrderSerializer(serializers.ModelSerializer):
             "created_at",
             "submitted_at",
             "updated_at",
+            "plan",
+            "slice_num",
+            "scheduled_time",
         ]
         read_only_fields = fields
+
+
+class LiquiditySerializer(serializers.Serializer):
+    """The liquidity constraint as it was when the plan was made (never recomputed)."""
+
+    adv = serializers.IntegerField(allow_null=True)
+    pct_of_adv = serializers.DecimalField(
+        source="adv_pct", max_digits=7, decimal_places=6, allow_null=True
+    )
+    max_slice_qty = serializers.IntegerField(allow_null=True)
+    source = serializers.CharField(source="liquidity_source")
+    computed_at = serializers.DateTimeField(source="liquidity_computed_at", allow_null=True)
+    note = serializers.CharField(source="liquidity_note")
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    strategy = serializers.CharField(source="strategy_id")
+    type = serializers.CharField(source="order_type")
+    end_at = serializers.DateTimeField()
+    filled_qty = serializers.SerializerMethodField()
+    slices_by_status = serializers.SerializerMethodField()
+    liquidity = LiquiditySerializer(source="*")
+
+    class Meta:
+        model = SlicingPlan
+        fields = [
+            "id",
+            "key",
+            "strategy",
+            "symbol",
+            "side",
+            "qty",
+            "type",
+            "limit_price",
+            "stop_price",
+            "time_in_force",
+            "duration_minutes",
+            "interval_seconds",
+            "slice_interval_seconds",
+            "slice_count",
+            "start_at",
+            "end_at",
+            "status",
+            "status_reason",
+            "filled_qty",
+            "slices_by_status",
+            "liquidity",
+            "origin",
+            "created_at",
+            "updated_at",
+            "ended_at",
+        ]
+        read_only_fields = fields
+
+    def get_filled_qty(self, plan: SlicingPlan) -> int:
+        return sum(self._by_status(plan)[1].values())
+
+    def get_slices_by_status(self, plan: SlicingPlan) -> dict[str, int]:
+        return self._by_status(plan)[0]
+
+    def _by_status(self, plan: SlicingPlan) -> tuple[dict[str, int], dict[str, int]]:
+        """Slice count and filled shares per status, one query per plan."""
+        cached = getattr(plan, "_slice_totals", None)
+        if cached is None:
+            rows = plan.slices.values("status").annotate(n=Count("id"), filled=Sum("filled_qty"))
+            cached = (
+                {r["status"]: r["n"] for r in rows},
+                {r["status"]: int(r["filled"] or 0) for r in rows},
+            )
+            plan._slice_totals = cached  # type: ignore[attr-defined]
+        return cached
+
+
+class PlanWithSlicesSerializer(PlanSerializer):
+    slices = serializers.SerializerMethodField()
+
+    class Meta(PlanSerializer.Meta):
+        fields = [*PlanSerializer.Meta.fields, "slices"]
+        read_only_fields = fields
+
+    @extend_schema_field(OrderSerializer(many=True))
+    def get_slices(self, plan: SlicingPlan) -> list[dict[str, Any]]:
+        return OrderSerializer(plan.slices.order_by("slice_num"), many=True).data
+
+
+class PlanCancelSerializer(serializers.Serializer):
+    plan = PlanSerializer()
+    canceled = serializers.IntegerField(help_text="Slices canceled (they never went out)")
+    in_flight = serializers.IntegerField(
+        help_text="Slices already claimed for sending or at the broker, not canceled here"
+    )
 
 
 class CancelRequestSerializer(StrictSerializer):

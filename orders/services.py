@@ -15,14 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DecimalField, F, Q, Value, When
+from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from orders import risk
 from orders.controls import circuit_breaker_note_rejection
 from orders.ids import client_order_id_for
-from orders.models import Order, OrderEvent, Position, Strategy
+from orders.models import Order, OrderEvent, PlanStatus, Position, SlicingPlan, Strategy
 from orders.positions import fill_price_of_delta, position_after_fill, signed
 from orders.status import (
     OrderState,
@@ -154,6 +154,7 @@ def apply_order_update(
                 "source_strength",
                 "symbol",
                 "side",
+                "plan_id",
             )
             .first()
         )
@@ -203,6 +204,8 @@ def apply_order_update(
             filled_qty_before=row["filled_qty"],
             note=note[:2000],
         )
+        if applied and row["plan_id"] is not None and is_terminal(update.status):
+            plan_status_follow(plan_id=row["plan_id"], now=now)
     metrics.ORDER_UPDATES.labels(update.source, "applied" if applied else "skipped").inc()
     if not applied:
         metrics.ORDER_UPDATES_SKIPPED.labels(reason).inc()
@@ -227,6 +230,35 @@ def apply_broker_report(
     )
 
 
+def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
+    """A TWAP plan's status follows its slices: once every slice is terminal, an active (or
+    paused) plan becomes ``completed`` if any share was filled and ``failed`` if none was.
+    A canceled plan stays canceled. Returns the new status, or None if nothing changed.
+
+    Called from ``apply_order_update`` in the transaction that made a slice terminal. The plan
+    row is locked first: two slices finishing at the same time in two transactions would
+    otherwise each still see the other as open, and the plan would never end.
+    """
+    locked = SlicingPlan.objects.select_for_update().filter(
+        pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED]
+    )
+    if not list(locked.values_list("pk", flat=True)):
+        return None
+    slices = Order.objects.filter(plan_id=plan_id)
+    if slices.filter(is_terminal=False).exists():  # the partial index order_plan_open
+        return None
+    totals = slices.aggregate(filled=Sum("filled_qty"), n=Count("id"))
+    filled = totals["filled"] or 0
+    plan = SlicingPlan.objects.get(pk=plan_id)
+    plan.status = PlanStatus.COMPLETED if filled else PlanStatus.FAILED
+    plan.status_reason = f"all {totals['n']} slices ended; {filled} of {plan.qty} shares filled"
+    plan.ended_at = plan.updated_at = now
+    plan.save(update_fields=["status", "status_reason", "ended_at", "updated_at"])
+    log = logger.info if filled == plan.qty else logger.warning
+    log("TWAP plan %s %s: %s", plan.pk, plan.status, plan.status_reason)
+    return plan.status
+
+
 def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now: datetime) -> None:
     position, _ = Position.objects.select_for_update().get_or_create(symbol=symbol)
     position.qty, position.avg_entry_price = position_after_fill(
@@ -244,7 +276,7 @@ class SubmitOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _require_strategy(strategy_id: str) -> Strategy:
+def strategy_require_active(strategy_id: str) -> Strategy:
     strategy = Strategy.objects.filter(pk=strategy_id).first()
     if strategy is None:
         raise ValidationFailed(
@@ -277,7 +309,7 @@ def order_create(
     The same request on the same UTC day returns the existing order (``created=False``).
     """
     now = now or timezone.now()
-    _require_strategy(request.strategy_id)
+    strategy_require_active(request.strategy_id)
     coid = order_client_id(request, now)
     existing = Order.objects.filter(client_order_id=coid).first()
     if existing is not None:
@@ -334,19 +366,30 @@ def order_send(*, order: Order) -> Order:
     client_order_id makes it happen at most once at the broker, whatever crashes. Ambiguous
     outcomes leave the order ``submitted_unconfirmed`` for reconciliation to resolve.
     """
-    now = timezone.now()
-    claimed = Order.objects.filter(
-        pk=order.pk, status=S.PENDING_NEW, send_claimed_at__isnull=True
-    ).update(send_claimed_at=now)
-    if not claimed:
-        order.refresh_from_db()
-        return order
-    _send_claimed(order)
+    if order_claim_send(order_id=order.pk, now=timezone.now()):
+        order_send_claimed(order=order)
     order.refresh_from_db()
     return order
 
 
-def _send_claimed(order: Order) -> None:
+def order_claim_send(*, order_id: int, now: datetime) -> bool:
+    """Claim the right to send (or locally cancel) a ``pending_new`` order: a conditional
+    UPDATE whose row count says who won. ``now`` is the claim's token."""
+    return bool(
+        Order.objects.filter(
+            pk=order_id, status=S.PENDING_NEW, send_claimed_at__isnull=True
+        ).update(send_claimed_at=now)
+    )
+
+
+def order_send_claimed(*, order: Order) -> str:
+    """Submit an order this process has claimed, and apply the broker's answer. Returns the
+    outcome: ``submitted``, ``duplicate`` (already at the broker, looked up), ``rejected`` or
+    ``unconfirmed``.
+
+    Never inside a transaction (a network call). The write-ahead row exists already, so a
+    crash anywhere here leaves an order that recovery or reconciliation finds by its id.
+    """
     broker, coid = get_broker(), order.client_order_id
     try:
         report = broker.submit_order(
@@ -362,7 +405,7 @@ def _send_claimed(order: Order) -> None:
     except DuplicateClientOrderId:
         # Alpaca already has it (an earlier attempt got through): adopt its state, never resend.
         _resolve_by_lookup(coid, note="duplicate client_order_id at submit; looked up")
-        return
+        return "duplicate"
     except BrokerRejected as exc:
         apply_order_update(
             coid,
@@ -375,12 +418,13 @@ def _send_claimed(order: Order) -> None:
         )
         metrics.ORDERS_REJECTED.labels("broker_rejected").inc()
         circuit_breaker_note_rejection()
-        return
+        return "rejected"
     except BrokerUnavailable as exc:
         _mark_unconfirmed(coid, exc)
-        return
+        return "unconfirmed"
     apply_broker_report(report, Source.SUBMIT)
     metrics.ORDERS_SUBMITTED.labels(order.origin).inc()
+    return "submitted"
 
 
 def _mark_unconfirmed(coid: str, exc: Exception) -> None:
@@ -413,11 +457,8 @@ def order_cancel(*, order: Order, actor: Any, reason: str = "") -> Order:
             f"Order {order.client_order_id} is already {order.status}.",
             details={"status": order.status},
         )
-    now = timezone.now()
     with transaction.atomic():
-        won = Order.objects.filter(
-            pk=order.pk, status=S.PENDING_NEW, send_claimed_at__isnull=True
-        ).update(send_claimed_at=now)
+        won = order_claim_send(order_id=order.pk, now=timezone.now())
         if won:
             apply_order_update(
                 order.client_order_id,

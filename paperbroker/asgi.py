@@ -243,6 +243,15 @@ class PaperBrokerApp:
             reset = str(int(utcnow().timestamp() + fault.delay + 0.999))
             fake = {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": "0"}
             return _rate_limited(fake | {"X-RateLimit-Reset": reset})
+        if fault.mode == "delay_after_commit":
+            # The work is done (and streamed) now; only the answer is late. A client that
+            # times out or dies meanwhile never learns the outcome: the crash window between
+            # "broker accepted" and "database updated".
+            response = self._authorized_call(request)
+            entry["status"] = response.status
+            await self._hold(fault.delay)
+            response.headers.update(headers)
+            return response
         if fault.mode == "slow":  # a slow broker: held, then answered like any request
             await self._hold(fault.delay)
             response = self._authorized_call(request)

@@ -201,9 +201,10 @@ class PaperControl:
     ) -> dict[str, Any]:
         """Make the next ``count`` (-1 = all) ``/v2`` requests matching ``method`` (or ``*``)
         and ``path`` (exact, or prefix with a trailing ``*``) fail in ``mode``: error500,
-        timeout, drop_response_after_commit, rate_limit or slow. ``delay``: seconds a timeout
-        holds the request (default 30) / seconds until X-RateLimit-Reset (default 60) / seconds
-        a slow request waits before it is processed and answered normally (default 2)."""
+        timeout, drop_response_after_commit, delay_after_commit, rate_limit or slow.
+        ``delay``: seconds a timeout holds the request or delay_after_commit holds the response
+        of the processed request (default 30) / seconds until X-RateLimit-Reset (default 60) /
+        seconds a slow request waits before it is processed and answered normally (default 2)."""
         body: dict[str, Any] = {"method": method, "path": path, "mode": mode, "count": count}
         if delay is not None:
             body["delay"] = delay

@@ -10,15 +10,23 @@ from typing import Any
 
 from paperbroker.models import invalid
 
-FAULT_MODES = ("error500", "timeout", "drop_response_after_commit", "rate_limit", "slow")
-DEFAULT_DELAYS = {"timeout": 30.0, "rate_limit": 60.0, "slow": 2.0}
+FAULT_MODES = (
+    "error500",
+    "timeout",
+    "drop_response_after_commit",
+    "delay_after_commit",
+    "rate_limit",
+    "slow",
+)
+DEFAULT_DELAYS = {"timeout": 30.0, "delay_after_commit": 30.0, "rate_limit": 60.0, "slow": 2.0}
 
 
 @dataclass(slots=True)
 class Fault:
     """One rule: the next ``count`` requests matching method+path fail in ``mode``.
 
-    ``count`` -1 means forever. ``delay`` is how long ``timeout`` holds the request, and for
+    ``count`` -1 means forever. ``delay`` is how long ``timeout`` holds the request,
+    how long ``delay_after_commit`` holds the (already produced) response, and for
     ``rate_limit`` how far ahead ``X-RateLimit-Reset`` points.
     """
 

@@ -248,6 +248,30 @@ MAX_SLICE_PCT_OF_ADV = env_decimal("MAX_SLICE_PCT_OF_ADV", "0.01", minimum="0")
 LIQUIDITY_CHECK_ENABLED = env_bool("LIQUIDITY_CHECK_ENABLED", True)
 ADV_LOOKBACK_DAYS = env_int("ADV_LOOKBACK_DAYS", 20, minimum=1)
 ADV_CACHE_SECONDS = env_int("ADV_CACHE_SECONDS", 86_400, minimum=0)
+# Input bounds of a plan (400 beyond them): one plan must stay a reviewable number of orders.
+TWAP_MAX_SLICES = env_int("TWAP_MAX_SLICES", 2000, minimum=1)
+TWAP_MAX_DURATION_MINUTES = env_int("TWAP_MAX_DURATION_MINUTES", 1440, minimum=1)
+TWAP_MAX_INTERVAL_SECONDS = env_int("TWAP_MAX_INTERVAL_SECONDS", 3600, minimum=1)
+# Run right before each slice is sent: check(order, plan, ctx) -> Rejection | None. Codes
+# kill_switch / circuit_breaker block the slice, plan_inactive cancels it, any other code
+# leaves it pending for a later tick. Other apps append theirs (reconciliation: gate, quarantine).
+SLICE_PRESEND_CHECKS = [
+    "orders.dispatch.check_plan_active",
+    "orders.dispatch.check_kill_switch",
+    "orders.dispatch.check_circuit_breaker",
+]
+# run_slices: longest sleep between looks for due slices (it wakes earlier for a known due time),
+# slices claimed per transaction, and threads sending them.
+TWAP_DISPATCH_POLL_SECONDS = env_float("TWAP_DISPATCH_POLL_SECONDS", 0.25, minimum=0.01)
+TWAP_DISPATCH_BATCH = env_int("TWAP_DISPATCH_BATCH", 50, minimum=1)
+TWAP_DISPATCH_WORKERS = env_int("TWAP_DISPATCH_WORKERS", 2, minimum=1)
+# A plan whose slice was deferred (gate, quarantine, unknown clock...) is not retried sooner.
+TWAP_DISPATCH_RETRY_SECONDS = env_float("TWAP_DISPATCH_RETRY_SECONDS", 5.0, minimum=0)
+# How long run_slices trusts one answer of the broker clock (one GET /v2/clock per period).
+TWAP_CLOCK_CACHE_SECONDS = env_float("TWAP_CLOCK_CACHE_SECONDS", 5.0, minimum=0)
+# Recovery looks up a claimed, unsent slice whose claim is older than this (or older than the
+# latest dispatcher start): its claimer probably died. Longer than the slowest possible submit.
+TWAP_CLAIM_STALE_SECONDS = env_int("TWAP_CLAIM_STALE_SECONDS", 120, minimum=1)
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
@@ -274,5 +298,6 @@ HEALTH_CHECKS = [
     "tradeops.health.check_database",
     "tradeops.health.check_broker",
     "reconciliation.health.check_gate",
+    "orders.health.check_twap_dispatch",
 ]
 METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges"]

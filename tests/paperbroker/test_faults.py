@@ -125,6 +125,36 @@ def test_slow_answers_normally_after_the_delay(trading, control):
     assert (entry["fault"], entry["status"]) == ("slow", 200)
 
 
+def test_delay_after_commit_processes_at_once_and_answers_late(broker, trading, control):
+    control.add_fault("POST", "/v2/orders", "delay_after_commit", delay=0.6)
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(trading.submit_order(order("late"))))
+    started = time.monotonic()
+    worker.start()
+    # The broker holds the order (filled) while the client is still waiting for its answer.
+    held = wait_until(
+        lambda: [o for o in control.state()["orders"] if o["client_order_id"] == "late"]
+    )
+    assert held[0]["status"] == "filled"
+    assert worker.is_alive() and not answers
+    worker.join(timeout=5)
+    assert time.monotonic() - started >= 0.6
+    assert answers[0].status == OrderStatus.FILLED  # the normal answer, only late
+    entry = control.requests(client_order_id="late")[0]
+    assert (entry["fault"], entry["status"]) == ("delay_after_commit", 200)
+    assert control.submit_count("late") == 1
+
+
+def test_delay_after_commit_outlives_a_client_that_gives_up(broker, trading, control):
+    fast(trading, timeout=0.3)
+    control.add_fault("POST", "/v2/orders", "delay_after_commit", delay=1)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        trading.submit_order(order("gave-up"))
+    assert trading.get_order_by_client_id("gave-up").status == OrderStatus.FILLED
+    control.clear_faults()  # releases the held response into a closed connection
+    assert trading.get_clock().is_open is True  # the broker is unharmed
+
+
 def test_rate_limit_fault_is_retried_by_alpaca_py(trading, control):
     control.add_fault("POST", "/v2/orders", "rate_limit", count=2)
     placed = trading.submit_order(order("limited"))  # alpaca-py retries 429 by itself

@@ -83,6 +83,31 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
         )
         assert status == 201
         assert order["status"] == "filled"
+        # A TWAP: the demo's slice dispatcher sends its first slice at once.
+        status, plan = http(
+            "POST",
+            f"http://127.0.0.1:{web}/api/v1/orders/slice",
+            token=token,
+            body={
+                "symbol": "MSFT",
+                "side": "buy",
+                "qty": 2,
+                "type": "market",
+                "time_in_force": "day",
+                "duration_minutes": 1,
+                "interval_seconds": 30,
+            },
+        )
+        assert status == 201 and plan["slice_count"] == 2, plan
+        deadline = time.monotonic() + 30
+        while (
+            http("GET", f"http://127.0.0.1:{web}/api/v1/plans/{plan['id']}", token=token)[1][
+                "filled_qty"
+            ]
+            < 1
+        ):
+            assert time.monotonic() < deadline, "the demo did not send the first slice"
+            time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=40)
         output = (tmp_path / "demo.log").read_text()

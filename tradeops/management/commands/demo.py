@@ -30,6 +30,7 @@ DEMO_ADMIN = "admin"
 CHILDREN: dict[str, list[str]] = {
     "stream": ["stream_trade_updates"],
     "jobs": ["qcluster"],
+    "slices": ["run_slices"],  # the TWAP dispatcher (second-precise; the job cluster is not)
 }
 
 
@@ -38,7 +39,8 @@ class Command(BaseCommand):
         "Run the whole console locally with no keys and no services: migrates the SQLite "
         "database under var/, starts the built-in paper broker in-process, creates a demo "
         "strategy with an API token and an admin user with a TOTP device (all printed), then "
-        "serves the console and runs the stream consumer and job cluster until Ctrl-C."
+        "serves the console and runs the stream consumer, the job cluster and the TWAP slice "
+        "dispatcher until Ctrl-C."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -51,7 +53,9 @@ class Command(BaseCommand):
             help=f"Paper broker port (default {settings.PAPERBROKER_PORT})",
         )
         parser.add_argument(
-            "--only-web", action="store_true", help="Do not start the stream consumer and jobs"
+            "--only-web",
+            action="store_true",
+            help="Do not start the stream consumer, jobs and slice dispatcher",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -181,6 +185,13 @@ class Command(BaseCommand):
         w(
             '      -d \'{"symbol":"AAPL","side":"buy","qty":10,"type":"market",'
             '"time_in_force":"day"}\''
+        )
+        w("  or a TWAP (here 30 shares over 5 minutes, a slice every 30 s):")
+        w(f"    curl -s -X POST {base}/api/v1/orders/slice -H 'Authorization: Token {token}' \\")
+        w("      -H 'Content-Type: application/json' \\")
+        w(
+            '      -d \'{"symbol":"AAPL","side":"buy","qty":30,"type":"market",'
+            '"time_in_force":"day","duration_minutes":5,"interval_seconds":30}\''
         )
         w("=" * 78)
 

@@ -1,0 +1,390 @@
+"""TWAP plan writes: create a plan with all its slices, cancel what has not gone out, and the
+local slice transitions the dispatcher and recovery share (block, cancel, unclaim, reschedule).
+
+A plan is ONE pre-trade decision (DESIGN §5): the checks run once, under the symbol lock, on
+the plan's total quantity (every pending slice is a working order from then on) and on its
+largest slice for the per-order size limits; then the plan and every slice are inserted in the
+same transaction. Slices are never re-derived: their sizes and client_order_ids are fixed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from marketdata.services import LiquidityConstraint, liquidity_constraint
+from orders import risk
+from orders.ids import PRICE_QUANTUM, plan_key_for, slice_client_order_id
+from orders.models import Order, Origin, PlanStatus, SlicingPlan
+from orders.services import apply_order_update, order_claim_send, strategy_require_active
+from orders.slicing import SlicePlan, SlicingError, plan_slices, rescheduled_time
+from orders.status import OrderStatus, Source
+from tradeops import metrics
+from tradeops.audit import actor_label, audit_record
+from tradeops.errors import Conflict, RiskRejected, ServiceUnavailable, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+S = OrderStatus
+
+
+@dataclass
+class PlanOutcome:
+    plan: SlicingPlan
+    created: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_key(
+    request: risk.OrderIntent, *, duration_minutes: int, interval_seconds: int, now: datetime
+) -> str:
+    """Same request fields on the same UTC day -> the same plan (and the same slice ids)."""
+
+    def price(value: Any) -> str:
+        return "" if value is None else str(value.quantize(PRICE_QUANTUM))
+
+    return plan_key_for(
+        strategy=request.strategy_id,
+        symbol=request.symbol.upper(),
+        side=request.side,
+        qty=int(request.qty),
+        type=request.order_type,
+        tif=request.time_in_force,
+        limit=price(request.limit_price),
+        stop=price(request.stop_price),
+        duration_minutes=int(duration_minutes),
+        interval_seconds=int(interval_seconds),
+        trade_date=now.date().isoformat(),
+    )
+
+
+def _slice(
+    request: risk.OrderIntent,
+    now: datetime,
+    *,
+    duration_minutes: int,
+    interval_seconds: int,
+    max_slice_qty: int | None,
+) -> SlicePlan:
+    """The pure slicer, its refusals turned into a 400 that names the field."""
+    try:
+        return plan_slices(
+            request.qty,
+            duration_minutes,
+            interval_seconds,
+            now,
+            max_slice_qty,
+            order_type=request.order_type,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            max_slices=settings.TWAP_MAX_SLICES,
+        )
+    except SlicingError as exc:
+        raise ValidationFailed(
+            exc.message, details={"fields": {exc.field: [exc.message]}}
+        ) from None
+
+
+def plan_create(
+    *,
+    request: risk.OrderIntent,
+    duration_minutes: int,
+    interval_seconds: int,
+    actor: Any,
+    now: datetime | None = None,
+) -> PlanOutcome:
+    """Record a TWAP plan and all its ``pending_new`` slices after one pre-trade decision.
+
+    Idempotent like single orders: the same request on the same UTC day returns the existing
+    plan (``created=False``), whatever the liquidity figures say by then. ``now`` is the plan's
+    start (slice 0 is due at once).
+    """
+    now = now or timezone.now()
+    strategy_require_active(request.strategy_id)
+    key = plan_key(
+        request, duration_minutes=duration_minutes, interval_seconds=interval_seconds, now=now
+    )
+    existing = SlicingPlan.objects.filter(key=key).first()
+    if existing is not None:
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return PlanOutcome(existing, created=False)
+    liquidity = liquidity_constraint(symbol=request.symbol, now=now)
+    sliced = _slice(
+        request,
+        now,
+        duration_minutes=duration_minutes,
+        interval_seconds=interval_seconds,
+        max_slice_qty=liquidity.max_slice_qty,
+    )
+    intent = dataclasses.replace(request, size_qty=sliced.largest_slice)
+    ctx = risk.prepare_context(intent, now)
+    try:
+        with transaction.atomic():
+            risk.lock_symbol(request.symbol)
+            risk.run_checks(intent, ctx)
+            plan = _plan_insert(
+                request,
+                key,
+                sliced,
+                liquidity,
+                ctx,
+                now,
+                duration_minutes=duration_minutes,
+                interval_seconds=interval_seconds,
+            )
+    except IntegrityError:
+        # The same request, concurrently: the other insert won; answer with its plan.
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return PlanOutcome(SlicingPlan.objects.get(key=key), created=False)
+    except (RiskRejected, ServiceUnavailable) as exc:
+        metrics.ORDERS_REJECTED.labels(exc.code).inc()
+        logger.info("TWAP plan %s refused by pre-trade checks: %s %s", key, exc.code, exc.message)
+        raise
+    warnings = list(ctx.warnings)
+    if liquidity.source == "unavailable":
+        warnings.append(f"liquidity: {liquidity.note}")
+    for warning in warnings:
+        logger.warning("TWAP plan %s (%s): %s", plan.pk, actor_label(actor), warning)
+    logger.info(
+        "TWAP plan %s: %s %s %s in %d slices every %ss (cap %s, %s)",
+        plan.pk,
+        plan.side,
+        plan.qty,
+        plan.symbol,
+        plan.slice_count,
+        plan.slice_interval_seconds,
+        plan.max_slice_qty,
+        plan.liquidity_source,
+    )
+    return PlanOutcome(plan, created=True, warnings=warnings)
+
+
+def _plan_insert(
+    request: risk.OrderIntent,
+    key: str,
+    sliced: SlicePlan,
+    liquidity: LiquidityConstraint,
+    ctx: risk.RiskContext,
+    now: datetime,
+    *,
+    duration_minutes: int,
+    interval_seconds: int,
+) -> SlicingPlan:
+    order_fields = {
+        "strategy_id": request.strategy_id,
+        "symbol": request.symbol,
+        "side": request.side,
+        "order_type": request.order_type,
+        "time_in_force": request.time_in_force,
+        "limit_price": request.limit_price,
+        "stop_price": request.stop_price,
+    }
+    plan = SlicingPlan.objects.create(
+        key=key,
+        qty=request.qty,
+        duration_minutes=duration_minutes,
+        interval_seconds=interval_seconds,
+        slice_interval_seconds=sliced.interval_seconds,
+        slice_count=len(sliced.slices),
+        start_at=now,
+        origin=request.origin,
+        trade_date=now.date(),
+        adv=liquidity.adv,
+        adv_pct=liquidity.pct,
+        max_slice_qty=liquidity.max_slice_qty,
+        liquidity_source=liquidity.source,
+        liquidity_computed_at=liquidity.computed_at,
+        liquidity_note=liquidity.note,
+        created_at=now,
+        updated_at=now,
+        **order_fields,
+    )
+    under_override = bool(ctx.extras.get("placed_under_override"))
+    Order.objects.bulk_create(
+        Order(
+            client_order_id=slice_client_order_id(plan_key=key, slice_num=s.slice_num),
+            plan=plan,
+            slice_num=s.slice_num,
+            scheduled_time=s.scheduled_time,
+            qty=s.qty,
+            origin=Origin.TWAP,
+            trade_date=now.date(),
+            placed_under_override=under_override,
+            created_at=now,
+            updated_at=now,
+            **order_fields,
+        )
+        for s in sliced.slices
+    )
+    return plan
+
+
+# --- cancel --------------------------------------------------------------------------------
+@dataclass
+class PlanCancelOutcome:
+    plan: SlicingPlan
+    canceled: int  # slices canceled here (they never reached the broker)
+    in_flight: int  # slices already claimed by a dispatcher or at the broker, left alone
+
+
+def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCancelOutcome:
+    """Cancel the plan and every slice that has not gone out. Never blocked by the gate, kill
+    switch or breaker: it only removes risk.
+
+    Slices already at the broker are not touched (cancel them as orders); a slice a dispatcher
+    has claimed is canceled by that dispatcher's pre-send check, which sees the plan canceled.
+    Cancelling a canceled plan again cancels whatever is still pending (normally nothing);
+    a completed or failed plan is a conflict.
+    """
+    now = timezone.now()
+    reason = reason.strip() or "canceled"
+    with transaction.atomic():
+        locked = SlicingPlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.status in (PlanStatus.COMPLETED, PlanStatus.FAILED):
+            raise Conflict(
+                f"TWAP plan {plan.pk} is already {locked.status}.",
+                details={"status": locked.status},
+            )
+        if locked.status != PlanStatus.CANCELED:
+            pending = Order.objects.filter(plan=locked, status=S.PENDING_NEW).count()
+            audit_record(
+                actor=actor,
+                action="plan.cancel",
+                object_type="slicing_plan",
+                object_id=locked.pk,
+                reason=reason,
+                before={"status": locked.status, "pending_slices": pending},
+                after={"status": PlanStatus.CANCELED},
+            )
+            locked.status, locked.status_reason = PlanStatus.CANCELED, reason
+            locked.ended_at = locked.updated_at = now
+            locked.save(update_fields=["status", "status_reason", "ended_at", "updated_at"])
+    # Each slice in its own transaction, after the plan lock is released: ending a slice locks
+    # the slice, then its plan (apply_order_update), so holding the plan here could deadlock
+    # with recovery ending the same slice. The plan is canceled already, so no dispatcher will
+    # send what is left, and calling this again finishes the job.
+    canceled = sum(
+        slice_end_locally(order=o, status=S.CANCELED, note=f"plan canceled: {reason}")
+        for o in _pending_unclaimed(locked)
+    )
+    in_flight = Order.objects.filter(plan=locked, is_terminal=False).count()
+    logger.info(
+        "TWAP plan %s canceled by %s: %d slices canceled, %d in flight",
+        plan.pk,
+        actor_label(actor),
+        canceled,
+        in_flight,
+    )
+    return PlanCancelOutcome(locked, canceled, in_flight)
+
+
+def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str) -> SlicingPlan:
+    """Pause an active plan (its slices stay pending; no dispatcher claims them) or resume a
+    paused one. On resume, if slices fell due during the pause, the remaining slices are
+    rescheduled to start now, keeping the plan's spacing, so they do not go out in one burst;
+    the plan ends correspondingly later. Audited with the reason."""
+    now = timezone.now()
+    have = PlanStatus.ACTIVE if paused else PlanStatus.PAUSED
+    want = PlanStatus.PAUSED if paused else PlanStatus.ACTIVE
+    with transaction.atomic():
+        locked = SlicingPlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.status != have:
+            raise Conflict(
+                f"TWAP plan {plan.pk} is {locked.status}, not {have}.",
+                details={"status": locked.status},
+            )
+        audit_record(
+            actor=actor,
+            action="plan.pause" if paused else "plan.resume",
+            object_type="slicing_plan",
+            object_id=locked.pk,
+            reason=reason,
+            before={"status": have},
+            after={"status": want},
+        )
+        locked.status, locked.updated_at = want, now
+        locked.save(update_fields=["status", "updated_at"])
+    pending = Order.objects.filter(plan=locked, status=S.PENDING_NEW)
+    first_due = pending.aggregate(first=Min("scheduled_time"))["first"]
+    if not paused and first_due is not None and first_due < now:
+        plan_reschedule_pending(plan=locked, next_open=now)
+    logger.info("TWAP plan %s %s by %s: %s", plan.pk, want, actor_label(actor), reason)
+    return locked
+
+
+def _pending_unclaimed(plan: SlicingPlan) -> list[Order]:
+    return list(
+        Order.objects.filter(plan=plan, status=S.PENDING_NEW, send_claimed_at__isnull=True)
+        .only("id", "client_order_id", "status", "send_claimed_at")
+        .order_by("slice_num")
+    )
+
+
+# --- local slice transitions (dispatcher, recovery, cancel) --------------------------------
+def slice_end_locally(
+    *, order: Order, status: str, note: str, token: datetime | None = None
+) -> bool:
+    """End a slice that never reached the broker (canceled, blocked_*): through the one update
+    path, and only while nobody else may be sending it. ``token`` None: claim it now (fails if
+    anyone holds it); otherwise: only if the caller's claim (its timestamp) still holds, since
+    recovery may have handed the slice to another dispatcher. Returns whether it was ended."""
+    with transaction.atomic():
+        if token is None:
+            held = order_claim_send(order_id=order.pk, now=timezone.now())
+        else:
+            held = (
+                Order.objects.select_for_update()
+                .filter(pk=order.pk, status=S.PENDING_NEW, send_claimed_at=token)
+                .exists()
+            )
+        if not held:
+            return False
+        source = Source.MANUAL if status == S.CANCELED else Source.SUBMIT
+        apply_order_update(order.client_order_id, status, 0, None, None, source, note=note)
+    return True
+
+
+def slice_unclaim(*, order_id: int, token: datetime) -> bool:
+    """Give a claimed, unsent slice back (deferred, or found not at the broker): a conditional
+    UPDATE that only succeeds for the claim it names."""
+    return bool(
+        Order.objects.filter(pk=order_id, status=S.PENDING_NEW, send_claimed_at=token).update(
+            send_claimed_at=None
+        )
+    )
+
+
+def plan_reschedule_pending(
+    *, plan: SlicingPlan, next_open: datetime, token: datetime | None = None
+) -> int:
+    """Move every pending slice of ``plan`` that is free (or claimed with ``token``) to the next
+    open (on resume: to now), keeping the plan's spacing (``orders.slicing.rescheduled_time``);
+    the client_order_ids stay. Returns how many moved. The new times depend only on the plan,
+    the slice numbers and the open, so two dispatchers doing this at once agree."""
+    now = timezone.now()
+    free = Q(send_claimed_at__isnull=True)
+    if token is not None:
+        free |= Q(send_claimed_at=token)
+    with transaction.atomic():
+        pending = Order.objects.filter(plan=plan, status=S.PENDING_NEW)
+        first = pending.aggregate(first=Min("slice_num"))["first"]
+        rows = list(pending.select_for_update().filter(free).only("id", "slice_num"))
+        for row in rows:
+            row.scheduled_time = rescheduled_time(
+                slice_num=row.slice_num,
+                first_pending_num=first,
+                next_open=next_open,
+                interval_seconds=plan.slice_interval_seconds,
+            )
+            row.send_claimed_at = None
+            row.updated_at = now
+        Order.objects.bulk_update(rows, ["scheduled_time", "send_claimed_at", "updated_at"])
+    return len(rows)
