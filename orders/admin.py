@@ -331,12 +331,16 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel remaining slices", permissions=["cancel"])
     def cancel_remaining(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        def cancel(plan: SlicingPlan, data: dict[str, Any]) -> str:
+            outcome = plan_cancel(plan=plan, actor=request.user, reason=data["reason"])
+            return f"#{plan.pk}: {outcome.canceled} pending slice(s) canceled."
+
         return bulk_reason_action(
             self,
             request,
             queryset,
             title="Cancel remaining slices",
-            call=lambda plan, d: plan_cancel(plan=plan, actor=request.user, reason=d["reason"]),
+            call=cancel,
             description="Each plan becomes canceled and its slices that have not gone out are "
             "canceled without reaching the broker. Slices already at the broker are left "
             "alone (cancel them as orders).",

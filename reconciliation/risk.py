@@ -113,3 +113,34 @@ def check_quarantine(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
 
 def orphan_exposure(symbol: str, ctx: RiskContext) -> tuple[int, int]:
     return orphan_open_exposure(symbol)
+
+
+# --- TWAP slices: checked right before each slice is sent (SLICE_PRESEND_CHECKS) -------------
+def slice_check_gate(order: Any, plan: Any, ctx: Any) -> Rejection | None:
+    """A slice waits (stays pending) while the gate is closed; the plan as a whole passed the
+    gate when it was created, but an unreconciled restart since then may hide anything."""
+    verdict = ctx.extras.get("gate")
+    if verdict is None:
+        verdict = ctx.extras["gate"] = gate_verdict(ctx.now)
+    if verdict.open:
+        if verdict.by_override:
+            logger.warning(
+                "SLICE UNDER RECONCILIATION OVERRIDE: %s (plan %s)", order.client_order_id, plan.pk
+            )
+        return None
+    return _gated(
+        f"Trading is gated ({verdict.reason}); the slice waits.", {"gate": verdict.reason}
+    )
+
+
+def slice_check_quarantine(order: Any, plan: Any, ctx: Any) -> Rejection | None:
+    """An orphan appearing after the plan was made fences its remaining slices too."""
+    quarantine = active_quarantine_for(plan.strategy_id, order.symbol)
+    if quarantine is None:
+        return None
+    return Rejection(
+        "quarantined",
+        f"{order.symbol} is quarantined ({quarantine.key}): {quarantine.reason}",
+        {"quarantine": quarantine.key},
+        unavailable=True,
+    )

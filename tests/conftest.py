@@ -94,6 +94,19 @@ def q_sync(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def start_not_gating() -> Iterator[None]:
+    """For tests of a process's own logic (the dispatcher's checks): its start does not close
+    the reconciliation gate. The interplay itself is tested in tests/reconciliation."""
+    from orders import hooks
+    from reconciliation import tasks
+
+    uid = "reconciliation-process-start"
+    hooks.order_process_started.disconnect(dispatch_uid=uid)
+    yield
+    hooks.order_process_started.connect(tasks.on_order_process_started, dispatch_uid=uid)
+
+
+@pytest.fixture
 def trader(trading_ready: None) -> APIClient:
     return token_client("alpha")
 

@@ -98,20 +98,24 @@ def bulk_reason_action(
     description: str = "",
 ) -> HttpResponse | None:
     """An admin action that asks for a reason (and whatever ``form_class`` adds), then runs
-    ``call(obj, cleaned_data)`` for each selected object; domain errors are reported per object
-    instead of aborting the batch."""
+    ``call(obj, cleaned_data)`` for each selected object (a returned string is added to the
+    message); domain errors are reported per object instead of aborting the batch."""
     from tradeops.errors import TradeOpsError
 
     def perform(qs: QuerySet, data: dict[str, Any]) -> str:
-        objects, failed = list(qs), []
+        objects, failed, notes = list(qs), [], []
         for obj in objects:
             try:
-                call(obj, data)
+                note = call(obj, data)
             except TradeOpsError as exc:
                 failed.append(f"{obj}: {exc.message}")
+                continue
+            if isinstance(note, str):
+                notes.append(note)
         if failed:
             modeladmin.message_user(request, "Not done: " + "; ".join(failed), messages.WARNING)
-        return f"{title}: done for {len(objects) - len(failed)} of {len(objects)}."
+        done = f"{title}: done for {len(objects) - len(failed)} of {len(objects)}."
+        return " ".join([done, *notes])
 
     return confirm_action(
         modeladmin,

@@ -259,6 +259,8 @@ SLICE_PRESEND_CHECKS = [
     "orders.dispatch.check_plan_active",
     "orders.dispatch.check_kill_switch",
     "orders.dispatch.check_circuit_breaker",
+    "reconciliation.risk.slice_check_gate",
+    "reconciliation.risk.slice_check_quarantine",
 ]
 # run_slices: longest sleep between looks for due slices (it wakes earlier for a known due time),
 # slices claimed per transaction, and threads sending them.

@@ -21,12 +21,15 @@ from tests.orders.twap_support import (
     make_plan,
     metric,
     posts_by_coid,
+    reconcile_startup,
     slices,
     start_manage,
     statuses,
 )
 
-pytestmark = pytest.mark.django_db
+# The dispatcher's own checks, in isolation: its start does not close the gate here (the
+# start -> reconciliation -> recovery interplay: tests/reconciliation/test_slices_gate.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("start_not_gating")]
 
 
 def run_once(*args: str) -> str:
@@ -203,6 +206,7 @@ def test_slices_reach_the_broker_within_a_second_of_their_time(paper: Any, trade
     proc = start_manage(paper, "run_slices", "--until-idle", MISFIRE_GRACE_SECONDS="3600")
     try:
         run = wait_for(lambda: DispatcherRun.objects.first(), timeout=30)
+        reconcile_startup()  # the job cluster's part: it opens the gate the start closed
         output = proc.communicate(timeout=60)[0]
     finally:
         proc.kill()

@@ -17,7 +17,9 @@ from orders.dispatch import dispatcher_register
 from orders.models import Order, PlanStatus, SlicingPlan
 from tests.orders.twap_support import make_plan, metric, posts_by_coid, slices, statuses
 
-pytestmark = pytest.mark.django_db
+# In-process dispatchers ask for a reconciliation when they start; q_sync runs it inline,
+# as a job cluster would.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("q_sync")]
 
 CLOCKS = ["open", "closed"]
 

@@ -22,7 +22,9 @@ from tests.helpers import wait_for
 from tests.orders.twap_support import (
     broker_orders_by_coid,
     make_plan,
+    metric,
     posts_by_coid,
+    reconcile_startup,
     run_manage,
     slices,
     start_manage,
@@ -47,6 +49,7 @@ class Dispatchers:
             lambda: DispatcherRun.objects.count() > runs or proc.poll() is not None, timeout=30
         )
         assert proc.poll() is None, proc.communicate()[0]
+        reconcile_startup()  # the job cluster's part: reconcile after the (re)start
         return proc
 
     def kill(self, proc: subprocess.Popen) -> None:
@@ -104,10 +107,13 @@ def test_sigkill_at_any_point_sends_every_slice_exactly_once(
 
     # 2. Restart; the first submit is answered only after 30 s: killed between the broker
     #    accepting the order and the database recording it.
+    #    The restart's startup reconciliation asks the broker about the zombie (not there)
+    #    and its recovery releases the dead dispatcher's claim: the slice goes out again under
+    #    its original client_order_id.
     paper.add_fault("POST", "/v2/orders", "delay_after_commit", count=1, delay=30)
+    recovered = metric("twap_slices_recovered_total")
     second = dispatchers.start()
-    report = run_manage(paper, "recover_slices")
-    assert re.search(r"[1-9]\d* released", report), report
+    assert metric("twap_slices_recovered_total") > recovered
     delayed = until(
         lambda: [r for r in paper.requests(method="POST") if r["fault"] == "delay_after_commit"]
     )[0]["client_order_id"]
@@ -119,10 +125,10 @@ def test_sigkill_at_any_point_sends_every_slice_exactly_once(
 
     # 3. Restart + recovery: the accepted-but-unrecorded slice is found, not resent. Then a
     #    kill in the middle of live dispatching.
+    #    The startup reconciliation finds it at the broker by client_order_id and applies it.
     third = dispatchers.start()
-    report = run_manage(paper, "recover_slices")
-    assert re.search(r"[1-9]\d* found at the broker", report), report
     assert Order.objects.get(client_order_id=delayed).status == "filled"
+    assert posts_by_coid(paper)[delayed] == 1
     reached = filled(plan) + 5
     until(lambda: filled(plan) >= reached, timeout=60)
     dispatchers.kill(third)
@@ -161,6 +167,9 @@ def test_two_dispatchers_over_500_due_slices_never_send_one_twice(
         for _ in range(2)
     ]
     dispatchers.procs.extend(procs)
+    # Both registered (each start closed the gate); then the job cluster's startup run.
+    wait_for(lambda: DispatcherRun.objects.count() >= 2, timeout=30)
+    reconcile_startup()
     outputs = [proc.communicate(timeout=180)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     submitted = [int(re.search(r"(\d+) submitted", out).group(1)) for out in outputs]

@@ -96,6 +96,9 @@ def manage_env(paper: Any, **extra: str) -> dict[str, str]:
         ALPACA_HTTP_TIMEOUT_SECONDS="5",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
+        # A dispatcher's start closes the gate until the startup reconciliation; a plan
+        # deferred meanwhile is looked at again quickly.
+        TWAP_DISPATCH_RETRY_SECONDS="0.2",
     )
     env.update(extra)
     return env
@@ -168,3 +171,13 @@ def check_hold_while_file_exists(order: Any, plan: Any, ctx: Any) -> None:
     while os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
     return None
+
+
+def reconcile_startup() -> None:
+    """What a job cluster does when an order-executing process starts: the startup
+    reconciliation (which opens the gate and, through its signal, runs slice recovery)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("reconcile", "--once", "--kind", "startup", stdout=StringIO())

@@ -72,6 +72,20 @@ class Command(BaseCommand):
             self._dry_run()
             return
         workers = 1 if connection.vendor == "sqlite" else options["workers"]
+        wake = threading.Event()
+        dispatcher: SliceDispatcher | None = None
+        stop_requested = False
+
+        def stop(*_: Any) -> None:
+            # Installed before anything else: a SIGTERM during start-up still stops cleanly.
+            nonlocal stop_requested
+            stop_requested = True
+            if dispatcher is not None:
+                dispatcher.stopping = True
+            wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         run = dispatcher_register()
         # Everything this process will believe about the broker is unverified until the next
         # reconciliation: the gate closes until then, and recovery follows it.
@@ -79,14 +93,7 @@ class Command(BaseCommand):
         dispatcher = SliceDispatcher(
             batch=options["batch"], workers=workers, poll_seconds=options["poll"], run=run
         )
-        wake = threading.Event()
-
-        def stop(*_: Any) -> None:
-            dispatcher.stopping = True
-            wake.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        dispatcher.stopping = stop_requested
         deadline = time.monotonic() + options["seconds"] if options["seconds"] else None
         self.stdout.write(
             f"run_slices #{run.pk}: pid {run.pid}, {workers} sender thread(s), "
