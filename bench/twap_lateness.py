@@ -125,6 +125,7 @@ def run(
     from orders.strategies import strategy_create
     from paperbroker.control import PaperControl
     from paperbroker.testing import wait_until
+    from reconciliation.engine import reconciliation_run
 
     control = PaperControl(f"http://127.0.0.1:{port}")
     wait_until(lambda: _up(control), timeout=20, message="paper broker did not start")
@@ -137,6 +138,8 @@ def run(
     RiskLimit.objects.update_or_create(symbol="*", defaults={"max_position_qty": 10**7})
     if not Strategy.objects.filter(pk="bench").exists():
         strategy_create(strategy_id="bench", actor="bench")
+    # The gate: plans are refused until a reconciliation has succeeded (a job cluster's part).
+    assert reconciliation_run(kind="startup").succeeded, "reconciliation failed"
 
     print(f"creating {args.slices} single-slice plans...", flush=True)
     started = time.monotonic()
@@ -169,6 +172,14 @@ def run(
         profile = ["-m", "cProfile", "-o", args.profile] if args.profile and n == 0 else []
         argv = [manage[0], *profile, *manage[1:], "run_slices", "--until-idle", *workers]
         dispatchers.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True))
+    # Each dispatcher's start closes the gate until the startup reconciliation that a job
+    # cluster would run; run it here once both are registered (measured lateness includes it).
+    wait_until(
+        lambda: DispatcherRun.objects.count() >= args.dispatchers,
+        timeout=30,
+        message="dispatchers did not register",
+    )
+    assert reconciliation_run(kind="startup").succeeded, "reconciliation failed"
     outputs = [proc.communicate(timeout=args.window + spare + 600)[0] for proc in dispatchers]
 
     posts = control.requests(method="POST", path="/v2/orders")
