@@ -57,6 +57,9 @@ REJECTION_STATUS: dict[str, str] = {
     "circuit_breaker": S.BLOCKED_CIRCUIT_BREAKER,
     "plan_inactive": S.CANCELED,
 }
+# Outcomes that say nothing may go out right now (gate closed, broker clock unknown): the
+# dispatcher stops claiming for TWAP_DISPATCH_RETRY_SECONDS instead of cycling every plan.
+GLOBAL_HOLD_OUTCOMES = frozenset({"held", "deferred_gated"})
 # Plans whose due slices may be claimed: paused plans keep their slices untouched.
 CLAIMABLE_PLAN_STATUSES = [s for s in PlanStatus.values if s != PlanStatus.PAUSED]
 
@@ -138,11 +141,16 @@ def slices_claim_due(
     return claimed
 
 
-def slices_next_due() -> datetime | None:
+def slices_next_due(
+    *, exclude_plan_ids: set[int] | frozenset[int] = frozenset()
+) -> datetime | None:
     """When the earliest unclaimed pending slice is due (to sleep exactly that long)."""
-    return Order.objects.filter(
+    pending = Order.objects.filter(
         plan__isnull=False, status=S.PENDING_NEW, send_claimed_at__isnull=True
-    ).aggregate(due=Min("scheduled_time"))["due"]
+    )
+    if exclude_plan_ids:
+        pending = pending.exclude(plan_id__in=exclude_plan_ids)
+    return pending.aggregate(due=Min("scheduled_time"))["due"]
 
 
 def market_clock_get() -> MarketClock | None:
@@ -314,6 +322,7 @@ class SliceDispatcher:
         self.outcomes: Counter[str] = Counter()
         self.stopping = False
         self._held: dict[int, float] = {}  # plan id -> monotonic time it may be retried
+        self._paused_until = float("-inf")  # gate closed or clock unknown: holds every plan
         self._beat = time.monotonic()
         self._pool = _SenderPool(workers, self._dispatch) if workers > 1 else None
 
@@ -324,16 +333,26 @@ class SliceDispatcher:
             return "released" if slice_unclaim(order_id=order.pk, token=token) else "lost_claim"
         outcome = slice_dispatch(order=order, token=token, clock=self.clock)
         metrics.TWAP_SLICES.labels(outcome).inc()
-        if outcome == "held" or outcome.startswith("deferred_"):
-            self._held[order.plan_id] = time.monotonic() + settings.TWAP_DISPATCH_RETRY_SECONDS
+        retry_at = time.monotonic() + settings.TWAP_DISPATCH_RETRY_SECONDS
+        if outcome in GLOBAL_HOLD_OUTCOMES:
+            self._paused_until = max(self._paused_until, retry_at)
+        elif outcome.startswith("deferred_"):
+            self._held[order.plan_id] = retry_at
         return outcome
+
+    def _held_plans(self) -> set[int]:
+        now = time.monotonic()
+        self._held = {plan: until for plan, until in self._held.items() if until > now}
+        return set(self._held)
 
     def tick(self) -> int:
         """Claim and dispatch one batch of due slices; returns how many were claimed."""
         self._heartbeat()
-        now = timezone.now()
-        held = {p for p, until in self._held.items() if until > time.monotonic()}
-        claimed = slices_claim_due(now=now, limit=self.batch, exclude_plan_ids=held)
+        if self._paused_until > time.monotonic():
+            return 0
+        claimed = slices_claim_due(
+            now=timezone.now(), limit=self.batch, exclude_plan_ids=self._held_plans()
+        )
         if self._pool is not None and len(claimed) > 1:
             results = self._pool.map(claimed)
         else:
@@ -342,11 +361,19 @@ class SliceDispatcher:
         return len(claimed)
 
     def sleep_seconds(self) -> float:
-        due = slices_next_due()
-        if due is None:
-            return self.poll_seconds
-        wait = (due - timezone.now()).total_seconds()
-        return min(max(wait, 0.0), self.poll_seconds)
+        """Until the next slice this dispatcher may claim is due, a hold ends, or the poll
+        interval passes, whichever comes first (held plans must not turn the loop into a spin)."""
+        now = time.monotonic()
+        if self._paused_until > now:
+            return min(self._paused_until - now, self.poll_seconds)
+        held = self._held_plans()
+        wait = self.poll_seconds
+        if held:
+            wait = min(wait, min(self._held.values()) - now)
+        due = slices_next_due(exclude_plan_ids=held)
+        if due is not None:
+            wait = min(wait, (due - timezone.now()).total_seconds())
+        return max(wait, 0.0)
 
     def _heartbeat(self) -> None:
         if self.run is None or time.monotonic() - self._beat < self.HEARTBEAT_SECONDS:

@@ -239,24 +239,21 @@ def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     row is locked first: two slices finishing at the same time in two transactions would
     otherwise each still see the other as open, and the plan would never end.
     """
-    locked = SlicingPlan.objects.select_for_update().filter(
-        pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED]
-    )
-    if not list(locked.values_list("pk", flat=True)):
+    plan = SlicingPlan.objects.filter(pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED])
+    plan_qty = plan.select_for_update().values_list("qty", flat=True).first()
+    if plan_qty is None:
         return None
     slices = Order.objects.filter(plan_id=plan_id)
     if slices.filter(is_terminal=False).exists():  # the partial index order_plan_open
         return None
     totals = slices.aggregate(filled=Sum("filled_qty"), n=Count("id"))
     filled = totals["filled"] or 0
-    plan = SlicingPlan.objects.get(pk=plan_id)
-    plan.status = PlanStatus.COMPLETED if filled else PlanStatus.FAILED
-    plan.status_reason = f"all {totals['n']} slices ended; {filled} of {plan.qty} shares filled"
-    plan.ended_at = plan.updated_at = now
-    plan.save(update_fields=["status", "status_reason", "ended_at", "updated_at"])
-    log = logger.info if filled == plan.qty else logger.warning
-    log("TWAP plan %s %s: %s", plan.pk, plan.status, plan.status_reason)
-    return plan.status
+    status = PlanStatus.COMPLETED if filled else PlanStatus.FAILED
+    reason = f"all {totals['n']} slices ended; {filled} of {plan_qty} shares filled"
+    plan.update(status=status, status_reason=reason, ended_at=now, updated_at=now)
+    log = logger.info if filled == plan_qty else logger.warning
+    log("TWAP plan %s %s: %s", plan_id, status, reason)
+    return status
 
 
 def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now: datetime) -> None:

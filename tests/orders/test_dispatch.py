@@ -290,8 +290,37 @@ def test_a_deferred_or_held_plan_is_not_retried_on_every_tick(
         ]
     else:
         paper.add_fault("GET", "/v2/clock", "error500", count=-1)
+    settings.TWAP_DISPATCH_RETRY_SECONDS = 5
     make_plan(start=timezone.now() - timedelta(seconds=5), qty=2, interval_seconds=30)
-    dispatcher = SliceDispatcher(batch=10, workers=1, poll_seconds=0.1)
+    make_plan(start=timezone.now() - timedelta(seconds=5), qty=3, interval_seconds=30)
+    dispatcher = SliceDispatcher(batch=1, workers=1, poll_seconds=60)
     assert dispatcher.tick() == 1  # claimed, deferred or held, handed back
-    assert dispatcher.tick() == 0  # the plan waits TWAP_DISPATCH_RETRY_SECONDS
-    assert SliceDispatcher(batch=10, workers=1, poll_seconds=0.1).tick() == 1  # not a lock
+    # Nothing can go out (gate closed / clock unknown): the other plan is not even claimed,
+    # and the loop sleeps until the hold ends instead of spinning on the overdue slices.
+    assert dispatcher.tick() == 0
+    assert 4 < dispatcher.sleep_seconds() <= 5
+    assert SliceDispatcher(batch=10, workers=1, poll_seconds=0.1).tick() == 2  # not a lock
+
+
+def test_a_plan_deferred_for_its_own_reason_waits_while_others_go(
+    paper: Any, trader: Any, settings: Any, trading_ready: Any
+) -> None:
+    from orders.dispatch import SliceDispatcher
+
+    settings.TWAP_DISPATCH_RETRY_SECONDS = 5
+    settings.SLICE_PRESEND_CHECKS = [
+        *settings.SLICE_PRESEND_CHECKS,
+        "tests.orders.twap_support.check_not_msft",
+    ]
+    msft = make_plan(
+        start=timezone.now() - timedelta(seconds=5), qty=2, interval_seconds=30, symbol="MSFT"
+    )
+    aapl = make_plan(start=timezone.now() + timedelta(seconds=2), qty=2, interval_seconds=30)
+    dispatcher = SliceDispatcher(batch=10, workers=1, poll_seconds=60)
+    assert dispatcher.tick() == 1  # MSFT's due slice: deferred, its plan held
+    assert dispatcher.tick() == 0
+    # it sleeps until AAPL's slice is due (about 2 s), not until MSFT's hold ends (5 s)
+    assert 0 < dispatcher.sleep_seconds() <= 2
+    wait_for(lambda: dispatcher.tick() == 1, timeout=5)
+    assert statuses(aapl) == {"filled": 1, "pending_new": 1}
+    assert statuses(msft) == {"pending_new": 2}

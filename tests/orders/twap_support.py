@@ -146,6 +146,15 @@ def check_gated(order: Any, plan: Any, ctx: Any) -> Any:
     return Rejection("gated", "reconciliation pending", unavailable=True, retry_after=30)
 
 
+def check_not_msft(order: Any, plan: Any, ctx: Any) -> Any:
+    """A per-plan deferral (like a quarantine) for MSFT only."""
+    from orders.risk import Rejection
+
+    if order.symbol != "MSFT":
+        return None
+    return Rejection("quarantined", "MSFT is fenced", unavailable=True)
+
+
 def metric(name: str, **labels: str) -> float:
     from prometheus_client import REGISTRY
 

@@ -86,10 +86,11 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        run = dispatcher_register()
         # Everything this process will believe about the broker is unverified until the next
-        # reconciliation: the gate closes until then, and recovery follows it.
+        # reconciliation: the gate closes until then, and recovery follows it. Closed before the
+        # registration, so a registered dispatcher always means a closed (or since re-opened) gate.
         hooks.order_process_started.send(sender=self.__class__, kind="dispatcher")
+        run = dispatcher_register()
         dispatcher = SliceDispatcher(
             batch=options["batch"], workers=workers, poll_seconds=options["poll"], run=run
         )
