@@ -39,9 +39,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from orders.models import DispatcherRun, Order, PlanStatus, SlicingPlan, TradingSwitch
-from orders.plans import plan_reschedule_pending, slice_end_locally, slice_unclaim
+from orders.plans import plan_reschedule_pending, slice_unclaim
 from orders.risk import Rejection
-from orders.services import order_send_claimed
+from orders.services import order_end_locally, order_send_claimed
 from orders.slicing import MarketClock, Timing, slice_timing
 from orders.status import OrderStatus
 from tradeops import metrics
@@ -123,13 +123,8 @@ def slices_claim_due(
         due = (
             Order.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("plan")
-            .filter(
-                plan__isnull=False,
-                status=S.PENDING_NEW,
-                send_claimed_at__isnull=True,
-                scheduled_time__lte=now,
-                plan__status__in=CLAIMABLE_PLAN_STATUSES,
-            )
+            .slices_unclaimed()
+            .filter(scheduled_time__lte=now, plan__status__in=CLAIMABLE_PLAN_STATUSES)
         )
         if exclude_plan_ids:
             due = due.exclude(plan_id__in=exclude_plan_ids)
@@ -144,10 +139,9 @@ def slices_claim_due(
 def slices_next_due(
     *, exclude_plan_ids: set[int] | frozenset[int] = frozenset()
 ) -> datetime | None:
-    """When the earliest unclaimed pending slice is due (to sleep exactly that long)."""
-    pending = Order.objects.filter(
-        plan__isnull=False, status=S.PENDING_NEW, send_claimed_at__isnull=True
-    )
+    """When the earliest slice a dispatcher may claim is due (to sleep exactly that long);
+    paused plans' slices do not count, or their overdue times would make the loop spin."""
+    pending = Order.objects.slices_unclaimed().filter(plan__status__in=CLAIMABLE_PLAN_STATUSES)
     if exclude_plan_ids:
         pending = pending.exclude(plan_id__in=exclude_plan_ids)
     return pending.aggregate(due=Min("scheduled_time"))["due"]
@@ -245,7 +239,7 @@ def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
 def _apply_rejection(order: Order, token: datetime, rejection: Rejection) -> str:
     status = REJECTION_STATUS.get(rejection.code)
     if status is not None:
-        ended = slice_end_locally(order=order, status=status, note=rejection.message, token=token)
+        ended = order_end_locally(order=order, status=status, note=rejection.message, token=token)
         if not ended:
             return "lost_claim"
         logger.warning("slice %s %s: %s", order.client_order_id, status, rejection.message)

@@ -102,6 +102,12 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def open(self) -> OrderQuerySet:
         return self.filter(is_terminal=False)
 
+    def slices_unclaimed(self) -> OrderQuerySet:
+        """TWAP slices waiting to be sent that no dispatcher (or recovery) holds a claim on."""
+        return self.filter(
+            plan__isnull=False, status=OrderStatus.PENDING_NEW, send_claimed_at__isnull=True
+        )
+
 
 class Order(models.Model):
     """One order as TradeOps knows it. ``status`` is written ONLY by

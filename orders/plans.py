@@ -24,9 +24,9 @@ from marketdata.services import LiquidityConstraint, liquidity_constraint
 from orders import risk
 from orders.ids import PRICE_QUANTUM, plan_key_for, slice_client_order_id
 from orders.models import Order, Origin, PlanStatus, SlicingPlan
-from orders.services import apply_order_update, order_claim_send, strategy_require_active
+from orders.services import order_end_locally, strategy_require_active
 from orders.slicing import SlicePlan, SlicingError, plan_slices, rescheduled_time
-from orders.status import OrderStatus, Source
+from orders.status import OrderStatus
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.errors import Conflict, RiskRejected, ServiceUnavailable, ValidationFailed
@@ -272,7 +272,7 @@ def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCance
     # with recovery ending the same slice. The plan is canceled already, so no dispatcher will
     # send what is left, and calling this again finishes the job.
     canceled = sum(
-        slice_end_locally(order=o, status=S.CANCELED, note=f"plan canceled: {reason}")
+        order_end_locally(order=o, status=S.CANCELED, note=f"plan canceled: {reason}")
         for o in _pending_unclaimed(locked)
     )
     in_flight = Order.objects.filter(plan=locked, is_terminal=False).count()
@@ -294,6 +294,16 @@ def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str)
     now = timezone.now()
     have = PlanStatus.ACTIVE if paused else PlanStatus.PAUSED
     want = PlanStatus.PAUSED if paused else PlanStatus.ACTIVE
+    if not paused and SlicingPlan.objects.filter(pk=plan.pk, status=PlanStatus.PAUSED).exists():
+        # Reschedule BEFORE the plan is active again: no dispatcher claims a paused plan's
+        # slices, so none of the overdue ones can be claimed (and sent in a burst) in between.
+        # Not under the plan lock: moving slices locks them, and the update path locks a slice
+        # before its plan.
+        first_due = Order.objects.filter(plan_id=plan.pk, status=S.PENDING_NEW).aggregate(
+            first=Min("scheduled_time")
+        )["first"]
+        if first_due is not None and first_due < now:
+            plan_reschedule_pending(plan=plan, next_open=now)
     with transaction.atomic():
         locked = SlicingPlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status != have:
@@ -312,46 +322,20 @@ def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str)
         )
         locked.status, locked.updated_at = want, now
         locked.save(update_fields=["status", "updated_at"])
-    pending = Order.objects.filter(plan=locked, status=S.PENDING_NEW)
-    first_due = pending.aggregate(first=Min("scheduled_time"))["first"]
-    if not paused and first_due is not None and first_due < now:
-        plan_reschedule_pending(plan=locked, next_open=now)
     logger.info("TWAP plan %s %s by %s: %s", plan.pk, want, actor_label(actor), reason)
     return locked
 
 
 def _pending_unclaimed(plan: SlicingPlan) -> list[Order]:
     return list(
-        Order.objects.filter(plan=plan, status=S.PENDING_NEW, send_claimed_at__isnull=True)
+        Order.objects.slices_unclaimed()
+        .filter(plan=plan)
         .only("id", "client_order_id", "status", "send_claimed_at")
         .order_by("slice_num")
     )
 
 
 # --- local slice transitions (dispatcher, recovery, cancel) --------------------------------
-def slice_end_locally(
-    *, order: Order, status: str, note: str, token: datetime | None = None
-) -> bool:
-    """End a slice that never reached the broker (canceled, blocked_*): through the one update
-    path, and only while nobody else may be sending it. ``token`` None: claim it now (fails if
-    anyone holds it); otherwise: only if the caller's claim (its timestamp) still holds, since
-    recovery may have handed the slice to another dispatcher. Returns whether it was ended."""
-    with transaction.atomic():
-        if token is None:
-            held = order_claim_send(order_id=order.pk, now=timezone.now())
-        else:
-            held = (
-                Order.objects.select_for_update()
-                .filter(pk=order.pk, status=S.PENDING_NEW, send_claimed_at=token)
-                .exists()
-            )
-        if not held:
-            return False
-        source = Source.MANUAL if status == S.CANCELED else Source.SUBMIT
-        apply_order_update(order.client_order_id, status, 0, None, None, source, note=note)
-    return True
-
-
 def slice_unclaim(*, order_id: int, token: datetime) -> bool:
     """Give a claimed, unsent slice back (deferred, or found not at the broker): a conditional
     UPDATE that only succeeds for the claim it names."""

@@ -32,9 +32,9 @@ from django.utils import timezone
 
 from orders.dispatch import market_clock_get
 from orders.models import DispatcherRun, Order, PlanStatus, SlicingPlan, TradingSwitch
-from orders.plans import plan_reschedule_pending, slice_end_locally, slice_unclaim
+from orders.plans import plan_reschedule_pending, slice_unclaim
 from orders.risk import switch_engaged
-from orders.services import apply_broker_report, plan_status_follow
+from orders.services import apply_broker_report, order_end_locally, plan_status_follow
 from orders.slicing import MarketClock, Timing, slice_timing
 from orders.status import OrderStatus, Source
 from tradeops import metrics
@@ -75,6 +75,7 @@ class RecoveryReport:
             f"{self.held} held (clock unknown or stale)",
             f"{self.not_due} not yet due",
             f"{self.paused} paused",
+            f"{self.plans_finished} idle plans finished",
         ]
         return ", ".join(parts)
 
@@ -112,9 +113,7 @@ def slices_recover(
         note(f"market {state}, next open {clock.next_open.isoformat()}")
     breaker = switch_engaged(TradingSwitch.Name.CIRCUIT_BREAKER)
     pending = (
-        Order.objects.select_related("plan")
-        .filter(plan__isnull=False, status=S.PENDING_NEW, send_claimed_at__isnull=True)
-        .order_by("plan_id", "slice_num")
+        Order.objects.slices_unclaimed().select_related("plan").order_by("plan_id", "slice_num")
     )
     for _, group in groupby(pending, key=lambda o: o.plan_id):
         slices = list(group)
@@ -169,7 +168,7 @@ def _recover_plan(
         if not dry_run:
             for order in slices:
                 reason = f"recovery: plan {plan.status}"
-                if slice_end_locally(order=order, status=S.CANCELED, note=reason):
+                if order_end_locally(order=order, status=S.CANCELED, note=reason):
                     metrics.TWAP_SLICES_SKIPPED_PARENT_INVALID.inc()
         return
     if plan.status == PlanStatus.PAUSED:
@@ -180,7 +179,7 @@ def _recover_plan(
         note(f"plan {plan.pk}: breaker tripped: {len(slices)} slices blocked")
         if not dry_run:
             for order in slices:
-                slice_end_locally(
+                order_end_locally(
                     order=order, status=S.BLOCKED_CIRCUIT_BREAKER, note="recovery: breaker tripped"
                 )
         return

@@ -26,7 +26,7 @@ from django.db.models import F, Sum
 from django.utils.module_loading import import_string
 
 from orders.models import Order, Position, RiskLimit, TradingSwitch
-from orders.positions import ReduceOnlyVerdict, reduce_only_verdict, signed
+from orders.positions import ReduceOnlyVerdict, reduce_only_verdict
 from tradeops.errors import RiskRejected, ServiceUnavailable, TradeOpsError
 
 logger = logging.getLogger(__name__)
@@ -48,10 +48,6 @@ class OrderIntent:
     # The size the per-order limits judge: a TWAP plan is judged on its total ``qty`` for
     # exposure and on its largest slice here, because each slice is a separate order.
     size_qty: int | None = None
-
-    @property
-    def signed_qty(self) -> int:
-        return signed(self.side, self.qty)
 
     @property
     def order_size(self) -> int:

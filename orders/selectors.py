@@ -53,12 +53,8 @@ def plan_progress(
 def slices_due(now: datetime) -> Any:
     """Unclaimed pending slices due at ``now``, earliest first (``run_slices --dry-run``)."""
     return (
-        Order.objects.filter(
-            plan__isnull=False,
-            status=OrderStatus.PENDING_NEW,
-            send_claimed_at__isnull=True,
-            scheduled_time__lte=now,
-        )
+        Order.objects.slices_unclaimed()
+        .filter(scheduled_time__lte=now)
         .select_related("plan")
         .order_by("scheduled_time", "id")
     )

@@ -442,6 +442,29 @@ def _resolve_by_lookup(coid: str, *, note: str) -> None:
 
 
 # --- cancel ------------------------------------------------------------------------------
+def order_end_locally(
+    *, order: Order, status: str, note: str, token: datetime | None = None
+) -> bool:
+    """End an order that never reached the broker (canceled, blocked_*): through the one update
+    path, and only while nobody else may be sending it. ``token`` None: claim it now (fails if
+    anyone holds it); otherwise: only if the caller's claim (its timestamp) still holds, since
+    recovery may have handed the slice to another dispatcher. Returns whether it was ended."""
+    with transaction.atomic():
+        if token is None:
+            held = order_claim_send(order_id=order.pk, now=timezone.now())
+        else:
+            held = (
+                Order.objects.select_for_update()
+                .filter(pk=order.pk, status=S.PENDING_NEW, send_claimed_at=token)
+                .exists()
+            )
+        if not held:
+            return False
+        source = Source.MANUAL if status == S.CANCELED else Source.SUBMIT
+        apply_order_update(order.client_order_id, status, 0, None, None, source, note=note)
+    return True
+
+
 def order_cancel(*, order: Order, actor: Any, reason: str = "") -> Order:
     """Cancel an order. Never blocked by the gate, kill switch or breaker.
 
@@ -455,17 +478,10 @@ def order_cancel(*, order: Order, actor: Any, reason: str = "") -> Order:
             details={"status": order.status},
         )
     with transaction.atomic():
-        won = order_claim_send(order_id=order.pk, now=timezone.now())
+        won = order_end_locally(
+            order=order, status=S.CANCELED, note=reason or "canceled before it was sent"
+        )
         if won:
-            apply_order_update(
-                order.client_order_id,
-                S.CANCELED,
-                0,
-                None,
-                None,
-                Source.MANUAL,
-                note=reason or "canceled before it was sent",
-            )
             audit_record(
                 actor=actor,
                 action="order.cancel",

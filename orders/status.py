@@ -85,20 +85,6 @@ STATUS_RANK: dict[str, int] = {
 
 TERMINAL_STATUSES: frozenset[str] = frozenset(s for s, r in STATUS_RANK.items() if r >= 4)
 OPEN_STATUSES: frozenset[str] = frozenset(s for s, r in STATUS_RANK.items() if r < 4)
-# Statuses that exist only in TradeOps: the broker never reports them, so a broker order in one of
-# these states is impossible and an order in one of them has never been confirmed by the broker.
-LOCAL_STATUSES: frozenset[str] = frozenset(
-    {
-        S.PENDING_NEW,
-        S.DRY_RUN,
-        S.SUBMITTED,
-        S.SUBMITTED_UNCONFIRMED,
-        S.FAILED,
-        S.BLOCKED_KILL_SWITCH,
-        S.BLOCKED_CIRCUIT_BREAKER,
-    }
-)
-
 # Alpaca's trade_updates event names that differ from the order status they imply.
 EVENT_STATUS: dict[str, str] = {"partial_fill": S.PARTIALLY_FILLED, "fill": S.FILLED}
 

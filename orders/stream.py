@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -48,12 +47,10 @@ class StreamConsumer:
     def __init__(self) -> None:
         self.events = 0
         self.connects = 0
-        self.last_event_at: float | None = None
 
     async def on_event(self, event: TradeEventReport) -> None:
         verdict = await sync_to_async(trade_event_apply, thread_sensitive=True)(event)
         self.events += 1
-        self.last_event_at = time.monotonic()
         logger.info(
             "stream %s %s %s/%s -> %s",
             event.event,

@@ -233,6 +233,9 @@ CIRCUIT_BREAKER_WINDOW_SECONDS = env_int("CIRCUIT_BREAKER_WINDOW_SECONDS", 300, 
 RECONCILIATION_INTERVAL_SECONDS = env_int("RECONCILIATION_INTERVAL_SECONDS", 300, minimum=30)
 RECONCILIATION_MAX_AGE_SECONDS = env_int("RECONCILIATION_MAX_AGE_SECONDS", 900, minimum=60)
 RECONCILIATION_TIMEOUT_SECONDS = env_int("RECONCILIATION_TIMEOUT_SECONDS", 300, minimum=1)
+# A run slower than that must be reported (health, log), not killed by django-q before it can be.
+Q_CLUSTER["timeout"] = max(Q_CLUSTER["timeout"], RECONCILIATION_TIMEOUT_SECONDS + 60)
+Q_CLUSTER["retry"] = Q_CLUSTER["timeout"] + 60
 RECONCILIATION_OVERLAP_SECONDS = env_int("RECONCILIATION_OVERLAP_SECONDS", 60, minimum=0)
 RECONCILIATION_PAGE_SIZE = env_int("RECONCILIATION_PAGE_SIZE", 500, minimum=1)
 RECONCILIATION_PROBE_LIMIT = env_int("RECONCILIATION_PROBE_LIMIT", 50, minimum=0)
@@ -291,8 +294,7 @@ LOGGING = {
     },
 }
 
-# Decimal places used for money in this project (DESIGN §3).
-PRICE_PLACES = Decimal("0.0001")
+# Decimal places of notional amounts (prices keep 4: DESIGN §3).
 NOTIONAL_PLACES = Decimal("0.01")
 
 # --- Health ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 from orders.controls import trading_switch_set
 from orders.ids import slice_client_order_id
 from orders.models import Order, RiskLimit, SlicingPlan
-from orders.plans import slice_end_locally
+from orders.services import order_end_locally
 from tests.helpers import place
 from tests.orders.twap_support import twap
 from tradeops.models import AuditEvent
@@ -154,7 +154,7 @@ def test_delete_slices_cancels_what_has_not_gone_out(paper: Any, trader: Any) ->
     plan = twap(trader).json()
     first = Order.objects.get(plan_id=plan["id"], slice_num=0)
     # Slice 0 is already ended (say, blocked) and slice 1 is held by a dispatcher.
-    slice_end_locally(order=first, status="blocked_kill_switch", note="test")
+    order_end_locally(order=first, status="blocked_kill_switch", note="test")
     Order.objects.filter(plan_id=plan["id"], slice_num=1).update(send_claimed_at=first.created_at)
     trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="halt")
     response = trader.delete(
@@ -185,7 +185,7 @@ def test_delete_slices_cancels_what_has_not_gone_out(paper: Any, trader: Any) ->
 def test_ended_plan_cannot_be_canceled(paper: Any, trader: Any) -> None:
     plan = twap(trader, qty=2, duration_minutes=1, interval_seconds=30).json()
     for order in Order.objects.filter(plan_id=plan["id"]):
-        slice_end_locally(order=order, status="blocked_circuit_breaker", note="test")
+        order_end_locally(order=order, status="blocked_circuit_breaker", note="test")
     assert SlicingPlan.objects.get().status == "failed"  # no share filled
     response = trader.delete(f"/api/v1/plans/{plan['id']}/slices")
     assert response.status_code == 409
