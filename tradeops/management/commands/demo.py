@@ -21,7 +21,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Strategy
 from orders.strategies import strategy_create, strategy_token_issue
-from tradeops.management.commands.otp_enroll import qr_text, totp_device_create
+from tradeops.otp import qr_text, totp_device_create
 
 DEMO_STRATEGY = "demo"
 DEMO_ADMIN = "admin"

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import qrcode
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tradeops.audit import audit_record
-
-
-def totp_device_create(*, user: Any, name: str, replace: bool, actor: str) -> TOTPDevice:
-    with transaction.atomic():
-        if replace:
-            TOTPDevice.objects.filter(user=user).delete()
-        device = TOTPDevice.objects.create(user=user, name=name, confirmed=True)
-        audit_record(
-            actor=actor,
-            action="otp.enroll",
-            object_type="user",
-            object_id=user.pk,
-            after={"device": name, "replaced": replace},
-        )
-    return device
-
-
-def qr_text(data: str) -> str:
-    qr = qrcode.QRCode(border=1)
-    qr.add_data(data)
-    buf = io.StringIO()
-    qr.print_ascii(out=buf, invert=True)
-    return buf.getvalue()
+from tradeops.otp import qr_text, totp_device_create
 
 
 class Command(BaseCommand):
