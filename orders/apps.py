@@ -6,4 +6,7 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        from orders import receivers  # noqa: F401 - connects TWAP recovery to reconciliation
+        from orders import (
+            receivers,  # noqa: F401 - connects TWAP recovery to reconciliation
+            schema,  # noqa: F401 - registers the token scheme with drf-spectacular
+        )

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Sum
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -21,6 +22,7 @@ from orders.models import (
     SlicingPlan,
     TimeInForce,
 )
+from orders.slicing import PRICES_BY_TYPE
 
 SYMBOL_RE = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
 ONE_DOLLAR = Decimal(1)
@@ -37,30 +39,46 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class WholeSharesField(serializers.Field):
-    """A positive whole number of shares: JSON integers or digit strings only."""
+@extend_schema_field(OpenApiTypes.INT)
+class BoundedIntegerField(serializers.Field):
+    """A JSON integer (or digit string) within bounds read from settings at request time:
+    ``10.5``, ``true`` or ``"ten"`` are refused, never rounded."""
 
     default_error_messages = {
-        "invalid": "Must be a whole number of shares (an integer), got {value!r}.",
-        "min": "Must be at least 1.",
-        "max": "Must be at most {max}.",
+        "invalid": "Must be a whole number, got {value!r}.",
+        "range": "Must be between {low} and {high}.",
     }
+
+    def __init__(self, *, low: int, high_setting: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.low, self.high_setting = low, high_setting
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("invalid", value=data)
         if isinstance(data, str):
-            if not re.fullmatch(r"\d{1,12}", data.strip()):
+            if not re.fullmatch(r"\d{1,9}", data.strip()):
                 self.fail("invalid", value=data)
             data = int(data.strip())
-        if data < 1:
-            self.fail("min")
-        if data > settings.ORDER_MAX_QTY:
-            self.fail("max", max=settings.ORDER_MAX_QTY)
+        high = getattr(settings, self.high_setting)
+        if not self.low <= data <= high:
+            self.fail("range", low=self.low, high=high)
         return data
 
     def to_representation(self, value: int) -> int:
         return int(value)
+
+
+class WholeSharesField(BoundedIntegerField):
+    """A positive whole number of shares, at most ``ORDER_MAX_QTY``."""
+
+    default_error_messages = {
+        "invalid": "Must be a whole number of shares (an integer), got {value!r}.",
+        "range": "Must be between {low} and {high} shares.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(low=1, high_setting="ORDER_MAX_QTY", **kwargs)
 
 
 class PriceField(serializers.DecimalField):
@@ -117,12 +135,7 @@ class OrderRequestSerializer(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         kind = attrs["type"]
-        needs = {
-            "market": set(),
-            "limit": {"limit_price"},
-            "stop": {"stop_price"},
-            "stop_limit": {"limit_price", "stop_price"},
-        }[kind]
+        needs = PRICES_BY_TYPE[kind]
         errors: dict[str, str] = {}
         for name in ("limit_price", "stop_price"):
             present = attrs.get(name) is not None
@@ -133,35 +146,6 @@ class OrderRequestSerializer(StrictSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
-
-
-class BoundedIntegerField(serializers.Field):
-    """A JSON integer (or digit string) within bounds read from settings at request time:
-    ``10.5``, ``true`` or ``"ten"`` are refused, never rounded."""
-
-    default_error_messages = {
-        "invalid": "Must be a whole number, got {value!r}.",
-        "range": "Must be between {low} and {high}.",
-    }
-
-    def __init__(self, *, low: int, high_setting: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.low, self.high_setting = low, high_setting
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int | str):
-            self.fail("invalid", value=data)
-        if isinstance(data, str):
-            if not re.fullmatch(r"\d{1,9}", data.strip()):
-                self.fail("invalid", value=data)
-            data = int(data.strip())
-        high = getattr(settings, self.high_setting)
-        if not self.low <= data <= high:
-            self.fail("range", low=self.low, high=high)
-        return data
-
-    def to_representation(self, value: int) -> int:
-        return int(value)
 
 
 class SliceRequestSerializer(OrderRequestSerializer):

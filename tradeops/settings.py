@@ -154,6 +154,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"PlanStatusEnum": "orders.models.PlanStatus"},
 }
 
 # --- Jobs (django-q2; pitfalls in DESIGN §9) -------------------------------------------------

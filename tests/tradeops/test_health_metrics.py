@@ -67,4 +67,15 @@ def test_openapi_schema_documents_the_order_api(client: Any) -> None:
     ):
         assert path in paths
     assert "post" in paths["/api/v1/orders"]
+    assert {"strategyToken": []} in paths["/api/v1/orders"]["post"]["security"]
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["strategyToken"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": schemes["strategyToken"]["description"],
+    }
+    requests = schema["components"]["schemas"]
+    assert requests["OrderRequestRequest"]["properties"]["qty"]["type"] == "integer"
+    assert requests["SliceRequestRequest"]["properties"]["interval_seconds"]["type"] == "integer"
     assert client.get("/api/docs/").status_code == 200
