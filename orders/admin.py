@@ -159,10 +159,7 @@ class RiskLimitAdmin(AuditedModelAdmin):
 
     @admin.display(description="Effective (blank = inherited)")
     def effective(self, obj: RiskLimit) -> str:
-        if obj.symbol == RiskLimit.GLOBAL:
-            limits = effective_limits("\x00")  # only the global row and the settings apply
-        else:
-            limits = effective_limits(obj.symbol)
+        limits = effective_limits(obj.symbol)  # for `*`: the global row, then settings
         return (
             f"qty ≤ {limits.max_order_qty}, notional ≤ {limits.max_order_notional}, "
             f"position ≤ {limits.max_position_qty}"

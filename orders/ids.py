@@ -19,7 +19,8 @@ ID_LENGTH = 24
 PRICE_QUANTUM = Decimal("0.0001")
 
 
-def _price(value: Decimal | None) -> str:
+def price_text(value: Decimal | None) -> str:
+    """A price as it enters an id: 4 decimal places, empty for none."""
     if value is None:
         return ""
     return str(value.quantize(PRICE_QUANTUM))
@@ -46,8 +47,8 @@ def client_order_id_for(
         symbol.upper(),
         side,
         str(int(qty)),
-        _price(limit_price),
-        _price(stop_price),
+        price_text(limit_price),
+        price_text(stop_price),
         order_type,
         time_in_force,
         strategy_id,

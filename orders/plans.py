@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from marketdata.services import LiquidityConstraint, liquidity_constraint
 from orders import risk
-from orders.ids import PRICE_QUANTUM, plan_key_for, slice_client_order_id
+from orders.ids import plan_key_for, price_text, slice_client_order_id
 from orders.models import Order, Origin, PlanStatus, SlicingPlan
 from orders.services import order_end_locally, strategy_require_active
 from orders.slicing import SlicePlan, SlicingError, plan_slices, rescheduled_time
@@ -48,9 +48,6 @@ def plan_key(
 ) -> str:
     """Same request fields on the same UTC day -> the same plan (and the same slice ids)."""
 
-    def price(value: Any) -> str:
-        return "" if value is None else str(value.quantize(PRICE_QUANTUM))
-
     return plan_key_for(
         strategy=request.strategy_id,
         symbol=request.symbol.upper(),
@@ -58,8 +55,8 @@ def plan_key(
         qty=int(request.qty),
         type=request.order_type,
         tif=request.time_in_force,
-        limit=price(request.limit_price),
-        stop=price(request.stop_price),
+        limit=price_text(request.limit_price),
+        stop=price_text(request.stop_price),
         duration_minutes=int(duration_minutes),
         interval_seconds=int(interval_seconds),
         trade_date=now.date().isoformat(),
