@@ -48,7 +48,7 @@ def clock_set(app: PaperBrokerApp, request: Request) -> Response:
 
 
 def prices_get(app: PaperBrokerApp, request: Request) -> Response:
-    return Response(200, app.engine.state_json(include_orders=False)["prices"])
+    return Response(200, app.engine.prices_json())
 
 
 def prices_set(app: PaperBrokerApp, request: Request) -> Response:
@@ -56,7 +56,7 @@ def prices_set(app: PaperBrokerApp, request: Request) -> Response:
 
 
 def symbols_get(app: PaperBrokerApp, request: Request) -> Response:
-    return Response(200, app.engine.state_json(include_orders=False)["symbols"])
+    return Response(200, app.engine.symbols_json())
 
 
 def symbols_set(app: PaperBrokerApp, request: Request) -> Response:

@@ -72,8 +72,11 @@ def _bar_stream(
         if cursor is not None:
             if symbol < cursor[0]:
                 continue
-            if symbol == cursor[0]:
-                low, high = (start, cursor[1]) if descending else (cursor[1], end)
+            if symbol == cursor[0]:  # a token narrows the requested range, never widens it
+                if descending:
+                    high = min(cursor[1], end)
+                else:
+                    low = max(cursor[1], start)
         for moment in marketdata.bar_times(timeframe, low, high, descending=descending):
             if marketdata.bar_complete(timeframe, moment, now):
                 yield symbol, moment

@@ -33,6 +33,7 @@ from paperbroker.models import (
     invalid,
     round_price,
     to_decimal,
+    to_whole,
 )
 from paperbroker.orderbook import OrderBook
 from paperbroker.orderspec import OrderSpec, parse_order_request, validate_symbol
@@ -142,15 +143,16 @@ class Engine:
     def is_open(self) -> bool:
         return self.clock.is_open()
 
-    def _stamp(self, order: Order | None = None) -> datetime:
-        """A timestamp strictly later than every earlier one (and than ``order.updated_at``):
-        TradeOps resolves conflicting updates by ``updated_at``, so it must never repeat."""
-        moment = self.now()
-        if moment <= self._last_stamp:
-            moment = self._last_stamp + ONE_MICROSECOND
+    def _stamp(self, order: Order | None = None, *, not_before: datetime | None = None) -> datetime:
+        """A timestamp strictly later than every earlier one (and than ``order.updated_at``),
+        and no earlier than ``not_before``: TradeOps resolves conflicting updates by
+        ``updated_at``, so it must never repeat, not even after a future ``submitted_at``."""
+        moment = max(self.now(), self._last_stamp + ONE_MICROSECOND)
+        if order is not None:
+            moment = max(moment, order.updated_at + ONE_MICROSECOND)
+        if not_before is not None:
+            moment = max(moment, not_before)
         self._last_stamp = moment
-        if order is not None and moment <= order.updated_at:
-            moment = order.updated_at + ONE_MICROSECOND
         return moment
 
     @_locked
@@ -238,14 +240,23 @@ class Engine:
         if unknown:
             raise invalid(f"unknown symbol keys: {', '.join(sorted(unknown))}")
         if "adv" in profile:
-            adv = to_decimal(profile["adv"], "adv")
-            if adv <= 0 or adv != adv.to_integral_value():
+            adv = to_whole(profile["adv"], "adv")
+            if adv <= 0:
                 raise invalid("adv must be a positive whole number of shares")
-            self.book.adv[symbol] = int(adv)
+            self.book.adv[symbol] = adv
         if "price" in profile:
             self.set_prices({symbol: profile["price"]})
         self._changed()
         return self.symbol_json(symbol)
+
+    @_locked
+    def prices_json(self) -> dict[str, str | None]:
+        return self.book.to_json()
+
+    @_locked
+    def symbols_json(self) -> dict[str, dict[str, Any]]:
+        """Profiles of the symbols given an ``adv`` (``GET /_paper/symbols``)."""
+        return {symbol: self.symbol_json(symbol) for symbol in sorted(self.book.adv)}
 
     @_locked
     def symbol_json(self, symbol: str) -> dict[str, Any]:
@@ -373,7 +384,7 @@ class Engine:
             raise ApiError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
 
     def _create(self, spec: OrderSpec, origin: str, replaces: Order | None = None) -> Order:
-        now = self._stamp()
+        now = self._stamp(not_before=spec.submitted_at)
         submitted = spec.submitted_at or now
         self._seq += 1
         order = Order(
@@ -389,7 +400,7 @@ class Engine:
             extended_hours=spec.extended_hours,
             status="new" if self.is_open() else "accepted",
             created_at=submitted,
-            updated_at=max(now, submitted),
+            updated_at=now,
             submitted_at=submitted,
             seq=self._seq,
             position_intent=_position_intent(spec.side, self.portfolio.qty(spec.symbol)),
@@ -564,7 +575,7 @@ class Engine:
         order = self.orders.find(order_ref)
         if not order.is_open:
             raise invalid(f"order is {order.status}, not fillable")
-        quantity = order.remaining if qty is None else _whole(to_decimal(qty, "qty"), "qty")
+        quantity = order.remaining if qty is None else to_whole(qty, "qty")
         if not 0 < quantity <= order.remaining:
             raise invalid(f"qty must be between 1 and {order.remaining}")
         if price is None:
@@ -679,20 +690,22 @@ class Engine:
     @_locked
     def state_json(self, *, include_orders: bool = True) -> dict[str, Any]:
         """Everything an operator or a test wants to see (``GET /_paper/state``)."""
-        orders = [order.to_json() | {"origin": order.origin} for order in self.orders]
+        orders = None
+        if include_orders:
+            orders = [order.to_json() | {"origin": order.origin} for order in self.orders]
         clock = self.clock.to_json() | {
             "mode": self.clock.mode,
             "frozen_now": iso_z(self.clock.frozen_now),
         }
         return {
-            "orders": orders if include_orders else None,
+            "orders": orders,
             "order_count": len(self.orders),
             "open_order_count": self.orders.open_count,
             "positions": self.positions_json(),
             "account": self.account_json(),
             "clock": clock,
-            "prices": self.book.to_json(),
-            "symbols": {symbol: self.symbol_json(symbol) for symbol in sorted(self.book.adv)},
+            "prices": self.prices_json(),
+            "symbols": self.symbols_json(),
             "config": self.config.to_json(),
             "faults": self.faults.to_json(),
             "tick": self.tick_no,
@@ -711,6 +724,7 @@ class Engine:
             "seq": self._seq,
             "tick_no": self.tick_no,
             "last_stamp": iso_z(self._last_stamp) if self._last_stamp > _NEVER else None,
+            "was_open": self._was_open,
         }
 
     @_locked
@@ -727,7 +741,10 @@ class Engine:
         self.tick_no = int(data["tick_no"])
         if data.get("last_stamp"):
             self._last_stamp = parse_timestamp(data["last_stamp"])
-        self._was_open = self.is_open()
+        # The market may have opened or closed while the broker was down: day orders saved
+        # during the session must expire now, orders accepted while closed be released.
+        self._was_open = bool(data.get("was_open", self.is_open()))
+        self._sync_market_state()
         self._changed()
 
     @_locked
@@ -740,12 +757,6 @@ class Engine:
             self._base_clock_mode = clock_mode
             self.clock.mode = clock_mode
             self._sync_market_state()
-
-
-def _whole(value: Decimal, name: str) -> int:
-    if value != value.to_integral_value():
-        raise invalid(f"{name} must be a whole number of shares")
-    return int(value)
 
 
 def _position_intent(side: str, position_qty: int) -> str:

@@ -19,11 +19,13 @@ from decimal import Decimal
 from statistics import NormalDist
 from typing import Any
 
+from paperbroker.models import tick_size
 from paperbroker.timeutil import (
     et_date,
     is_trading_day,
     iso_z,
     midnight_et,
+    parse_timestamp,
     previous_trading_day,
     session_bounds,
 )
@@ -208,14 +210,16 @@ def decode_page_token(token: str) -> tuple[str, datetime]:
     """Inverse of ``encode_page_token``; ``ValueError`` on anything else."""
     try:
         symbol, moment = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return symbol, datetime.fromisoformat(moment)
+        # parse_timestamp, not fromisoformat: a hand-made token without an offset would give
+        # a naive datetime that cannot be compared with the aware bar times (a 500).
+        return symbol, parse_timestamp(moment)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError("invalid page_token") from exc
 
 
 def half_spread(price: Decimal) -> Decimal:
     """About 2 bp each side, at least one tick."""
-    step = Decimal("0.01") if price >= 1 else Decimal("0.0001")
+    step = tick_size(price)
     return max(step, (price * Decimal("0.0002")).quantize(step))
 
 

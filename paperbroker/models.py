@@ -43,6 +43,7 @@ ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 TIME_IN_FORCE = ("day", "gtc", "ioc", "fok")
 SIDES = ("buy", "sell")
 ASSET_NAMESPACE = uuid.UUID("6f3ed11f-6e66-4171-8000-7061706572b0")
+PRICE_2DP = Decimal("0.01")
 PRICE_4DP = Decimal("0.0001")
 
 
@@ -74,9 +75,14 @@ def dstr(value: Decimal | int | None) -> str | None:
     return "0" if text in ("-0", "") else text
 
 
+def tick_size(price: Decimal) -> Decimal:
+    """The US equity tick (Reg NMS 612): cents at or above $1, 1/100 cent below."""
+    return PRICE_2DP if price >= 1 else PRICE_4DP
+
+
 def round_price(value: Decimal) -> Decimal:
-    """Snap to the US equity tick: cents at or above $1, 1/100 cent below."""
-    step = Decimal("0.01") if value >= 1 else PRICE_4DP
+    """Snap to the US equity tick."""
+    step = tick_size(value)
     return max(value.quantize(step, rounding=ROUND_HALF_UP), step)
 
 
@@ -91,6 +97,14 @@ def to_decimal(value: Any, name: str) -> Decimal:
     if not number.is_finite():
         raise invalid(f"invalid {name}")
     return number
+
+
+def to_whole(value: Any, name: str) -> int:
+    """A whole number of shares from a JSON number or numeric string (422 otherwise)."""
+    number = to_decimal(value, name)
+    if number != number.to_integral_value():
+        raise invalid(f"{name} must be a whole number of shares")
+    return int(number)
 
 
 def as_bool(value: Any, name: str) -> bool:

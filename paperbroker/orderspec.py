@@ -14,8 +14,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from paperbroker.models import ORDER_TYPES, SIDES, TIME_IN_FORCE, dstr, invalid, to_decimal
-from paperbroker.timeutil import parse_timestamp
+from paperbroker.clock import parse_time
+from paperbroker.models import (
+    ORDER_TYPES,
+    SIDES,
+    TIME_IN_FORCE,
+    dstr,
+    invalid,
+    tick_size,
+    to_decimal,
+)
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,10}$")
 MAX_CLIENT_ORDER_ID = 128
@@ -115,9 +123,7 @@ def _price(payload: Mapping[str, Any], name: str, *, required: bool) -> Decimal 
     price = to_decimal(raw, name)
     if price <= 0:
         raise invalid(f"{name} must be > 0")
-    # Alpaca's tick rule: cents at or above $1, 1/100 cent below.
-    places = 2 if price >= 1 else 4
-    if price != price.quantize(Decimal(1).scaleb(-places)):
+    if price != price.quantize(tick_size(price)):
         raise invalid(
             f"invalid {name} {dstr(price)}. sub-penny increment does not fulfill minimum "
             "pricing criteria"
@@ -138,7 +144,4 @@ def _client_order_id(raw: Any) -> str:
 def _submitted_at(raw: Any, allowed: bool) -> datetime | None:
     if raw is None or not allowed:
         return None  # like any unknown field, /v2/orders ignores it
-    try:
-        return parse_timestamp(str(raw))
-    except ValueError:
-        raise invalid("invalid format for submitted_at") from None
+    return parse_time(raw, "submitted_at")

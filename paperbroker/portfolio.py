@@ -7,7 +7,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from paperbroker.models import CODE_FORBIDDEN, ApiError, Position, dstr, invalid, to_decimal
+from paperbroker.models import (
+    CODE_FORBIDDEN,
+    ApiError,
+    Position,
+    dstr,
+    invalid,
+    to_decimal,
+    to_whole,
+)
 from paperbroker.timeutil import iso_z
 
 PriceOf = Callable[[str], Decimal]
@@ -127,10 +135,7 @@ def liquidation_qty(
         raise invalid("only one of qty or percentage may be given")
     size = abs(position.qty)
     if qty is not None:
-        requested_qty = to_decimal(qty, "qty")
-        if requested_qty != requested_qty.to_integral_value():
-            raise invalid("qty must be a whole number of shares")
-        requested = int(requested_qty)
+        requested = to_whole(qty, "qty")
     elif percentage is not None:
         share = to_decimal(percentage, "percentage")
         if not 0 < share <= 100:

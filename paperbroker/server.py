@@ -39,7 +39,7 @@ class PaperBrokerServer:
         port: int = 0,
         *,
         state_file: str | Path | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         api_key: str = "paper",
         secret_key: str = "paper",  # noqa: S107 - loopback simulator credential
         rate_limit_per_minute: int | None = None,

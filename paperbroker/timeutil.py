@@ -51,7 +51,10 @@ def parse_timestamp(raw: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise ValueError(f"timestamp out of range: {raw}") from None
 
 
 def _trim_nanoseconds(text: str) -> str:

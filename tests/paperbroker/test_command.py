@@ -14,6 +14,7 @@ from alpaca.trading.enums import OrderStatus
 from alpaca.trading.requests import MarketOrderRequest
 
 from paperbroker.control import PaperControl
+from paperbroker.testing import start_test_server
 
 from .helpers import fast
 
@@ -84,6 +85,36 @@ def test_command_serves_alpaca_py_and_stops_cleanly_on_sigterm(tmp_path):
     assert "paper broker stopped (1 orders)" in out
     assert "Traceback" not in err
     assert json.loads(state_file.read_text())["orders"][0]["id"] == str(order.id)
+
+
+def listening_url(process) -> str:
+    first_line = process.stdout.readline()
+    return re.search(r"listening on (http://127\.0\.0\.1:\d+)", first_line).group(1)
+
+
+def test_restart_with_state_keeps_restored_settings_unless_given_again(tmp_path):
+    state_file = tmp_path / "state.json"
+    server = start_test_server(state_file=state_file)  # no random walk, 0.1 s ticks
+    try:  # a drill switched to manual fills and another seed at runtime
+        PaperControl(server.url).set_config(fill_model="manual", seed=7, tick_seconds=0.5)
+    finally:
+        server.stop()
+
+    process = manage("--port", "0", "--state", str(state_file), "--seed", "9")
+    try:
+        config = PaperControl(listening_url(process)).config()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert config["seed"] == 9  # given again: the option wins
+    assert (config["fill_model"], config["random_walk"], config["tick_seconds"]) == (
+        "manual",
+        False,
+        0.5,
+    )
 
 
 def test_command_help_documents_every_option():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import UTC, datetime, timedelta
 from statistics import mean
@@ -112,6 +113,35 @@ def test_next_page_token_paging_is_complete_and_ends_with_null(market_data, froz
     whole = market_data.get("/stocks/bars", params | {"limit": 1000})
     assert joined == [(s, b["t"]) for s, bars in whole["bars"].items() for b in bars]
     assert whole["next_page_token"] is None
+
+
+def hand_made_token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def test_hand_made_page_tokens_are_read_as_utc_or_refused_with_400(market_data, frozen):
+    params = {"symbols": "AAPL,MSFT", "timeframe": "1Day", "start": "2024-03-01", "limit": 3}
+
+    def page(token, **extra):
+        return market_data.get("/stocks/bars", params | extra | {"page_token": token})
+
+    naive = page(hand_made_token("AAPL|2024-03-11T04:00:00"))
+    assert naive == page(hand_made_token("AAPL|2024-03-11T04:00:00+00:00"))
+    assert [bar["t"][:10] for bar in naive["bars"]["AAPL"]] == [  # the token's bar comes first
+        "2024-03-11",
+        "2024-03-12",
+        "2024-03-13",
+    ]
+    far_future = page(hand_made_token("AAPL|9999-12-31T00:00:00"), sort="desc")
+    assert [bar["t"][:10] for bar in far_future["bars"]["AAPL"]] == [
+        "2024-03-15",
+        "2024-03-14",
+        "2024-03-13",
+    ]
+    for token in ("AAPL|yesterday", "AAPL|0001-01-01T00:00:00+01:00", "no-separator"):
+        with pytest.raises(APIError) as excinfo:
+            page(hand_made_token(token))
+        assert excinfo.value.status_code == 400, token
 
 
 def test_descending_sort_and_limit(market_data, frozen):

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.enums import OrderSide, OrderStatus, OrderType, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
@@ -19,6 +20,8 @@ from alpaca.trading.requests import (
 )
 
 from paperbroker.control import PaperControlError
+from paperbroker.models import Order
+from paperbroker.portfolio import Portfolio
 
 
 def market(symbol="AAPL", qty=10, side="buy", tif="day", **extra):
@@ -334,11 +337,46 @@ def test_updated_at_strictly_increases_even_when_time_stands_still(trading, cont
     assert stamps[-1] - stamps[0] == timedelta(microseconds=3)
 
 
+def test_updated_at_never_repeats_across_orders_after_a_future_submitted_at(control):
+    control.set_clock(now="2024-01-02T15:00:00Z")
+    control.set_config(fill_model="manual")
+    future = "2024-01-02T16:00:00Z"
+    first, second = (
+        control.place_order("AAPL", 2, "buy", client_order_id=name, submitted_at=future)
+        for name in ("future-1", "future-2")
+    )
+    fills = [control.fill(ref, qty=1) for ref in ("future-1", "future-2", "future-1")]
+    stamps = [first["updated_at"], second["updated_at"], *(f["updated_at"] for f in fills)]
+    assert stamps == sorted(set(stamps))  # same-format ISO strings sort chronologically
+    assert first["submitted_at"] == second["submitted_at"] == "2024-01-02T16:00:00.000000Z"
+
+
 def test_orphan_order_from_control_api_is_visible_to_the_client(trading, control):
     orphan = control.place_order("MSFT", 5, "sell", "limit", "gtc", limit_price="999")
     listed = trading.get_orders()
     assert [str(o.id) for o in listed] == [orphan["id"]]
     assert control.state()["orders"][0]["origin"] == "control"
+
+
+def test_control_reads_build_only_what_they_answer(broker, control, monkeypatch):
+    control.set_symbol("THIN", adv=20_000)
+    control.place_order("MSFT", 5, "sell", "limit", "gtc", limit_price="999")
+    built = []
+    for owner, name in ((Order, "to_json"), (Portfolio, "account_json")):
+        original = getattr(owner, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            built.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)  # the broker thread runs in this process
+    assert set(control.prices()) == {"MSFT", "THIN"}
+    symbols = requests.get(f"{broker.url}/_paper/symbols", timeout=5).json()
+    assert symbols["THIN"]["adv"] == 20_000
+    assert built == []  # neither orders nor the account for a price or symbol lookup
+    state = control.state(include_orders=False)
+    assert (state["orders"], state["order_count"]) == (None, 1)
+    assert built == ["account_json"]  # thousands of orders are not rendered to be dropped
 
 
 def test_control_api_does_not_pollute_the_request_log(trading, control):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -74,3 +75,52 @@ def test_state_survives_a_broker_restart(tmp_path):
     saved = json.loads(state_file.read_text())
     assert len(saved["orders"]) == 2
     assert Decimal(saved["book"]["prices"]["MSFT"]) == 61  # saved again at shutdown
+
+
+FRIDAY_IN_SESSION = datetime(2024, 3, 15, 15, 0, tzinfo=UTC)  # 11:00 New York
+FRIDAY_AFTER_CLOSE = datetime(2024, 3, 15, 20, 30, tzinfo=UTC)
+
+
+def test_restart_keeps_runtime_config_that_no_option_overrides(tmp_path):
+    state_file = tmp_path / "broker.json"
+    server = start_test_server(state_file=state_file)
+    try:
+        PaperControl(server.url).set_config(seed=7, fill_model="manual")
+    finally:
+        server.stop()
+    restarted = start_test_server(state_file=state_file, tick_seconds=0.2)
+    try:
+        config = PaperControl(restarted.url).config()
+    finally:
+        restarted.stop()
+    assert (config["seed"], config["fill_model"], config["tick_seconds"]) == (7, "manual", 0.2)
+
+
+def test_day_orders_saved_in_session_expire_when_restored_after_the_close(tmp_path):
+    state_file = tmp_path / "broker.json"
+    server = start_test_server(
+        state_file=state_file, clock_mode="auto", clock=lambda: FRIDAY_IN_SESSION
+    )
+    try:
+        PaperControl(server.url).set_price("AAPL", "100")
+        trading = fast(TradingClient(KEY, SECRET, url_override=server.url))
+        day, gtc = (
+            trading.submit_order(
+                LimitOrderRequest(
+                    symbol="AAPL", qty=1, side="buy", time_in_force=tif, limit_price=90
+                )
+            )
+            for tif in ("day", "gtc")
+        )
+        assert day.status == OrderStatus.NEW
+    finally:
+        server.stop()
+
+    restarted = start_test_server(state_file=state_file, clock=lambda: FRIDAY_AFTER_CLOSE)
+    try:
+        trading = fast(TradingClient(KEY, SECRET, url_override=restarted.url))
+        assert trading.get_clock().is_open is False  # the saved clock mode (auto) is kept
+        assert trading.get_order_by_id(day.id).status == OrderStatus.EXPIRED
+        assert trading.get_order_by_id(gtc.id).status == OrderStatus.NEW
+    finally:
+        restarted.stop()

@@ -40,14 +40,14 @@ class Command(BaseCommand):
             metavar="FILE",
             help="JSON file to persist orders, positions, cash, prices and clock across restarts "
             "of the broker: loaded at start if present, saved after changes (debounced, 1 s) "
-            "and at shutdown. Default: no persistence.",
+            "and at shutdown. Options given explicitly win over the restored settings; "
+            "omitted ones keep them. Default: no persistence.",
         )
         parser.add_argument(
             "--seed",
             type=int,
-            default=0,
-            help="Seed of the per-symbol random walk (default: %(default)s). Bars do not depend "
-            "on it: they are derived from the symbol name.",
+            help="Seed of the per-symbol random walk (default: 0, or the restored --state's). "
+            "Bars do not depend on it: they are derived from the symbol name.",
         )
         parser.add_argument(
             "--rate-limit",
@@ -71,24 +71,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--random-walk",
             action=argparse.BooleanOptionalAction,
-            default=True,
-            help="Move prices by a seeded random walk every tick (default: on). With "
-            "--no-random-walk prices change only through POST /_paper/prices.",
+            help="Move prices by a seeded random walk every tick (default: on, or the restored "
+            "--state's). With --no-random-walk prices change only through POST /_paper/prices.",
         )
         parser.add_argument(
             "--tick-seconds",
             type=float,
-            default=1.0,
             help="Seconds between ticks: random-walk steps, partial fills, quote pushes, clock "
-            "checks (default: %(default)s; 0 = tick only on POST /_paper/tick).",
+            "checks (default: 1.0, or the restored --state's; 0 = tick only on "
+            "POST /_paper/tick).",
         )
         parser.add_argument(
             "--fill-model",
             choices=FILL_MODELS,
-            default="immediate",
             help="How executable orders fill: immediate (before the POST returns), partial "
             "(one part per tick), manual (only via POST /_paper/orders/ID/fill). "
-            "Default: %(default)s.",
+            "Default: immediate, or the restored --state's.",
         )
         parser.add_argument(
             "--clock",
@@ -101,7 +99,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["rate_limit"] is not None and options["rate_limit"] < 1:
             raise CommandError("--rate-limit must be at least 1")
-        if options["tick_seconds"] < 0:
+        if options["tick_seconds"] is not None and options["tick_seconds"] < 0:
             raise CommandError("--tick-seconds must be >= 0")
         try:
             server = PaperBrokerServer(
