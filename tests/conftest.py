@@ -1,6 +1,8 @@
-"""Shared fixtures: a real PostgreSQL, a real Redis, and the paper broker on loopback reached
-through the real alpaca-py clients. Named actors: ``trader`` (strategy alpha's token),
-``outsider`` (strategy beta's token), ``ops_admin`` (OTP-verified superuser session)."""
+"""Shared fixtures: a real PostgreSQL (also the cache and django-q2's queue) and the paper broker
+on loopback reached through the real alpaca-py clients; nothing here uses Redis (REDIS_URL is
+reserved for the quote cache and no code reads it yet). Named actors: ``trader`` (strategy
+alpha's token), ``outsider`` (strategy beta's token), ``ops_admin`` (OTP-verified superuser
+session)."""
 
 from __future__ import annotations
 

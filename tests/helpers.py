@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 
+from django.core.management import call_command
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
@@ -26,6 +28,20 @@ def totp_now(device: Any, *, offset_steps: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time() + offset_steps * device.step
     return f"{totp.token():0{device.digits}d}"
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample's value in this process's Prometheus registry (0 while it has none)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def reconcile(*args: str) -> str:
+    """``manage.py reconcile --once [args]`` in this process; its output."""
+    out = StringIO()
+    call_command("reconcile", "--once", *args, stdout=out)
+    return out.getvalue()
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02) -> Any:

@@ -15,7 +15,8 @@ from orders import hooks
 from orders.controls import trading_switch_set
 from orders.dispatch import dispatcher_register
 from orders.models import Order, PlanStatus, SlicingPlan
-from tests.orders.twap_support import make_plan, metric, posts_by_coid, slices, statuses
+from tests.helpers import metric
+from tests.orders.twap_support import make_plan, posts_by_coid, run_once, slices, statuses
 
 # In-process dispatchers ask for a reconciliation when they start; q_sync runs it inline,
 # as a job cluster would.
@@ -35,10 +36,6 @@ def recover(*args: str) -> str:
     out = StringIO()
     call_command("recover_slices", *args, stdout=out)
     return out.getvalue()
-
-
-def dispatch_once() -> None:
-    call_command("run_slices", "--once", "--workers", "1", stdout=StringIO())
 
 
 @pytest.mark.parametrize("market", CLOCKS)
@@ -75,7 +72,7 @@ def test_past_due_within_grace_with_the_market_open_runs_now(paper: Any, trader:
     assert "3 due now (0 beyond grace)" in output and "1 not yet due" in output
     assert [s.scheduled_time for s in slices(plan)] == due  # untouched: due already
     assert metric("twap_slices_recovered_total") == before + 3
-    dispatch_once()  # the dispatcher's next tick sends them
+    run_once()  # the dispatcher's next tick sends them
     assert [s.status for s in slices(plan)] == ["filled"] * 3 + ["pending_new"]
 
 
@@ -87,7 +84,7 @@ def test_beyond_grace_with_the_market_open_runs_now_with_a_warning(
     output = recover()
     assert "2 due now (2 beyond grace)" in output
     assert "later than the 60s grace" in caplog.text
-    dispatch_once()
+    run_once()
     assert statuses(plan) == {"filled": 2}
 
 
@@ -107,7 +104,7 @@ def test_market_closed_moves_the_plan_to_the_next_open(
     assert [s.client_order_id for s in rows] == coids  # ids never change
     assert {s.status for s in rows} == {"pending_new"}
     assert "12 moved to the next open" in output
-    dispatch_once()
+    run_once()
     assert posts_by_coid(paper) == {}  # nothing is due any more
 
 
@@ -137,7 +134,7 @@ def test_a_dead_dispatchers_slice_that_reached_the_broker_is_applied_not_resent(
     first.refresh_from_db()
     assert first.status == "filled" and first.filled_qty == 1
     assert "1 found at the broker" in output
-    dispatch_once()
+    run_once()
     assert posts_by_coid(paper) == {}  # never submitted again through the API
 
 
@@ -158,7 +155,7 @@ def test_a_dead_dispatchers_unsent_slice_is_released_and_sent_once_under_its_id(
         assert first.scheduled_time == opens  # released, then moved like any due slice
         paper.set_clock(is_open=True)
         Order.objects.filter(pk=first.pk).update(scheduled_time=timezone.now())
-    dispatch_once()
+    run_once()
     first.refresh_from_db()
     assert first.status == "filled"
     assert posts_by_coid(paper) == {first.client_order_id: 1}

@@ -9,15 +9,19 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import datetime
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from orders.models import Order, SlicingPlan
 from orders.plans import plan_create
 from orders.risk import OrderIntent
+from tests.helpers import metric as metric  # re-exported: the TWAP tests import it from here
+from tests.helpers import reconcile
 
 MANAGE = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
 
@@ -155,12 +159,6 @@ def check_not_msft(order: Any, plan: Any, ctx: Any) -> Any:
     return Rejection("quarantined", "MSFT is fenced", unavailable=True)
 
 
-def metric(name: str, **labels: str) -> float:
-    from prometheus_client import REGISTRY
-
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 def check_hold_while_file_exists(order: Any, plan: Any, ctx: Any) -> None:
     """A pre-send check for crash drills (``twap_crash_settings``): while the file named by
     TWAP_TEST_HOLD_FILE exists, the first slice to get here is held right before it would be
@@ -185,8 +183,12 @@ def check_hold_while_file_exists(order: Any, plan: Any, ctx: Any) -> None:
 def reconcile_startup() -> None:
     """What a job cluster does when an order-executing process starts: the startup
     reconciliation (which opens the gate and, through its signal, runs slice recovery)."""
-    from io import StringIO
+    reconcile("--kind", "startup")
 
-    from django.core.management import call_command
 
-    call_command("reconcile", "--once", "--kind", "startup", stdout=StringIO())
+def run_once(*args: str) -> str:
+    """One pass of the dispatcher (``manage.py run_slices --once``, one worker) in this
+    process; its output."""
+    out = StringIO()
+    call_command("run_slices", "--once", "--workers", "1", *args, stdout=out)
+    return out.getvalue()

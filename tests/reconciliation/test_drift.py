@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from prometheus_client import REGISTRY
 
 from orders.models import Order, OrderEvent, Position
 from reconciliation.models import (
@@ -18,19 +17,13 @@ from reconciliation.models import (
     ReconciliationRun,
     ReconciliationState,
 )
-from tests.helpers import place
+from tests.helpers import metric, place, reconcile
 
 pytestmark = pytest.mark.django_db
 
 
 def mismatches(kind: str) -> float:
-    return REGISTRY.get_sample_value("reconciliation_mismatches_total", {"kind": kind}) or 0.0
-
-
-def reconcile(*args: str) -> str:
-    out = StringIO()
-    call_command("reconcile", "--once", *args, stdout=out)
-    return out.getvalue()
+    return metric("reconciliation_mismatches_total", kind=kind)
 
 
 def resting(trader: Any, **kw: Any) -> dict:
@@ -84,7 +77,7 @@ def test_an_order_the_database_never_heard_of_is_an_orphan_and_quarantined(
         time_in_force="gtc",
         client_order_id="someone-else",
     )
-    before = REGISTRY.get_sample_value("symbols_quarantined_total") or 0.0
+    before = metric("symbols_quarantined_total")
     output = reconcile()
     orphan = OrphanOrder.objects.get()
     assert (orphan.broker_order_id, orphan.strategy_id, orphan.status) == (
@@ -95,7 +88,7 @@ def test_an_order_the_database_never_heard_of_is_an_orphan_and_quarantined(
     assert str(orphan.estimated_notional) == "2800.00"
     quarantine = Quarantine.objects.active().get()
     assert (quarantine.key, quarantine.orphan) == ("*:MSFT", orphan)
-    assert REGISTRY.get_sample_value("symbols_quarantined_total") == before + 1
+    assert metric("symbols_quarantined_total") == before + 1
     assert "orphan" in output and "*:MSFT" in output
     for client in (trader, outsider):
         refused = place(client, symbol="MSFT", qty=1)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from orders.models import Order
 from reconciliation.services import process_start_record
-from tests.helpers import place, token_client, totp_now
+from tests.helpers import place, reconcile, token_client, totp_now
 from tradeops.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -37,14 +37,14 @@ def test_a_fresh_install_is_gated_until_a_reconciliation_and_again_when_stale(
     assert code(refused) == "gated"
     assert refused["Retry-After"] == str(settings.GATE_RETRY_AFTER_SECONDS)
     assert "no reconciliation has succeeded yet" in refused.json()["error"]["details"]["gate"]
-    call_command("reconcile", "--once", stdout=StringIO())
+    reconcile()
     assert place(trader).status_code == 201
     later = timezone.now() + timedelta(seconds=settings.RECONCILIATION_MAX_AGE_SECONDS + 5)
     with time_machine.travel(later, tick=False):
         stale = place(trader, qty=2)
         assert stale.status_code == 503
         assert "exceeds the maximum age" in stale.json()["error"]["message"]
-        call_command("reconcile", "--once", stdout=StringIO())
+        reconcile()
         assert place(trader, qty=2).status_code == 201
 
 
@@ -57,7 +57,7 @@ def test_a_process_start_closes_the_gate_until_the_next_reconciliation(
     status = trader.get("/api/v1/reconciliation/status").json()
     assert status["gate"]["open"] is False
     assert status["last_process_start_kind"] == "stream"
-    call_command("reconcile", "--once", stdout=StringIO())
+    reconcile()
     assert place(trader, qty=2).status_code == 201
 
 
@@ -95,7 +95,7 @@ def test_gate_in_health_and_metrics(
     assert "startup reconciliation overdue" in detail
     assert client.get("/ready").status_code == 200
     assert "reconciliation_gate_open 0.0" in client.get("/metrics").content.decode()
-    call_command("reconcile", "--once", stdout=StringIO())
+    reconcile()
     assert "reconciliation_gate_open 1.0" in client.get("/metrics").content.decode()
 
 
@@ -183,7 +183,7 @@ def test_the_override_ages_out_like_a_reconciliation(
     later = timezone.now() + timedelta(seconds=settings.RECONCILIATION_MAX_AGE_SECONDS + 5)
     with time_machine.travel(later, tick=False):
         assert code(place(trader, qty=2)) == "gated"
-    call_command("reconcile", "--once", stdout=StringIO())
+    reconcile()
     assert place(trader, qty=3).status_code == 201
     assert Order.objects.get(qty=3).placed_under_override is False  # a real success now
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from reconciliation.models import ReconciliationRun
+from tests.helpers import reconcile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,13 +24,12 @@ def test_two_reconcilers_started_together_one_runs_one_skips(
     outputs: list[str] = []
 
     def reconciler() -> None:
-        out = StringIO()
         barrier.wait()
         try:
-            call_command("reconcile", "--once", stdout=out)
+            output = reconcile()
         finally:
             connection.close()
-        outputs.append(out.getvalue())
+        outputs.append(output)
 
     threads = [threading.Thread(target=reconciler) for _ in range(2)]
     for t in threads:
@@ -43,5 +41,5 @@ def test_two_reconcilers_started_together_one_runs_one_skips(
     assert sum("run succeeded" in o for o in outputs) == 1
     assert ReconciliationRun.objects.filter(status="succeeded").count() == 1
     # the lock was released: the next run goes through
-    call_command("reconcile", "--once", stdout=StringIO())
+    reconcile()
     assert ReconciliationRun.objects.filter(status="succeeded").count() == 2

@@ -14,14 +14,10 @@ from django.utils import timezone
 
 from orders.models import Order, RiskLimit
 from reconciliation.models import OrphanOrder, Quarantine
-from tests.helpers import place
+from tests.helpers import place, reconcile
 from tradeops.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
-
-
-def reconcile() -> None:
-    call_command("reconcile", "--once", stdout=StringIO())
 
 
 def orphan_on(paper: Any, symbol: str = "MSFT", **kw: Any) -> OrphanOrder:

@@ -15,8 +15,14 @@ from django.db import connection
 from django.utils import timezone
 
 from reconciliation.models import ReconciliationRun
-from tests.helpers import wait_for
-from tests.orders.twap_support import make_plan, metric, posts_by_coid, statuses
+from tests.helpers import metric, reconcile, wait_for
+from tests.orders.twap_support import (
+    make_plan,
+    posts_by_coid,
+    reconcile_startup,
+    run_once,
+    statuses,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +42,7 @@ def test_a_dispatcher_start_holds_its_slices_until_the_startup_reconciliation(
                 lambda: metric("twap_slices_total", outcome="deferred_gated") > deferred, timeout=10
             )
             assert posts_by_coid(paper) == {}  # nothing left while gated
-            call_command("reconcile", "--once", "--kind", "startup", stdout=StringIO())
+            reconcile_startup()
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -59,9 +65,7 @@ def test_a_quarantine_after_the_plan_holds_its_remaining_slices(
     settings.TWAP_DISPATCH_RETRY_SECONDS = 0
     plan = make_plan(start=timezone.now() - timedelta(seconds=5), qty=2, interval_seconds=30)
     paper.place_order("AAPL", 1, "sell", type="limit", limit_price="500.00", time_in_force="gtc")
-    call_command("reconcile", "--once", stdout=StringIO())  # finds the orphan: *:AAPL
-    out = StringIO()
-    call_command("run_slices", "--once", "--workers", "1", stdout=out)
-    assert "deferred_quarantined" in out.getvalue()
+    reconcile()  # finds the orphan: *:AAPL
+    assert "deferred_quarantined" in run_once()
     assert statuses(plan) == {"pending_new": 2}
     assert posts_by_coid(paper) == {}
