@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -35,7 +35,6 @@ from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
-    GetCalendarRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -328,14 +327,6 @@ class Broker:
             next_open=as_aware(clock.next_open).astimezone(UTC),
             next_close=as_aware(clock.next_close).astimezone(UTC),
         )
-
-    def get_calendar(self, start: date, end: date) -> list[tuple[date, datetime, datetime]]:
-        """Trading days as (date, open, close); open/close are naive US/Eastern wall times."""
-        days = _map_errors(
-            lambda: self.trading.get_calendar(GetCalendarRequest(start=start, end=end)),
-            "get_calendar",
-        )
-        return [(d.date, d.open, d.close) for d in days]
 
     # market data --------------------------------------------------------------------------------
     def get_daily_bars(self, symbol: str, *, start: datetime, end: datetime) -> list[BarReport]:
