@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from orders.status import OrderStatus, is_terminal
-from tradeops.broker import OrderReport
+from tradeops.broker_types import OrderReport
 
 S = OrderStatus
 # Orders that may never have reached the broker: the ones a probe "not found" can fail.
@@ -31,6 +31,12 @@ class DbOrder:
     @property
     def is_terminal(self) -> bool:
         return is_terminal(self.status)
+
+    @property
+    def is_unsent_slice(self) -> bool:
+        """A TWAP slice waiting for its time that no dispatcher (or recovery) has claimed: it
+        has never been sent, so the broker has nothing to say about it."""
+        return self.origin == "twap" and self.status == S.PENDING_NEW and not self.send_claimed_at
 
     @property
     def sent_at(self) -> datetime:
@@ -137,8 +143,12 @@ def diff_positions(
 
 def stale_order_probes(open_db: list[DbOrder], *, listed: set[str], limit: int) -> list[str]:
     """Non-terminal database orders the listings did not show, oldest first, at most
-    ``limit`` (the per-run budget of single-order lookups)."""
-    stale = [o for o in open_db if o.client_order_id not in listed]
+    ``limit`` (the per-run budget of single-order lookups).
+
+    Unsent, unclaimed TWAP slices are left out: a plan's future slices are the oldest open
+    orders while it runs, and would otherwise use up the whole budget on every run. A claimed
+    one may have been sent, so it is still probed (TWAP recovery resends it by the same id)."""
+    stale = [o for o in open_db if o.client_order_id not in listed and not o.is_unsent_slice]
     stale.sort(key=lambda o: o.created_at)
     return [o.client_order_id for o in stale[:limit]]
 

@@ -11,7 +11,8 @@ Per run, in this order:
    state (last success, high-water mark) last.
 
 Only one run at a time across all nodes: a PostgreSQL session advisory lock (no-op on SQLite,
-where the demo runs a single job cluster).
+where the demo runs a single job cluster). A ``startup`` or ``stream`` run that finds it taken
+waits for it (bounded); ``manual`` and ``periodic`` runs are skipped.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from orders import hooks
@@ -60,6 +62,12 @@ from tradeops.broker import (
 logger = logging.getLogger(__name__)
 
 ADVISORY_LOCK_KEY = 0x7472_6F70_7265_636E  # "tropreconc": one key for every node
+# Kinds that must not be dropped when another run holds the lock: they were asked for because a
+# process started (or a stream reconnected) and only a run that STARTS after that moment reopens
+# the gate (and, for ``startup``, triggers TWAP recovery). The run holding the lock may have
+# started before it; skipping would leave the gate closed until the next periodic run.
+LOCK_WAITING_KINDS = frozenset({"startup", "stream"})
+LOCK_POLL_SECONDS = 0.2
 INITIAL_LOOKBACK = timedelta(days=1)
 DB_FIELDS = (
     "client_order_id",
@@ -83,16 +91,28 @@ class RunOutcome:
         return self.run is not None and self.run.status == ReconciliationRun.Status.SUCCEEDED
 
 
+def _lock_try() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
 @contextlib.contextmanager
-def run_lock() -> Iterator[bool]:
+def run_lock(*, wait_seconds: float = 0) -> Iterator[bool]:
     """A PostgreSQL session-level advisory lock: held across the run's many short
-    transactions (and its broker calls, which must not sit inside a transaction)."""
+    transactions (and its broker calls, which must not sit inside a transaction).
+
+    With ``wait_seconds`` it is retried until then. Polled with ``pg_try_advisory_lock`` rather
+    than ``pg_advisory_lock`` under a ``lock_timeout``: a lock timeout is an error, which would
+    abort a caller's enclosing transaction, and it needs a session setting put back after."""
     if connection.vendor != "postgresql":
         yield True
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-        acquired = bool(cursor.fetchone()[0])
+    deadline = time.monotonic() + wait_seconds
+    acquired = _lock_try()
+    while not acquired and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(LOCK_POLL_SECONDS, left))
+        acquired = _lock_try()
     try:
         yield acquired
     finally:
@@ -107,10 +127,15 @@ def state_get() -> ReconciliationState:
 
 
 def reconciliation_run(*, kind: str, dry_run: bool = False) -> RunOutcome:
-    """Run one reconciliation unless another node is running one (then ``skipped``)."""
-    with run_lock() as acquired:
+    """Run one reconciliation. If another node is running one, a ``manual`` or ``periodic`` run
+    is ``skipped`` at once (the caller retries, the next period comes); a ``startup`` or
+    ``stream`` run waits for it up to RECONCILIATION_TIMEOUT_SECONDS (what a run may take),
+    then runs, and is ``skipped`` only if the lock is still held then."""
+    wait = settings.RECONCILIATION_TIMEOUT_SECONDS if kind in LOCK_WAITING_KINDS else 0
+    with run_lock(wait_seconds=wait) as acquired:
         if not acquired:
-            logger.info("reconciliation (%s) skipped: another run holds the lock", kind)
+            log = logger.error if wait else logger.info
+            log("reconciliation (%s) skipped: another run holds the lock", kind)
             metrics.RECONCILIATION_RUNS.labels(kind, "skipped").inc()
             return RunOutcome(None, skipped=True)
         return _run(kind, dry_run)
@@ -121,6 +146,7 @@ class _Fetched:
     broker_orders: dict[str, OrderReport]
     probed_missing: set[str]
     positions: list[PositionReport]
+    positions_at: datetime
     db_orders: dict[str, DbOrder]
     known_orphan_ids: set[str]
     high_water_mark: datetime | None
@@ -150,7 +176,7 @@ def _run(kind: str, dry_run: bool) -> RunOutcome:
         )
         run.orders_checked = diff.checked
         if not dry_run:
-            _apply(run, diff, fetched, broker)
+            _apply(run, diff, fetched)
     except BrokerError as exc:
         return _fail(run, state, exc, broker.requests_sent - calls_before)
     run.broker_calls = broker.requests_sent - calls_before
@@ -188,6 +214,7 @@ def _fetch(broker: Broker, state: ReconciliationState, now: datetime) -> _Fetche
             listed[coid] = broker.get_order_by_client_id(coid)
         except BrokerNotFound:
             missing.add(coid)
+    positions_at = timezone.now()  # before the request: the broker's figure is at least this new
     positions = broker.get_positions()
     unknown = [o.broker_order_id for c, o in listed.items() if c not in db_orders]
     known = set(
@@ -195,14 +222,19 @@ def _fetch(broker: Broker, state: ReconciliationState, now: datetime) -> _Fetche
             "broker_order_id", flat=True
         )
     )
-    return _Fetched(listed, missing, positions, db_orders, known, hwm)
+    return _Fetched(listed, missing, positions, positions_at, db_orders, known, hwm)
 
 
-def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched, broker: Broker) -> None:
+def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched) -> None:
+    # Counted from what was applied, not from the diff: between the fetch and here the stream
+    # may have applied a newer report, and the compare-and-swap then skips this older one.
+    unconfirmed = set(diff.unconfirmed_found)
     for report in diff.updates:
         result = apply_broker_report(report, Source.RECONCILIATION, note="reconciliation")
         if result.applied:
             run.orders_updated += 1
+            run.fills_corrected += int(result.fill_delta > 0)
+            run.unconfirmed_resolved += int(report.client_order_id in unconfirmed)
         elif result.reason not in ("duplicate",):
             run.conflicts_skipped += 1
             logger.warning(
@@ -211,8 +243,6 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched, broker: 
                 report.status,
                 result.reason,
             )
-    run.fills_corrected = len(diff.fills_corrected)
-    run.unconfirmed_resolved = len(diff.unconfirmed_found)
     for coid in diff.mark_failed:
         result = apply_order_update(
             coid,
@@ -233,19 +263,29 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched, broker: 
             theirs,
         )
     run.orphans_found = orphans_record(diff.new_orphans, diff.known_orphans, now=run.started_at)
-    run.position_mismatches = _positions_sync(run, fetched.positions)
+    run.position_mismatches = _positions_sync(run, fetched.positions, fetched.positions_at)
     if settings.ORPHAN_AUTO_CANCEL_SECONDS:
-        orphans_auto_cancel(broker, older_than=settings.ORPHAN_AUTO_CANCEL_SECONDS)
+        orphans_auto_cancel(older_than=settings.ORPHAN_AUTO_CANCEL_SECONDS)
 
 
-def _positions_sync(run: ReconciliationRun, broker_positions: list[PositionReport]) -> int:
-    """Compare after the fills were applied; the broker's figure wins and is recorded."""
-    broker_qty = {p.symbol: p.qty for p in broker_positions if p.qty}
-    by_symbol = {p.symbol: p for p in broker_positions}
-    db_qty = {s: q for s, q in Position.objects.exclude(qty=0).values_list("symbol", "qty")}
-    mismatches = diff_positions(db_positions=db_qty, broker_positions=broker_qty)
+def _positions_sync(
+    run: ReconciliationRun, broker_positions: list[PositionReport], fetched_at: datetime
+) -> int:
+    """Compare after the fills were applied; the broker's figure wins and is recorded.
+
+    A symbol whose database position moved after the broker's positions were asked for is
+    left alone (not compared, not counted): a fill applied meanwhile (by the stream, or by this
+    run) may or may not be in the broker's figure, so overwriting could erase it or count it
+    twice. The next run compares it again."""
     now = timezone.now()
     with transaction.atomic():
+        # Locked: a fill on a held symbol applied from now on waits, then moves the new figure.
+        rows = list(Position.objects.select_for_update().values_list("symbol", "qty", "updated_at"))
+        moved = {s for s, _, updated_at in rows if updated_at > fetched_at}
+        db_qty = {s: q for s, q, _ in rows if q and s not in moved}
+        broker_qty = {p.symbol: p.qty for p in broker_positions if p.qty and p.symbol not in moved}
+        by_symbol = {p.symbol: p for p in broker_positions}
+        mismatches = diff_positions(db_positions=db_qty, broker_positions=broker_qty)
         PositionMismatch.objects.bulk_create(
             PositionMismatch(
                 run=run,
@@ -267,7 +307,9 @@ def _positions_sync(run: ReconciliationRun, broker_positions: list[PositionRepor
                     "updated_at": now,
                 },
             )
-        Position.objects.update(synced_at=now)
+        Position.objects.exclude(symbol__in=moved).update(synced_at=now)
+    if moved:
+        logger.info("positions moved during the run, compared next run: %s", sorted(moved))
     for m in mismatches:
         logger.warning(
             "position mismatch %s: database %s, broker %s (corrected)",
@@ -316,20 +358,31 @@ def _finish(
             last_run_status=run.status,
             last_error="",
             high_water_mark=fetched.high_water_mark,
-            override_active=False,
+            # An override given while this run was going stays: this run's success is older.
+            override_active=Case(
+                When(override_at__gte=run.started_at, then=F("override_active")),
+                default=Value(False),
+            ),
         )
     _observe(run, diff)
     hooks.reconciliation_succeeded.send(sender=reconciliation_run, kind=run.kind, run_id=run.pk)
 
 
+def _inc(counter: Any, amount: int) -> None:
+    """A prometheus counter raises on a negative increment: after the state is saved that
+    would turn a successful run into a failed task."""
+    if amount > 0:
+        counter.inc(amount)
+
+
 def _observe(run: ReconciliationRun, diff: OrdersDiff) -> None:
     mismatch = metrics.RECONCILIATION_MISMATCHES
-    mismatch.labels("order_status").inc(run.orders_updated - run.fills_corrected)
-    mismatch.labels("fill").inc(run.fills_corrected)
-    mismatch.labels("orphan").inc(len(diff.new_orphans))
-    mismatch.labels("never_submitted").inc(run.marked_failed)
-    mismatch.labels("position").inc(run.position_mismatches)
-    metrics.RECONCILIATION_CONFLICTS_SKIPPED.inc(run.conflicts_skipped)
+    _inc(mismatch.labels("order_status"), run.orders_updated - run.fills_corrected)
+    _inc(mismatch.labels("fill"), run.fills_corrected)
+    _inc(mismatch.labels("orphan"), len(diff.new_orphans))
+    _inc(mismatch.labels("never_submitted"), run.marked_failed)
+    _inc(mismatch.labels("position"), run.position_mismatches)
+    _inc(metrics.RECONCILIATION_CONFLICTS_SKIPPED, run.conflicts_skipped)
     metrics.RECONCILIATION_LAST_RUN.set(run.finished_at.timestamp())
     metrics.RECONCILIATION_RUNS.labels(run.kind, "succeeded").inc()
     metrics.RECONCILIATION_BROKER_CALLS.observe(run.broker_calls)

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders.models import RESERVED_STRATEGY_ID, Order, Origin, Strategy
-from orders.status import Source, is_terminal, status_rank
+from orders.status import SOURCE_STRENGTH, Source, is_terminal, status_rank
 from reconciliation.models import (
     ANY_STRATEGY,
     OrphanOrder,
@@ -22,7 +22,6 @@ from reconciliation.models import (
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.broker import (
-    Broker,
     BrokerError,
     BrokerNotFound,
     BrokerRejected,
@@ -62,11 +61,7 @@ def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) ->
     and every order placed under it is flagged and logged."""
     if not getattr(actor, "has_perm", lambda p: False)("reconciliation.manage_reconciliation"):
         raise PermissionDenied("Permission reconciliation.manage_reconciliation is required.")
-    if len(reason.strip()) < 5:
-        raise ValidationFailed(
-            "A reason (at least 5 characters) is required.",
-            details={"fields": {"reason": ["Required."]}},
-        )
+    reason = _require_reason(reason)
     if not otp_step_up(actor, otp_token):
         raise PermissionDenied("Invalid or already used OTP code.", code="otp_required")
     now = timezone.now()
@@ -77,7 +72,7 @@ def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) ->
             "last_success_at": state.last_success_at,
         }
         state.override_active = True
-        state.override_reason = reason.strip()
+        state.override_reason = reason
         state.override_by = actor_label(actor)
         state.override_at = now
         state.save()
@@ -86,7 +81,7 @@ def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) ->
             action="reconciliation.force_complete",
             object_type="reconciliation",
             object_id=1,
-            reason=reason.strip(),
+            reason=reason,
             before=before,
             after={"override_active": True, "override_at": now},
         )
@@ -184,7 +179,7 @@ def _orphans_refresh(known: list[OrderReport], *, now: datetime) -> None:
     OrphanOrder.objects.bulk_update(changed, fields, batch_size=500)
 
 
-def orphans_auto_cancel(broker: Broker, *, older_than: int) -> int:
+def orphans_auto_cancel(*, older_than: int) -> int:
     """Optional policy (off by default): cancel unfilled orphans older than ``older_than``."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
     stale = OrphanOrder.objects.filter(
@@ -250,7 +245,10 @@ def _require_untracked(orphan: OrphanOrder) -> None:
 
 def _require_reason(reason: str) -> str:
     if len((reason or "").strip()) < 5:
-        raise ValidationFailed("A reason (at least 5 characters) is required.")
+        raise ValidationFailed(
+            "A reason (at least 5 characters) is required.",
+            details={"fields": {"reason": ["Required."]}},
+        )
     return reason.strip()
 
 
@@ -290,7 +288,7 @@ def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason:
                 filled_avg_price=report.filled_avg_price,
                 broker_order_id=report.broker_order_id,
                 broker_updated_at=report.updated_at,
-                source_strength=2,
+                source_strength=SOURCE_STRENGTH[Source.MANUAL],
                 origin=Origin.ADOPTED,
                 trade_date=report.submitted_at.date(),
                 send_claimed_at=report.submitted_at,

@@ -234,8 +234,9 @@ CIRCUIT_BREAKER_WINDOW_SECONDS = env_int("CIRCUIT_BREAKER_WINDOW_SECONDS", 300, 
 RECONCILIATION_INTERVAL_SECONDS = env_int("RECONCILIATION_INTERVAL_SECONDS", 300, minimum=30)
 RECONCILIATION_MAX_AGE_SECONDS = env_int("RECONCILIATION_MAX_AGE_SECONDS", 900, minimum=60)
 RECONCILIATION_TIMEOUT_SECONDS = env_int("RECONCILIATION_TIMEOUT_SECONDS", 300, minimum=1)
-# A run slower than that must be reported (health, log), not killed by django-q before it can be.
-Q_CLUSTER["timeout"] = max(Q_CLUSTER["timeout"], RECONCILIATION_TIMEOUT_SECONDS + 60)
+# A run slower than that must be reported (health, log), not killed by django-q before it can be;
+# a startup or stream run may first wait that long for a run already going, then run itself.
+Q_CLUSTER["timeout"] = max(Q_CLUSTER["timeout"], 2 * RECONCILIATION_TIMEOUT_SECONDS + 60)
 Q_CLUSTER["retry"] = Q_CLUSTER["timeout"] + 60
 RECONCILIATION_OVERLAP_SECONDS = env_int("RECONCILIATION_OVERLAP_SECONDS", 60, minimum=0)
 RECONCILIATION_PAGE_SIZE = env_int("RECONCILIATION_PAGE_SIZE", 500, minimum=1)

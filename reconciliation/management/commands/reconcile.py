@@ -58,7 +58,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{run.kind} run {run.status}: checked {run.orders_checked}, {verb} "
             f"{len(diff.updates) if dry_run else run.orders_updated} orders "
-            f"({len(diff.fills_corrected)} fills), failed {len(diff.mark_failed)}, orphans "
+            f"({len(diff.fills_corrected) if dry_run else run.fills_corrected} fills), failed "
+            f"{len(diff.mark_failed) if dry_run else run.marked_failed}, orphans "
             f"{len(diff.new_orphans)} new, positions {run.position_mismatches}, conflicts "
             f"{run.conflicts_skipped}, broker calls {run.broker_calls} in "
             f"{run.duration_seconds:.2f}s"

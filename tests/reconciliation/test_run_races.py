@@ -1,0 +1,246 @@
+"""A reconciliation run races everything else: the stream applying fills between the run's
+broker reads and its writes, an operator's force-complete during the run, a startup run that
+finds another run holding the lock. Plus the probe budget under an active TWAP plan, the diff's
+purity, and an adopted orphan's source strength."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.utils import timezone
+
+from orders import hooks
+from orders.models import Order, Position, Strategy
+from orders.services import apply_broker_report
+from orders.status import SOURCE_STRENGTH, Source
+from reconciliation import tasks
+from reconciliation.engine import RunOutcome, reconciliation_run, run_lock
+from reconciliation.models import OrphanOrder, PositionMismatch, ReconciliationState
+from reconciliation.selectors import gate_verdict
+from reconciliation.services import (
+    orphan_adopt,
+    process_start_record,
+    reconciliation_force_complete,
+)
+from tests.helpers import place, reconcile, totp_now, wait_for
+from tests.orders.twap_support import make_plan
+from tradeops.broker import get_broker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class RunInThread:
+    """A reconciliation run in its own thread (and database connection), as on another node."""
+
+    def __init__(self, kind: str = "periodic") -> None:
+        self.outcome: RunOutcome | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(kind,))
+        self.thread.start()
+
+    def _run(self, kind: str) -> None:
+        try:
+            self.outcome = reconciliation_run(kind=kind)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            connection.close()
+
+    def join(self) -> RunOutcome:
+        self.thread.join(30)
+        assert self.error is None, repr(self.error)
+        assert self.outcome is not None
+        return self.outcome
+
+
+def run_held_at_positions(paper: Any, settings: Any) -> RunInThread:
+    """Start a run and return once it has read the broker's orders and positions; the
+    positions answer (computed on arrival) is held back 1.5 s, so whatever the test does next
+    happens between the run's broker reads and its database writes."""
+    settings.ALPACA_HTTP_TIMEOUT_SECONDS = 5.0
+    paper.clear_requests()
+    paper.add_fault(
+        method="GET", path="/v2/positions", mode="delay_after_commit", delay=1.5, count=1
+    )
+    run = RunInThread()
+    wait_for(lambda: paper.requests(method="GET", path="/v2/positions"), timeout=10)
+    return run
+
+
+def resting_with_stream_fill_during_run(paper: Any, trader: Any, settings: Any) -> RunInThread:
+    """A resting 10-share buy silently fills 4 (the run will read that), then, while the run
+    is between its reads and writes, fills the other 6 and the stream applies the fill."""
+    body = place(trader, type="limit", limit_price="50.00", time_in_force="gtc")
+    assert body.status_code == 201, body.json()
+    broker_order_id = body.json()["broker_order_id"]
+    paper.fill(broker_order_id, qty=4, price="50.00", silent=True)
+    run = run_held_at_positions(paper, settings)
+    paper.fill(broker_order_id, price="50.00", silent=True)
+    newer = get_broker().get_order(broker_order_id)
+    assert apply_broker_report(newer, Source.STREAM).applied
+    return run
+
+
+@pytest.fixture
+def succeeded_signals() -> Iterator[list[dict]]:
+    sent: list[dict] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        sent.append(kwargs)
+
+    hooks.reconciliation_succeeded.connect(receiver, dispatch_uid="test-run-races")
+    yield sent
+    hooks.reconciliation_succeeded.disconnect(dispatch_uid="test-run-races")
+
+
+def test_a_fill_the_stream_applied_first_is_not_counted_and_the_run_still_succeeds(
+    paper: Any, trader: Any, settings: Any, succeeded_signals: list[dict]
+) -> None:
+    outcome = resting_with_stream_fill_during_run(paper, trader, settings).join()
+    assert outcome.succeeded
+    run = outcome.run
+    assert outcome.diff.fills_corrected  # planned, but the older report lost the CAS
+    assert (run.orders_updated, run.fills_corrected, run.conflicts_skipped) == (0, 0, 1)
+    order = Order.objects.get()
+    assert (order.status, order.filled_qty) == ("filled", 10)
+    assert [s["run_id"] for s in succeeded_signals] == [run.pk]
+    assert ReconciliationState.objects.get().last_success_at == run.started_at
+
+
+def test_a_position_the_stream_moved_during_the_run_is_left_for_the_next_run(
+    paper: Any, trader: Any, settings: Any
+) -> None:
+    outcome = resting_with_stream_fill_during_run(paper, trader, settings).join()
+    assert outcome.succeeded
+    # The broker's figure (4) predates the stream's fill (10): neither compared nor written.
+    assert Position.objects.get(symbol="AAPL").qty == 10
+    assert outcome.run.position_mismatches == 0
+    assert not PositionMismatch.objects.exists()
+    reconcile()  # the next run compares it: in step
+    assert Position.objects.get(symbol="AAPL").qty == 10
+    assert not PositionMismatch.objects.exists()
+
+
+def test_a_run_that_started_before_a_force_complete_keeps_the_override(
+    paper: Any, trading_ready: None, settings: Any, ops_user: Any
+) -> None:
+    run = run_held_at_positions(paper, settings)
+    process_start_record(kind="dispatcher")  # gate closed: the run started before this
+    reconciliation_force_complete(
+        actor=ops_user,
+        reason="verified the account by hand",
+        otp_token=totp_now(ops_user.totpdevice_set.get()),
+    )
+    assert run.join().succeeded
+    state = ReconciliationState.objects.get()
+    assert state.override_active
+    assert state.last_success_at < state.last_process_start_at < state.override_at
+    verdict = gate_verdict()
+    assert verdict.open and verdict.by_override
+    reconcile()  # a run that starts after the override ends it
+    assert not ReconciliationState.objects.get().override_active
+    assert gate_verdict().reason == "reconciled"
+
+
+@pytest.fixture
+def lock_elsewhere() -> Iterator[threading.Event]:
+    """Another node holds the reconciliation lock until the returned event is set."""
+    release, held = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        try:
+            with run_lock() as acquired:
+                assert acquired
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(10)
+    yield release
+    release.set()
+    thread.join(10)
+
+
+def test_a_startup_run_waits_for_the_run_holding_the_lock(
+    paper: Any, trading_switches: None, lock_elsewhere: threading.Event
+) -> None:
+    assert reconciliation_run(kind="manual").skipped  # an operator just retries: no wait
+    threading.Timer(0.8, lock_elsewhere.set).start()
+    started = time.monotonic()
+    result = tasks.reconcile(kind="startup")
+    assert time.monotonic() - started >= 0.7
+    assert "skipped" not in result and result["status"] == "succeeded"
+    assert gate_verdict().open
+
+
+def test_a_startup_run_gives_up_waiting_after_the_run_timeout(
+    paper: Any, trading_switches: None, settings: Any, lock_elsewhere: threading.Event
+) -> None:
+    settings.RECONCILIATION_TIMEOUT_SECONDS = 1
+    started = time.monotonic()
+    assert reconciliation_run(kind="stream").skipped
+    assert 0.9 <= time.monotonic() - started < 5
+    assert ReconciliationState.objects.get_or_create(pk=1)[0].last_success_at is None
+
+
+def test_unsent_twap_slices_do_not_use_up_the_probe_budget(
+    paper: Any, trader: Any, settings: Any
+) -> None:
+    plan = make_plan(start=timezone.now(), qty=6, interval_seconds=10)
+    assert Order.objects.filter(plan=plan, status="pending_new").count() == 6
+    paper.add_fault(method="POST", path="/v2/orders", mode="timeout", count=1, delay=2)
+    assert place(trader).status_code == 202  # never reached the broker
+    lost = Order.objects.get(plan__isnull=True)
+    settings.RECONCILIATION_PROBE_LIMIT = 2
+    settings.RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS = 0
+    paper.clear_requests()
+    reconcile()
+    probed = paper.requests(method="GET", path="/v2/orders:by_client_order_id")
+    assert [r["client_order_id"] for r in probed] == [lost.client_order_id]
+    lost.refresh_from_db()
+    assert lost.status == "failed"
+    assert Order.objects.filter(plan=plan, status="pending_new").count() == 6
+
+
+def test_the_diff_imports_no_broker_client() -> None:
+    code = (
+        "import sys, reconciliation.diff\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('alpaca', 'django') "
+        "or m == 'tradeops.broker')\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_adopted_orphan_carries_the_manual_source_strength(
+    paper: Any, trading_ready: None
+) -> None:
+    paper.place_order("MSFT", 7, "buy", type="limit", limit_price="100.00", time_in_force="gtc")
+    reconcile()
+    strategy = Strategy.objects.get_or_create(id="alpha")[0]
+    order = orphan_adopt(
+        orphan=OrphanOrder.objects.get(), strategy=strategy, actor="ops", reason="our hedge"
+    )
+    event = order.events.get()
+    assert event.source == Source.MANUAL
+    assert order.source_strength == SOURCE_STRENGTH[Source.MANUAL]
