@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import wait_for
 
@@ -76,6 +77,15 @@ def finish(proc: subprocess.Popen, var: Path, *, timeout: float = 60) -> str:
     return output()
 
 
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value in a /metrics page (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     """A port something else already listens on."""
@@ -127,6 +137,15 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
         assert status == 201 and plan["slice_count"] == 2, plan
         plan_url = f"{base}/api/v1/plans/{plan['id']}"
         wait_for(lambda: http("GET", plan_url, token=token)[1]["filled_qty"] >= 1, timeout=30)
+        # The console's /metrics shows what the other processes count: the slice went out
+        # from run_slices, the startup reconciliation ran in a job cluster worker.
+        scrape = lambda: requests.get(f"{base}/metrics", timeout=10).text  # noqa: E731
+        wait_for(lambda: metric(scrape(), "twap_slices_total", outcome="submitted") == 1)
+        text = scrape()
+        assert metric(text, "reconciliation_runs_total", kind="startup", outcome="succeeded") >= 1
+        assert metric(text, "reconciliation_last_run_timestamp") > 0
+        assert metric(text, "orders_submitted_total", origin="api") == 1  # the console's own
+        assert (tmp_path / "prometheus").is_dir()
         proc.send_signal(signal.SIGTERM)
         output = finish(proc, tmp_path, timeout=40)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -193,7 +194,7 @@ class Command(BaseCommand):
                 call_command(*step.command)
             self._progress("creating the demo strategy, its API token and the admin user...")
             token, token_file, password, device = self._demo_users(var)
-            env = self._child_env(options["broker_port"])
+            env = self._child_env(options["broker_port"], var)
             specs = [s for s in CHILDREN if s.with_only_web or not options["only_web"]]
             started_at = timezone.now()
             for spec in specs:
@@ -250,11 +251,22 @@ class Command(BaseCommand):
         self._progress(f"paper broker on {server.url} (state in {var / 'paperbroker.json'})")
         return server
 
-    def _child_env(self, broker_port: int) -> dict[str, str]:
+    def _child_env(self, broker_port: int, var: Path) -> dict[str, str]:
         env = dict(os.environ)
         env["PAPERBROKER_PORT"] = str(broker_port)
-        env["TRADEOPS_VAR_DIR"] = str(settings.VAR_DIR)
+        env["TRADEOPS_VAR_DIR"] = str(var)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self._metrics_dir(var))
         return env
+
+    def _metrics_dir(self, var: Path) -> Path:
+        """Every child counts into one directory, so the console's /metrics shows what the job
+        cluster, the dispatcher and the stream count. Emptied first: files of processes from
+        an earlier run would add their counts to this run's."""
+        path = var / "prometheus"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir()
+        self._progress(f"metrics of every process in {path} (PROMETHEUS_MULTIPROC_DIR)")
+        return path
 
     def _demo_users(self, var: Path) -> tuple[str, Path, str, TOTPDevice]:
         strategy = Strategy.objects.filter(pk=DEMO_STRATEGY).first() or strategy_create(
