@@ -34,7 +34,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import DispatcherRun, Strategy
 from orders.strategies import strategy_create, strategy_token_issue
-from paperbroker.control import PaperControl
+from paperbroker.control import PaperControl, PaperControlError
 from reconciliation.models import ProcessStart, ReconciliationState
 from reconciliation.selectors import gate_verdict
 from tradeops.otp import qr_text, totp_device_create
@@ -54,6 +54,17 @@ class SetupStep:
     command: tuple[str, ...]  # call_command arguments
 
 
+@dataclass(frozen=True)
+class ChildSpec:
+    """One long-running process of the demo (DESIGN §7: the processes of a deployment)."""
+
+    name: str  # in progress lines and failure messages
+    argv: tuple[str, ...]  # manage.py arguments; "{host}" and "{port}" are the console's
+    ready: Callable[[Child], bool]  # polled while the child runs, until true
+    waits_for: str  # what ``ready`` waits for, for the progress line
+    with_only_web: bool = False  # also started under --only-web
+
+
 @dataclass
 class Child:
     """A started child process, as its readiness check sees it."""
@@ -66,17 +77,6 @@ class Child:
     broker_url: str
 
 
-@dataclass(frozen=True)
-class ChildSpec:
-    """One long-running process of the demo (DESIGN §7: the processes of a deployment)."""
-
-    name: str  # in progress lines and failure messages
-    argv: tuple[str, ...]  # manage.py arguments; "{host}" and "{port}" are the console's
-    ready: Callable[[Child], bool]  # polled while the child runs, until true
-    waits_for: str  # what ``ready`` waits for, for the progress line
-    with_only_web: bool = False  # also started under --only-web
-
-
 # --- readiness checks ------------------------------------------------------------------------
 def web_ready(child: Child) -> bool:
     try:
@@ -86,7 +86,11 @@ def web_ready(child: Child) -> bool:
 
 
 def trade_stream_ready(child: Child) -> bool:
-    return PaperControl(child.broker_url, timeout=2).streams()["trade_update_listeners"] > 0
+    try:
+        streams = PaperControl(child.broker_url, timeout=2).streams()
+    except (requests.RequestException, PaperControlError):
+        return False
+    return streams["trade_update_listeners"] > 0
 
 
 def job_cluster_ready(child: Child) -> bool:
@@ -190,9 +194,9 @@ class Command(BaseCommand):
         try:
             broker = self._start_broker(options["broker_port"], var)
             for step in SETUP_STEPS:
-                self._progress(f"{step.what}...")
+                self._step(f"{step.what}...")
                 call_command(*step.command)
-            self._progress("creating the demo strategy, its API token and the admin user...")
+            self._step("creating the demo strategy, its API token and the admin user...")
             token, token_file, password, device = self._demo_users(var)
             env = self._child_env(options["broker_port"], var)
             specs = [s for s in CHILDREN if s.with_only_web or not options["only_web"]]
@@ -203,7 +207,7 @@ class Command(BaseCommand):
                 waited = self._wait_until(spec.waits_for, partial(spec.ready, child), children)
                 self._progress(f"{spec.name} ready ({waited:.1f} s)")
             if not options["only_web"]:
-                self._progress("waiting for the startup reconciliation to open the gate...")
+                self._step("waiting for the startup reconciliation to open the gate...")
                 waited = self._wait_until(
                     "the startup reconciliation to open the gate",
                     lambda: self._gate_open_since(started_at),
@@ -230,6 +234,12 @@ class Command(BaseCommand):
     def _progress(self, text: str) -> None:
         self.stdout.write(f"demo: {text}")
         self.stdout.flush()
+
+    def _step(self, text: str) -> None:
+        """The next start-up step, unless a stop signal came during the last one."""
+        if self._stopping:
+            raise Interrupted
+        self._progress(text)
 
     def _start_broker(self, port: int, var: Path) -> Any:
         from paperbroker.server import PaperBrokerServer
@@ -293,7 +303,7 @@ class Command(BaseCommand):
     ) -> Child:
         argv = [arg.format(host=host, port=port) for arg in spec.argv]
         command = "manage.py " + " ".join(argv)
-        self._progress(f"starting {spec.name} ({command}); waiting for {spec.waits_for}...")
+        self._step(f"starting {spec.name} ({command}); waiting for {spec.waits_for}...")
         launched_at = timezone.now()
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         proc = subprocess.Popen([*manage, *argv], env=env)  # noqa: S603 - our own manage.py
