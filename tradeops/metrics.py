@@ -1,8 +1,10 @@
 """Prometheus metrics, each defined once at module level (re-defining raises in prometheus_client).
 
 Counters live in the process that increments them; run every process with the same
-PROMETHEUS_MULTIPROC_DIR to see django-q2 workers' counters on the web's /metrics. Gauges that
-describe database state (switches, gate, open orders) are computed at scrape time by
+PROMETHEUS_MULTIPROC_DIR to see the job cluster's, the dispatcher's and the stream's counts on
+the web's /metrics (the demo does). A Gauge here must pass ``multiprocess_mode`` (how the
+processes' values combine; the default keeps one series per pid, dead ones included). Gauges
+that describe database state (switches, gate, open orders) are computed at scrape time by
 ``DatabaseStateCollector``, so they are right whichever process serves /metrics.
 """
 
@@ -62,8 +64,8 @@ RECONCILIATION_CONFLICTS_SKIPPED = Counter(
 )
 RECONCILIATION_LAST_RUN = Gauge(
     "reconciliation_last_run_timestamp",
-    "Unix time of the last finished reconciliation run in this process",
-    multiprocess_mode="max",
+    "Unix time of the last finished reconciliation run (of all processes in multiprocess mode)",
+    multiprocess_mode="max",  # across processes: the latest run anywhere
 )
 RECONCILIATION_RUNS = Counter("reconciliation_runs", "Reconciliation runs", ["kind", "outcome"])
 RECONCILIATION_BROKER_CALLS = Histogram(

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tradeops.health import health_view, ready_view
@@ -11,6 +12,8 @@ handler404 = "tradeops.errors.json_not_found"
 handler500 = "tradeops.errors.json_server_error"
 
 urlpatterns = [
+    # Someone opening the console's address meets the operators' home, not a bare 404.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.urls")),
     path("api/v1/", include("reconciliation.urls")),

@@ -234,6 +234,21 @@ def test_sigterm_stops_the_dispatcher_cleanly(paper: Any, trader: Any) -> None:
     assert run.stopped_at is not None
 
 
+def test_run_slices_prints_what_changed_and_nothing_while_idle(paper: Any, trader: Any) -> None:
+    # Two slices due now, the next one 5 s away: one busy tick, then only idle ones.
+    make_plan(start=timezone.now() - timedelta(seconds=15), qty=6, interval_seconds=10)
+    out = StringIO()
+    call_command(
+        "run_slices",
+        *("--seconds", "1", "--poll", "0.05", "--workers", "1", "--report-seconds", "0"),
+        stdout=out,
+    )
+    started, *reports, stopped = out.getvalue().splitlines()
+    assert started.startswith("run_slices #")
+    assert reports == ["run_slices: +2 submitted"]  # once, not on each of the ~20 idle ticks
+    assert "stopped after" in stopped and stopped.endswith(": 2 submitted")
+
+
 def _started() -> bool:
     return DispatcherRun.objects.exists()
 

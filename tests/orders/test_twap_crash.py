@@ -6,8 +6,8 @@ paper broker and the real alpaca-py client throughout."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -133,11 +133,22 @@ def test_sigkill_at_any_point_sends_every_slice_exactly_once(
     until(lambda: filled(plan) >= reached, timeout=60)
     dispatchers.kill(third)
 
-    # 4. Killed while starting up.
-    fourth = start_manage(paper, "run_slices", **dispatchers.env)
+    # 4. Killed while starting up: mid-import (held while Django imports its settings), with
+    #    no signal handler and no registration yet.
+    starting = tmp_path / "start-hold"
+    starting.touch()
+    runs = DispatcherRun.objects.count()
+    fourth = start_manage(
+        paper, "run_slices", **dispatchers.env, TWAP_TEST_START_HOLD_FILE=str(starting)
+    )
     dispatchers.procs.append(fourth)
-    time.sleep(0.3)  # mid-import: no handler, no registration yet
+    reached = Path(f"{starting}.reached")
+    until(lambda: reached.exists() and reached.read_text())
+    assert int(reached.read_text()) == fourth.pid  # the hold is the process we kill
     dispatchers.kill(fourth)
+    starting.unlink()
+    assert fourth.returncode == -signal.SIGKILL  # killed there, not exited on its own
+    assert DispatcherRun.objects.count() == runs  # it never registered
 
     # 5. Restart, recover, run to the end.
     dispatchers.start("--until-idle")
@@ -172,7 +183,7 @@ def test_two_dispatchers_over_500_due_slices_never_send_one_twice(
     reconcile_startup()
     outputs = [proc.communicate(timeout=180)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
-    submitted = [int(re.search(r"(\d+) submitted", out).group(1)) for out in outputs]
+    submitted = [int(re.search(r"stopped after .*?(\d+) submitted", out)[1]) for out in outputs]
     assert sum(submitted) == 540 and min(submitted) > 0, outputs  # both did work
     coids = list(Order.objects.values_list("client_order_id", flat=True))
     assert posts_by_coid(paper) == dict.fromkeys(coids, 1)

@@ -63,10 +63,9 @@ def test_invalid_fault_is_refused(control):
 def test_timeout_holds_the_request_and_never_processes_it(broker, trading, control):
     fast(trading, timeout=0.5)
     control.add_fault("POST", "/v2/orders", "timeout", delay=2)
-    started = time.monotonic()
+    # A read timeout, not the hang-up that ends the hold after 2 s (a ConnectionError).
     with pytest.raises(requests.exceptions.ReadTimeout):
         trading.submit_order(order("held"))
-    assert time.monotonic() - started < 1.5
     with pytest.raises(APIError) as excinfo:
         trading.get_order_by_client_id("held")
     assert excinfo.value.status_code == 404

@@ -21,7 +21,7 @@ from orders import hooks
 from orders.models import Order, Position, Strategy
 from orders.services import apply_broker_report
 from orders.status import SOURCE_STRENGTH, Source
-from reconciliation import tasks
+from reconciliation import engine, tasks
 from reconciliation.engine import RunOutcome, reconciliation_run, run_lock
 from reconciliation.models import OrphanOrder, PositionMismatch, ReconciliationState
 from reconciliation.selectors import gate_verdict
@@ -172,25 +172,56 @@ def lock_elsewhere() -> Iterator[threading.Event]:
     thread.join(10)
 
 
+@pytest.fixture
+def lock_tries(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each attempt of this thread's run to take the lock got (the real attempts)."""
+    tries: list[bool] = []
+    real_try, me = engine._lock_try, threading.get_ident()
+
+    def recording_try() -> bool:
+        got = real_try()
+        if threading.get_ident() == me:  # not the other node's
+            tries.append(got)
+        return got
+
+    monkeypatch.setattr(engine, "_lock_try", recording_try)
+    return tries
+
+
 def test_a_startup_run_waits_for_the_run_holding_the_lock(
-    paper: Any, trading_switches: None, lock_elsewhere: threading.Event
+    paper: Any, trading_switches: None, lock_elsewhere: threading.Event, lock_tries: list[bool]
 ) -> None:
     assert reconciliation_run(kind="manual").skipped  # an operator just retries: no wait
-    threading.Timer(0.8, lock_elsewhere.set).start()
-    started = time.monotonic()
+    assert lock_tries == [False]
+    lock_tries.clear()
+
+    def release_once_refused_twice() -> None:
+        # The other node finishes only after the startup run has been refused twice: it must
+        # have waited, not given up (no timer standing in for "a while").
+        wait_for(lambda: lock_tries.count(False) >= 2, timeout=10, interval=0.01)
+        lock_elsewhere.set()
+
+    releaser = threading.Thread(target=release_once_refused_twice)
+    releaser.start()
     result = tasks.reconcile(kind="startup")
-    assert time.monotonic() - started >= 0.7
+    releaser.join(10)
     assert "skipped" not in result and result["status"] == "succeeded"
+    assert lock_tries[:2] == [False, False] and lock_tries[-1] is True
     assert gate_verdict().open
 
 
 def test_a_startup_run_gives_up_waiting_after_the_run_timeout(
-    paper: Any, trading_switches: None, settings: Any, lock_elsewhere: threading.Event
+    paper: Any,
+    trading_switches: None,
+    settings: Any,
+    lock_elsewhere: threading.Event,
+    lock_tries: list[bool],
 ) -> None:
     settings.RECONCILIATION_TIMEOUT_SECONDS = 1
     started = time.monotonic()
     assert reconciliation_run(kind="stream").skipped
-    assert 0.9 <= time.monotonic() - started < 5
+    assert time.monotonic() - started >= 1  # it waited the whole timeout...
+    assert len(lock_tries) > 1 and not any(lock_tries)  # ...asking again and again, in vain
     assert ReconciliationState.objects.get_or_create(pk=1)[0].last_success_at is None
 
 

@@ -8,12 +8,27 @@ from typing import Any
 import pytest
 import time_machine
 from django.test import Client
+from django.urls import reverse
 
 from orders.models import RiskLimit, TradingSwitch
 from tests.helpers import place, totp_now
 from tradeops.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
+
+
+def test_the_console_address_leads_to_the_admin(client: Any) -> None:
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
+def test_admin_index_links_the_reconciliation_gate_page(ops_admin: Any) -> None:
+    index = ops_admin.get("/admin/")
+    assert index.status_code == 200
+    gate_page = reverse("admin:reconciliation_status")
+    assert f'<a href="{gate_page}">Reconciliation gate</a>' in index.content.decode()
+    assert "Gate: CLOSED" in ops_admin.get(gate_page).content.decode()
 
 
 def test_password_alone_does_not_open_the_admin(ops_user: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,25 +75,57 @@ def test_a_full_page_at_one_instant_fails_closed(paper: Any) -> None:
             pass
 
 
-def test_rate_limited_requests_are_retried_without_sleeping(paper: Any) -> None:
+@pytest.fixture
+def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sleeps alpaca-py's retry loop takes in this thread (it calls ``time.sleep``
+    between attempts); the sleeps still happen."""
+    sleeps: list[float] = []
+    real_sleep, me = time.sleep, threading.get_ident()
+
+    def recording_sleep(seconds: float) -> None:
+        if threading.get_ident() == me:
+            sleeps.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", recording_sleep)
+    return sleeps
+
+
+def test_rate_limited_requests_are_retried_with_the_configured_wait(
+    paper: Any, settings: Any, retry_sleeps: list[float]
+) -> None:
     paper.add_fault(method="GET", path="/v2/account", mode="rate_limit", count=2)
+    settings.ALPACA_RETRY_WAIT_SECONDS = 0.01  # alpaca-py's own default would be 3 s
     broker = get_broker()
     before = broker.requests_sent
-    started = time.monotonic()
     assert broker.get_account().status == "ACTIVE"
-    assert time.monotonic() - started < 2
     assert broker.requests_sent - before == 3  # two 429s, then the answer
+    assert retry_sleeps == [0.01, 0.01]
+    assert [r["status"] for r in paper.requests(path="/v2/account")] == [429, 429, 200]
 
 
-def test_persistent_429_and_timeouts_are_unavailable_in_bounded_time(paper: Any) -> None:
+def test_persistent_429_gives_up_after_the_configured_retries(
+    paper: Any, settings: Any, retry_sleeps: list[float]
+) -> None:
     paper.add_fault(method="GET", path="/v2/account", mode="rate_limit", count=-1)
-    started = time.monotonic()
-    with pytest.raises(BrokerUnavailable):
+    settings.ALPACA_RETRY_ATTEMPTS = 2
+    with pytest.raises(BrokerUnavailable, match="429"):
         get_broker().get_account()
+    assert len(paper.requests(path="/v2/account")) == 3  # the first try and 2 retries
+    assert len(retry_sleeps) == 2
+
+
+def test_an_unanswered_request_ends_at_the_http_timeout_and_is_not_retried(
+    paper: Any, settings: Any
+) -> None:
+    # The broker would hang up only after 3 s: the client's 1 s read timeout ends it first.
     paper.add_fault(method="GET", path="/v2/clock", mode="timeout", count=1, delay=3)
-    with pytest.raises(BrokerUnavailable, match="Timeout"):
-        get_broker().get_clock()
-    assert time.monotonic() - started < 3
+    broker = get_broker()
+    before = broker.requests_sent
+    with pytest.raises(BrokerUnavailable, match="ReadTimeout"):
+        broker.get_clock()
+    assert broker.requests_sent - before == 1
+    assert settings.ALPACA_HTTP_TIMEOUT_SECONDS < 3
 
 
 def test_error_mapping(paper: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,26 @@ from django.utils import timezone
 from orders import hooks
 from orders.dispatch import SliceDispatcher, dispatcher_register, slices_next_due
 from orders.selectors import slices_due, slices_pending_exist
+
+
+class _ChangeReport:
+    """What changed since the last report line, at most every ``every`` seconds: an idle or
+    steady dispatcher prints nothing (a heartbeat line every few seconds buries the lines that
+    matter; liveness is the DispatcherRun heartbeat)."""
+
+    def __init__(self, *, every: float) -> None:
+        self.every = every
+        self._reported: Counter[str] = Counter()
+        self._at = float("-inf")  # the first change is reported at once
+
+    def due(self, outcomes: Counter[str]) -> str | None:
+        if time.monotonic() - self._at < self.every:
+            return None
+        changed = outcomes - self._reported  # outcome counts only grow
+        if not changed:
+            return None
+        self._reported, self._at = outcomes.copy(), time.monotonic()
+        return ", ".join(f"+{n} {outcome}" for outcome, n in sorted(changed.items()))
 
 
 class Command(BaseCommand):
@@ -60,6 +81,13 @@ class Command(BaseCommand):
             "--seconds", type=float, default=0, help="Stop after this many seconds (0 = never)"
         )
         parser.add_argument(
+            "--report-seconds",
+            type=float,
+            default=10.0,
+            help="Print what changed (slices handled since the last line, by outcome) at most "
+            "this often; nothing while nothing changes (default 10; 0 = after every change)",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="List the slices that are due now and exit; claims and sends nothing",
@@ -68,6 +96,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["poll"] <= 0 or options["batch"] < 1 or options["workers"] < 1:
             raise CommandError("--poll must be > 0, --batch and --workers at least 1.")
+        if options["report_seconds"] < 0:
+            raise CommandError("--report-seconds must be >= 0.")
         if options["dry_run"]:
             self._dry_run()
             return
@@ -100,7 +130,8 @@ class Command(BaseCommand):
             f"run_slices #{run.pk}: pid {run.pid}, {workers} sender thread(s), "
             f"batch {options['batch']}, poll {options['poll']}s"
         )
-        started, last_report = time.monotonic(), time.monotonic()
+        started = time.monotonic()
+        report = _ChangeReport(every=options["report_seconds"])
         try:
             while not dispatcher.stopping:
                 claimed = dispatcher.tick()
@@ -110,9 +141,8 @@ class Command(BaseCommand):
                     break
                 if options["until_idle"] and not claimed and not slices_pending_exist():
                     break
-                if time.monotonic() - last_report >= 10:
-                    last_report = time.monotonic()
-                    self.stdout.write(f"run_slices: {self._outcomes(dispatcher)}")
+                if (line := report.due(dispatcher.outcomes)) is not None:
+                    self.stdout.write(f"run_slices: {line}")
                 if claimed < options["batch"]:
                     wake.wait(dispatcher.sleep_seconds())
         finally:
