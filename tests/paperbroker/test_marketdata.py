@@ -216,3 +216,15 @@ def test_bad_market_data_requests_are_400(market_data):
     with pytest.raises(APIError) as excinfo:
         market_data.get("/stocks/bars", {"symbols": "AAPL", "timeframe": "1Day", "page_token": "x"})
     assert excinfo.value.status_code == 400
+
+
+def test_a_new_listing_has_no_bars_before_its_first_day(market_data, control, frozen):
+    control.set_symbol("NEWCO", listed="2024-03-13")
+    bars = daily(market_data, ["NEWCO", "AAPL"], datetime(2024, 3, 1, tzinfo=UTC))
+    assert [b.timestamp.astimezone(ET).day for b in bars["NEWCO"]] == [13, 14, 15]
+    assert len(bars["AAPL"]) == 11
+    assert control.symbols()["NEWCO"]["listed"] == "2024-03-13"
+    control.set_symbol("NEWCO", listed="2024-03-16")  # listed after the last close: nothing
+    assert "NEWCO" not in daily(market_data, ["NEWCO"], datetime(2024, 3, 1, tzinfo=UTC)).data
+    control.set_symbol("NEWCO", listed=None)
+    assert len(daily(market_data, "NEWCO", datetime(2024, 3, 1, tzinfo=UTC))["NEWCO"]) == 11
