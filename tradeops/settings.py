@@ -334,5 +334,6 @@ HEALTH_CHECKS = [
     "tradeops.health.check_broker",
     "reconciliation.health.check_gate",
     "orders.health.check_twap_dispatch",
+    "signals.health.check_signals",
 ]
-METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges"]
+METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges", "signals.health.signals_gauges"]
