@@ -121,7 +121,7 @@ def sanity_check(*, dates: Sequence[Any], new: Sequence[float]) -> ShadowReport:
     elif not finite:
         reasons.append(f"{int((~np.isfinite(values)).sum())} outputs are not finite")
     elif not non_constant:
-        reasons.append(f"every output is {values[0]!r}: the model ranks nothing")
+        reasons.append(f"every output is {float(values[0])!r}: the model ranks nothing")
     return ShadowReport(
         passed=not reasons,
         reasons=tuple(reasons),

@@ -34,9 +34,7 @@ def train(
     training = training_set_build(bars)
     target = training.target if transform is None else transform(training.target)
     booster = booster_train(training.matrix, target, rounds=rounds, params={"seed": seed})
-    return model_register(
-        data=booster.model_to_string().encode("ascii"), name=name, actor="test"
-    )
+    return model_register(data=booster.model_to_string().encode("ascii"), name=name, actor="test")
 
 
 def activate_first(model: ModelVersion) -> ModelVersion:
