@@ -127,16 +127,22 @@ def _cluster_identity() -> str:
     return f"{socket.gethostname()}:{pid}:{start}"
 
 
+def cluster_started(identity: str) -> bool:
+    """Once per cluster (its identity): upsert the schedules and ask for the startup
+    hydration (the job runs in a worker; nothing waits for it). True if this call did it."""
+    if not cache.add(f"signals:cluster-start:{identity}", 1, 7 * 86_400):
+        return False
+    schedules_ensure()
+    hydration_request("startup")  # records a skipped run when no model is active
+    return True
+
+
 def on_worker_spawn(sender: Any = None, proc_name: str = "", **kwargs: Any) -> None:
-    """django_q post_spawn: the first worker of a new cluster upserts the schedules and asks
-    for the startup hydration (the job runs in a worker; nothing waits for it)."""
+    """django_q post_spawn, in each new worker: the first worker of a cluster triggers it."""
     if Conf.SYNC:  # sync mode runs tasks inline and sends post_spawn too: no cluster started
         return
     try:
-        key = f"signals:cluster-start:{_cluster_identity()}"
-        if cache.add(key, 1, 7 * 86_400):
-            schedules_ensure()
-            hydration_request("startup")  # records a skipped run when no model is active
+        cluster_started(_cluster_identity())
     except Exception:  # a worker must come up even if this bookkeeping fails
         logger.exception("signals: could not handle the cluster start")
     finally:

@@ -46,3 +46,44 @@ def activate_first(model: ModelVersion) -> ModelVersion:
     assert validation.kind == "first"
     assert model.status == ModelVersion.Status.ACTIVE, validation.reasons
     return model
+
+
+def queued_tasks() -> list[dict]:
+    """What is waiting in django-q2's ORM queue (func, args, kwargs), oldest first."""
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    return [SignedPackage.loads(row.payload) for row in OrmQ.objects.order_by("id")]
+
+
+def run_queued() -> list[tuple[str, object]]:
+    """Take every queued task and run it here, as a job cluster's worker would."""
+    from django.utils.module_loading import import_string
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    done = []
+    for row in OrmQ.objects.order_by("id"):
+        task = SignedPackage.loads(row.payload)
+        row.delete()
+        func = import_string(task["func"]) if isinstance(task["func"], str) else task["func"]
+        done.append((task["func"], func(*task["args"], **task["kwargs"])))
+    return done
+
+
+def activate_queued(model: ModelVersion) -> ModelVersion:
+    """Promote and run the queued validation job here; the hydration it asks for stays
+    queued (a cold start: the model is active, the cache is not warm yet)."""
+    from signals.promotion import model_promote
+
+    validation = model_promote(model=model, actor="test")
+    (task,) = queued_tasks()
+    assert task["func"] == "signals.tasks.shadow_validate"
+    from django_q.models import OrmQ
+
+    OrmQ.objects.all().delete()
+    from signals.promotion import shadow_validation_run
+
+    assert shadow_validation_run(validation.pk).outcome == "passed"
+    model.refresh_from_db()
+    return model
