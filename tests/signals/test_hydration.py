@@ -217,9 +217,7 @@ def test_a_redis_restart_is_refilled_and_redis_down_is_503_not_500(
 
 
 def test_cluster_start_hook_schedules_and_hydrates_once(active: ModelVersion) -> None:
-    from django_q.models import Schedule
-
-    from django_q.models import OrmQ
+    from django_q.models import OrmQ, Schedule
 
     from signals.tasks import cluster_started
 
