@@ -73,9 +73,13 @@ class Command(BaseCommand):
         env = self._child_env(options["broker_port"])
         started = timezone.now()
         token, password, device = self._demo_users(var)
+        redis = self._signals_prepare(var, env, options)
         children = self._start_children(options, env)
+        if redis is not None:
+            children["redis"] = redis
         if not options["only_web"]:
             self._wait_for_gate(children, started)
+            self._signals_wait(children)
         self._banner(options, token, password, device)
         self._supervise(children, broker)
 
@@ -121,6 +125,22 @@ class Command(BaseCommand):
             user=user, name="demo", replace=False, actor="command:demo"
         )
         return token, password, device
+
+    def _signals_prepare(self, var: Path, env: dict[str, str], options: dict[str, Any]) -> Any:
+        """Signals (docs/signals.md): a private Redis if none is configured, bars, a first
+        model promoted; the job cluster validates it and hydrates the feature cache."""
+        from signals.demo import demo_redis, demo_signals_prepare
+
+        redis = demo_redis(var, env, self.stdout.write)
+        if not options["only_web"]:
+            demo_signals_prepare(self.stdout.write)
+        return redis
+
+    def _signals_wait(self, children: dict[str, Any]) -> None:
+        from signals.demo import demo_signals_wait
+
+        alive = lambda: not self._stopping and all(p.poll() is None for p in children.values())  # noqa: E731
+        demo_signals_wait(self.stdout.write, alive)
 
     def _start_children(self, options: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
@@ -179,6 +199,7 @@ class Command(BaseCommand):
         w(qr_text(device.config_url))
         w(f"  API token of strategy '{DEMO_STRATEGY}': {token}  (also in var/demo-token.txt)")
         w(f"  API docs: {base}/api/docs/    health: {base}/health    metrics: {base}/metrics")
+        w(f"  signals: curl -s {base}/api/v1/signals -H 'Authorization: Token {token}'")
         w("  place an order:")
         w(f"    curl -s -X POST {base}/api/v1/orders -H 'Authorization: Token {token}' \\")
         w("      -H 'Content-Type: application/json' \\")
