@@ -1,6 +1,6 @@
 """The feature cache in Redis: one hash per feature-set version and feature date, one field
-per symbol holding that symbol's feature row (``repr`` floats joined by commas, which
-round-trip exactly, so a cached row equals the computed one bit for bit).
+per symbol holding that symbol's feature row as little-endian float64 bytes (exact: a cached
+row equals the computed one bit for bit; and ~4x cheaper to write and read than text).
 
 Every Redis failure becomes ``FeatureCacheUnavailable``: callers answer 503 or record a failed
 run, never a 500. Short socket timeouts: a hung Redis must not hang a request.
@@ -50,12 +50,25 @@ def cache_key(version: str, day: date) -> str:
     return f"{KEY_PREFIX}:{version}:{day.isoformat()}"
 
 
-def encode_row(values: Iterable[float]) -> str:
-    return ",".join(repr(float(v)) for v in values)
+ROW_DTYPE = np.dtype("<f8")
+ROW_BYTES = ROW_DTYPE.itemsize * len(FEATURE_NAMES)
 
 
-def decode_row(raw: bytes) -> list[float]:
-    return [float(part) for part in raw.decode().split(",")]
+def encode_row(values: Iterable[float]) -> bytes:
+    return np.asarray(list(values), dtype=ROW_DTYPE).tobytes()
+
+
+def encode_rows(matrix: np.ndarray) -> list[bytes]:
+    """Rows of a (n, features) matrix as bytes, in one conversion."""
+    buffer = np.ascontiguousarray(matrix, dtype=ROW_DTYPE).tobytes()
+    return [buffer[i : i + ROW_BYTES] for i in range(0, len(buffer), ROW_BYTES)]
+
+
+def decode_rows(raw: Sequence[bytes]) -> np.ndarray:
+    """The inverse of ``encode_rows``; a value of the wrong size is a corrupt entry."""
+    if any(len(value) != ROW_BYTES for value in raw):
+        raise FeatureCacheUnavailable("feature cache entry of the wrong size (another format?)")
+    return np.frombuffer(b"".join(raw), dtype=ROW_DTYPE).reshape(len(raw), len(FEATURE_NAMES))
 
 
 def _call(what: str, fn: Any) -> Any:
@@ -71,12 +84,12 @@ def cache_write(*, version: str, features: pd.DataFrame, ttl_seconds: int) -> in
     client = redis_client()
     if features.empty:
         return 0
-    values = features[FEATURE_NAMES].to_numpy(dtype="float64")
+    rows = encode_rows(features[FEATURE_NAMES].to_numpy(dtype="float64"))
     symbols = features["symbol"].to_numpy()
     dates = features["date"].to_numpy()
-    by_date: dict[date, dict[str, str]] = {}
-    for symbol, day, row in zip(symbols, dates, values.tolist(), strict=True):
-        by_date.setdefault(day, {})[str(symbol)] = ",".join(map(repr, row))
+    by_date: dict[date, dict[str, bytes]] = {}
+    for symbol, day, row in zip(symbols, dates, rows, strict=True):
+        by_date.setdefault(day, {})[str(symbol)] = row
     days = sorted(by_date)
     for start in range(0, len(days), WRITE_BATCH_DATES):
         pipe = client.pipeline(transaction=False)
@@ -85,7 +98,7 @@ def cache_write(*, version: str, features: pd.DataFrame, ttl_seconds: int) -> in
             pipe.hset(key, mapping=by_date[day])
             pipe.expire(key, ttl_seconds)
         _call("feature cache write", pipe.execute)
-    return len(values)
+    return len(rows)
 
 
 def cache_has(*, version: str, day: date) -> bool:
@@ -103,16 +116,13 @@ def cache_read(*, version: str, days: Sequence[date]) -> pd.DataFrame:
     answers = _call("feature cache read", pipe.execute)
     symbols: list[str] = []
     row_dates: list[date] = []
-    rows: list[list[float]] = []
+    rows: list[bytes] = []
     for day, entries in zip(days, answers, strict=True):
         for symbol in sorted(entries):
             symbols.append(symbol.decode())
             row_dates.append(day)
-            rows.append(decode_row(entries[symbol]))
-    frame = pd.DataFrame(
-        np.array(rows, dtype="float64").reshape(len(rows), len(FEATURE_NAMES)),
-        columns=FEATURE_NAMES,
-    )
+            rows.append(entries[symbol])
+    frame = pd.DataFrame(decode_rows(rows).copy(), columns=FEATURE_NAMES)
     frame.insert(0, "date", row_dates)
     frame.insert(0, "symbol", pd.Series(symbols, dtype=object))
     return frame
