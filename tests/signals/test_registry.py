@@ -87,3 +87,13 @@ def test_thresholds_come_from_the_settings_and_are_kept_with_the_validation(
     validation = model_promote(model=train("alpha", seed=99), actor="test")
     assert (validation.min_correlation, validation.max_divergence) == (0.999, 0.5)
     assert validation.outcome == "rejected" and "< 0.999" in validation.reasons[0]
+
+
+def test_system_checks_refuse_a_bad_universe_and_warn_about_skipping(settings: Any) -> None:
+    from signals.checks import check_signals_settings
+
+    assert check_signals_settings() == []
+    settings.SIGNAL_UNIVERSE = ["AAPL", "not a symbol"]
+    settings.SKIP_SHADOW_VALIDATION = True
+    ids = [m.id for m in check_signals_settings()]
+    assert ids == ["signals.E001", "signals.W001"]
