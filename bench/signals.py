@@ -221,10 +221,9 @@ def main() -> int:
         candidate = activate("bench", seed=8)
         result["shadow"] = bench_shadow(candidate)
         log(f"shadow: {json.dumps(result['shadow'])}")
-        result["ok"] = (
-            result["hydration"]["symbols_ok"] == len(universe)
-            and result["shadow"]["job_outcome"] in ("passed", "rejected")
-        )
+        result["ok"] = result["hydration"]["symbols_ok"] == len(universe) and result["shadow"][
+            "job_outcome"
+        ] in ("passed", "rejected")
         result["hydration_goal_met"] = result["hydration"]["seconds_total"] <= 5.0
     finally:
         cache_clear(version=FEATURE_SET_VERSION)
