@@ -69,6 +69,9 @@ def _bar_stream(
 ) -> Iterator[tuple[str, datetime]]:
     for symbol in symbols:
         low, high = start, end
+        listed = app.engine.symbol_listed(symbol)
+        if listed is not None:  # a new listing has no history before its first day
+            low = max(low, midnight_et(listed))
         if cursor is not None:
             if symbol < cursor[0]:
                 continue

@@ -87,7 +87,7 @@ class MarketClock:
 
 
 def calendar(start: date, end: date) -> list[dict[str, Any]]:
-    """``GET /v2/calendar``: weekdays with the regular session; no exchange holidays."""
+    """``GET /v2/calendar``: trading days (weekdays less NYSE holidays), regular session."""
     days = trading_days(start, end)
     result = []
     for index, day in enumerate(days):

@@ -8,7 +8,7 @@ HTTP with ``requests``; it does not use alpaca-py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -124,15 +124,26 @@ class PaperControl:
     def set_price(self, symbol: str, price: PriceLike) -> str:
         return self.set_prices({symbol: price})[symbol.upper()]
 
+    def symbols(self) -> dict[str, dict[str, Any]]:
+        return self._call("GET", "symbols")
+
     def set_symbol(
-        self, symbol: str, *, adv: int | None = None, price: PriceLike | None = None
+        self,
+        symbol: str,
+        *,
+        adv: int | None = None,
+        price: PriceLike | None = None,
+        listed: date | str | None = _UNSET,
     ) -> dict[str, Any]:
-        """Set a symbol's average daily volume (daily bar volumes follow it) and/or price."""
+        """Set a symbol's average daily volume (daily bar volumes follow it), price and/or
+        listing day (no bars before it; ``None`` restores the full history)."""
         profile: dict[str, Any] = {}
         if adv is not None:
             profile["adv"] = adv
         if price is not None:
             profile["price"] = price
+        if listed is not _UNSET:
+            profile["listed"] = listed.isoformat() if isinstance(listed, date) else listed
         return self._call("POST", "symbols", {symbol: profile})[symbol.upper()]
 
     def tick(self, count: int = 1) -> int:

@@ -234,9 +234,10 @@ class Engine:
 
     @_locked
     def set_symbol(self, symbol: str, profile: Mapping[str, Any]) -> dict[str, Any]:
-        """Per-symbol market profile: ``adv`` (average daily volume) and/or ``price``."""
+        """Per-symbol market profile: ``adv`` (average daily volume), ``price`` and/or
+        ``listed`` (ISO date: no bars before it; null: the full synthetic history)."""
         symbol = validate_symbol(symbol)
-        unknown = set(profile) - {"adv", "price"}
+        unknown = set(profile) - {"adv", "price", "listed"}
         if unknown:
             raise invalid(f"unknown symbol keys: {', '.join(sorted(unknown))}")
         if "adv" in profile:
@@ -246,6 +247,14 @@ class Engine:
             self.book.adv[symbol] = adv
         if "price" in profile:
             self.set_prices({symbol: profile["price"]})
+        if "listed" in profile:
+            if profile["listed"] is None:
+                self.book.listed.pop(symbol, None)
+            else:
+                try:
+                    self.book.listed[symbol] = date.fromisoformat(str(profile["listed"]))
+                except ValueError:
+                    raise invalid("listed must be an ISO date (YYYY-MM-DD) or null") from None
         self._changed()
         return self.symbol_json(symbol)
 
@@ -255,8 +264,11 @@ class Engine:
 
     @_locked
     def symbols_json(self) -> dict[str, dict[str, Any]]:
-        """Profiles of the symbols given an ``adv`` (``GET /_paper/symbols``)."""
-        return {symbol: self.symbol_json(symbol) for symbol in sorted(self.book.adv)}
+        """Profiles of the symbols given an ``adv`` or a listing date (``GET /_paper/symbols``)."""
+        return {
+            symbol: self.symbol_json(symbol)
+            for symbol in sorted(set(self.book.adv) | set(self.book.listed))
+        }
 
     @_locked
     def symbol_json(self, symbol: str) -> dict[str, Any]:
@@ -264,7 +276,12 @@ class Engine:
             "adv": self.symbol_adv(symbol),
             "price": dstr(self.price(symbol)),
             "reference_price": dstr(marketdata.reference_price(symbol)),
+            "listed": self.book.listed[symbol].isoformat() if symbol in self.book.listed else None,
         }
+
+    @_locked
+    def symbol_listed(self, symbol: str) -> date | None:
+        return self.book.listed.get(symbol)
 
     @_locked
     def tick(self, count: int = 1) -> int:

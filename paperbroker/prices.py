@@ -21,6 +21,7 @@ class PriceBook:
         self.prices: dict[str, Decimal] = {}
         self.quoted_at: dict[str, datetime] = {}
         self.adv: dict[str, int] = {}
+        self.listed: dict[str, date] = {}  # no bars before this day (a new listing)
         self._walkers: dict[str, random.Random] = {}
 
     def price(self, symbol: str, *, now: datetime, last_close_day: date) -> Decimal:
@@ -85,9 +86,11 @@ class PriceBook:
         return {
             "prices": {symbol: str(price) for symbol, price in self.prices.items()},
             "adv": dict(self.adv),
+            "listed": {symbol: day.isoformat() for symbol, day in self.listed.items()},
         }
 
     def restore(self, data: Mapping[str, Any], moment: datetime) -> None:
         self.prices = {symbol: Decimal(price) for symbol, price in data["prices"].items()}
         self.quoted_at = dict.fromkeys(self.prices, moment)
         self.adv = {symbol: int(adv) for symbol, adv in data["adv"].items()}
+        self.listed = {s: date.fromisoformat(d) for s, d in data.get("listed", {}).items()}

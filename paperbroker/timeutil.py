@@ -1,11 +1,16 @@
-"""Time helpers: Alpaca's timestamp formats and a simple NYSE session calendar.
+"""Time helpers: Alpaca's timestamp formats and the NYSE session calendar.
 
-The calendar knows weekdays and the regular 09:30-16:00 ET session only (no exchange holidays,
-no early closes): the paper broker needs predictable sessions, not a holiday table.
+The calendar knows weekdays, the NYSE's full-day holidays (rule-based: New Year's Day, Martin
+Luther King Jr. Day, Washington's Birthday, Good Friday, Memorial Day, Juneteenth from 2022,
+Independence Day, Labor Day, Thanksgiving, Christmas, each moved to the nearest weekday when it
+falls on a weekend, except a Saturday New Year's Day, which the NYSE does not observe) and the
+regular 09:30-16:00 ET session. No early closes and no one-off closures (national days of
+mourning): clients must take trading days from ``/v2/calendar``, never assume weekdays.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -70,8 +75,59 @@ def _trim_nanoseconds(text: str) -> str:
     return text[: dot + 7] + text[end:]
 
 
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
+    """The n-th ``weekday`` (0 = Monday) of the month; n = -1 for the last one."""
+    if n > 0:
+        first = date(year, month, 1)
+        return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _easter(year: int) -> date:
+    """Gregorian Easter Sunday (the anonymous Gregorian algorithm)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    leap = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * leap) // 451
+    month, day = divmod(h + leap - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def _observed(day: date) -> date:
+    """A fixed-date holiday on a Saturday is observed on Friday, on a Sunday on Monday."""
+    if day.weekday() == 5:
+        return day - timedelta(days=1)
+    if day.weekday() == 6:
+        return day + timedelta(days=1)
+    return day
+
+
+@functools.lru_cache(maxsize=128)
+def nyse_holidays(year: int) -> frozenset[date]:
+    """The NYSE's full-day closures of ``year`` (rules in the module docstring)."""
+    days = {
+        _nth_weekday(year, 1, 0, 3),  # Martin Luther King Jr. Day
+        _nth_weekday(year, 2, 0, 3),  # Washington's Birthday
+        _easter(year) - timedelta(days=2),  # Good Friday
+        _nth_weekday(year, 5, 0, -1),  # Memorial Day
+        _observed(date(year, 7, 4)),
+        _nth_weekday(year, 9, 0, 1),  # Labor Day
+        _nth_weekday(year, 11, 3, 4),  # Thanksgiving
+        _observed(date(year, 12, 25)),
+    }
+    if date(year, 1, 1).weekday() != 5:  # a Saturday New Year's Day is not observed
+        days.add(_observed(date(year, 1, 1)))
+    if year >= 2022:
+        days.add(_observed(date(year, 6, 19)))  # Juneteenth
+    return frozenset(days)
+
+
 def is_trading_day(day: date) -> bool:
-    return day.weekday() < 5
+    return day.weekday() < 5 and day not in nyse_holidays(day.year)
 
 
 def session_bounds(day: date) -> tuple[datetime, datetime]:
@@ -96,14 +152,14 @@ def in_session(moment: datetime) -> bool:
 def next_session_edge(after: datetime, *, edge: str) -> datetime:
     """First session open (``edge="open"``) or close strictly after ``after``."""
     day = et_date(after)
-    for _ in range(10):
+    for _ in range(14):
         if is_trading_day(day):
             opening, closing = session_bounds(day)
             candidate = opening if edge == "open" else closing
             if candidate > after:
                 return candidate
         day += timedelta(days=1)
-    raise AssertionError("no trading day within 10 days")  # pragma: no cover - weekdays exist
+    raise AssertionError("no trading day within 14 days")  # pragma: no cover - weekdays exist
 
 
 def trading_days(start: date, end: date) -> list[date]:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -35,6 +36,7 @@ from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
+    GetCalendarRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -60,6 +62,7 @@ from tradeops.broker_types import (
     OrderReport,
     PositionReport,
     QuoteReport,
+    SessionReport,
     as_aware,
     enum_value,
     order_report_from_alpaca,
@@ -82,6 +85,7 @@ __all__ = [
     "OrderReport",
     "PositionReport",
     "QuoteReport",
+    "SessionReport",
     "TradeEventReport",
     "TradeUpdateStream",
     "get_broker",
@@ -91,6 +95,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ONE_MICROSECOND = timedelta(microseconds=1)
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 # --- transport ---------------------------------------------------------------------------------
@@ -328,28 +333,55 @@ class Broker:
             next_close=as_aware(clock.next_close).astimezone(UTC),
         )
 
+    def get_calendar(self, *, start: date, end: date) -> list[SessionReport]:
+        """The exchange's trading days in [start, end] (weekends and holidays are absent)."""
+        days = _map_errors(
+            lambda: self.trading.get_calendar(GetCalendarRequest(start=start, end=end)),
+            "get_calendar",
+        )
+        # alpaca-py builds naive New York wall-clock datetimes from "HH:MM" (reference §3.4).
+        return [
+            SessionReport(
+                date=d.date,
+                open=d.open.replace(tzinfo=NEW_YORK).astimezone(UTC),
+                close=d.close.replace(tzinfo=NEW_YORK).astimezone(UTC),
+            )
+            for d in days
+        ]
+
     # market data --------------------------------------------------------------------------------
     def get_daily_bars(self, symbol: str, *, start: datetime, end: datetime) -> list[BarReport]:
+        return self.get_daily_bars_many([symbol], start=start, end=end).get(symbol, [])
+
+    def get_daily_bars_many(
+        self, symbols: Sequence[str], *, start: datetime, end: datetime
+    ) -> dict[str, list[BarReport]]:
+        """Daily bars of several symbols in one request; alpaca-py follows ``next_page_token``
+        until the broker answers null. A symbol without bars is absent from the result."""
         request = StockBarsRequest(
-            symbol_or_symbols=symbol,
+            symbol_or_symbols=list(symbols),
             timeframe=TimeFrame.Day,
             start=start,
             end=end,
             feed=self.data_feed,
         )
         barset = _map_errors(lambda: self.data.get_stock_bars(request), "get_stock_bars")
-        bars = barset.data.get(symbol, [])
-        return [
-            BarReport(
-                timestamp=as_aware(b.timestamp),
-                open=to_money(b.open) or Decimal(0),
-                high=to_money(b.high) or Decimal(0),
-                low=to_money(b.low) or Decimal(0),
-                close=to_money(b.close) or Decimal(0),
-                volume=int(b.volume),
-            )
-            for b in bars
-        ]
+        return {
+            symbol: [
+                BarReport(
+                    timestamp=as_aware(b.timestamp),
+                    open=to_money(b.open) or Decimal(0),
+                    high=to_money(b.high) or Decimal(0),
+                    low=to_money(b.low) or Decimal(0),
+                    close=to_money(b.close) or Decimal(0),
+                    volume=int(b.volume),
+                    vwap=to_money(b.vwap),
+                    trade_count=int(b.trade_count) if b.trade_count is not None else None,
+                )
+                for b in bars
+            ]
+            for symbol, bars in barset.data.items()
+        }
 
     def get_latest_quote(self, symbol: str) -> QuoteReport | None:
         request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=self.data_feed)

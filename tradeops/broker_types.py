@@ -7,7 +7,7 @@ UTC datetimes), built from alpaca-py's models in ``tradeops.broker``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -104,6 +104,18 @@ class BarReport:
     low: Decimal
     close: Decimal
     volume: int
+    vwap: Decimal | None = None
+    trade_count: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """One trading day of the broker's calendar; open/close are aware UTC datetimes (alpaca-py
+    hands out naive New York wall times)."""
+
+    date: date
+    open: datetime
+    close: datetime
 
 
 @dataclass(frozen=True)

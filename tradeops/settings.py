@@ -280,6 +280,35 @@ TWAP_CLOCK_CACHE_SECONDS = env_float("TWAP_CLOCK_CACHE_SECONDS", 5.0, minimum=0)
 # latest dispatcher start): its claimer probably died. Longer than the slowest possible submit.
 TWAP_CLAIM_STALE_SECONDS = env_int("TWAP_CLAIM_STALE_SECONDS", 120, minimum=1)
 
+# --- Daily bars and signals (plan §2, §4; docs/signals.md) -------------------------------------
+# Symbols the signal model ranks (also part of stream_quotes' universe).
+SIGNAL_UNIVERSE = env_list(
+    "SIGNAL_UNIVERSE",
+    ["AAPL", "AMZN", "GOOGL", "JNJ", "JPM", "META", "MSFT", "NVDA", "TSLA", "XOM"],
+)
+BARS_SYNC_BATCH_SYMBOLS = env_int("BARS_SYNC_BATCH_SYMBOLS", 100, minimum=1)
+MODEL_DIR = Path(env_str("MODEL_DIR", str(VAR_DIR / "models")))
+MODEL_RELOAD_SECONDS = env_int("MODEL_RELOAD_SECONDS", 30, minimum=0)
+FEATURE_HYDRATION_ENABLED = env_bool("FEATURE_HYDRATION_ENABLED", True)
+FEATURE_HYDRATION_DAYS = env_int("FEATURE_HYDRATION_DAYS", 60, minimum=1)
+FEATURE_HYDRATION_TIMEOUT_SECONDS = env_int("FEATURE_HYDRATION_TIMEOUT_SECONDS", 300, minimum=1)
+# Re-hydrate after the close: 22:15 UTC is after 16:00 New York in winter and in summer.
+FEATURE_HYDRATION_CRON = env_str("FEATURE_HYDRATION_CRON", "15 22 * * 1-5")
+# Entries outlive the daily refresh by days (a missed day must not empty the cache); a cache
+# found empty (Redis restarted, evicted) is refilled, never served cold.
+FEATURE_CACHE_TTL_SECONDS = env_int("FEATURE_CACHE_TTL_SECONDS", 7 * 86_400, minimum=60)
+SIGNALS_RETRY_AFTER_SECONDS = env_int("SIGNALS_RETRY_AFTER_SECONDS", 30, minimum=1)
+SIGNAL_TOP_N = env_int("SIGNAL_TOP_N", 3, minimum=0)
+SIGNAL_BOTTOM_N = env_int("SIGNAL_BOTTOM_N", 3, minimum=0)
+SHADOW_VALIDATION_ENABLED = env_bool("SHADOW_VALIDATION_ENABLED", True)
+SKIP_SHADOW_VALIDATION = env_bool("SKIP_SHADOW_VALIDATION", False)
+SHADOW_SAMPLE_COUNT = env_int("SHADOW_SAMPLE_COUNT", 100, minimum=3)
+SHADOW_MIN_CORRELATION = env_float("SHADOW_MIN_CORRELATION", 0.5, minimum=-1.0)
+SHADOW_MAX_DIVERGENCE = env_float("SHADOW_MAX_DIVERGENCE", 0.5, minimum=0.0)
+SHADOW_VALIDATION_TIMEOUT_SECONDS = env_int("SHADOW_VALIDATION_TIMEOUT_SECONDS", 600, minimum=10)
+Q_CLUSTER["timeout"] = max(Q_CLUSTER["timeout"], FEATURE_HYDRATION_TIMEOUT_SECONDS + 60)
+Q_CLUSTER["retry"] = max(Q_CLUSTER["retry"], Q_CLUSTER["timeout"] + 60)
+
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
@@ -305,5 +334,6 @@ HEALTH_CHECKS = [
     "tradeops.health.check_broker",
     "reconciliation.health.check_gate",
     "orders.health.check_twap_dispatch",
+    "signals.health.check_signals",
 ]
-METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges"]
+METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges", "signals.health.signals_gauges"]

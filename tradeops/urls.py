@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from signals.health import ready_signals_view
 from tradeops.health import health_view, ready_view
 from tradeops.metrics import metrics_view
 
@@ -17,9 +18,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.urls")),
     path("api/v1/", include("reconciliation.urls")),
+    path("api/v1/", include("signals.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health_view, name="health"),
     path("ready", ready_view, name="ready"),
+    path("ready/signals", ready_signals_view, name="ready-signals"),
     path("metrics", metrics_view, name="metrics"),
 ]

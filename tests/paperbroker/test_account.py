@@ -188,6 +188,34 @@ def test_calendar_lists_weekdays_with_hh_mm_times(trading):
     assert days[0].close.timetuple()[:5] == (2024, 1, 4, 16, 0)
 
 
+def test_calendar_skips_nyse_holidays(trading):
+    """Good Friday, Juneteenth, Independence Day, Thanksgiving and an observed Christmas."""
+    days = trading.get_calendar(GetCalendarRequest(start=date(2024, 3, 27), end=date(2024, 4, 2)))
+    assert [d.date.isoformat() for d in days] == [
+        "2024-03-27",
+        "2024-03-28",
+        "2024-04-01",
+        "2024-04-02",
+    ]
+    closed = [date(2024, 6, 19), date(2024, 7, 4), date(2024, 11, 28), date(2022, 12, 26)]
+    for day in closed:
+        assert trading.get_calendar(GetCalendarRequest(start=day, end=day)) == []
+    # the day after Thanksgiving trades (no early closes are modelled)
+    assert [
+        d.date
+        for d in trading.get_calendar(
+            GetCalendarRequest(start=date(2024, 11, 29), end=date(2024, 11, 29))
+        )
+    ] == [date(2024, 11, 29)]
+
+
+def test_clock_skips_a_holiday_to_the_next_open(trading, control):
+    control.set_clock(auto=True, now="2024-07-03T21:00:00Z")  # Wednesday after the close
+    clock = trading.get_clock()
+    assert clock.is_open is False
+    assert clock.next_open == datetime(2024, 7, 5, 13, 30, tzinfo=UTC)  # Friday, not the 4th
+
+
 def test_asset_lookup(trading):
     asset = trading.get_asset("AAPL")
     assert (asset.symbol, asset.exchange, asset.tradable) == ("AAPL", AssetExchange.NASDAQ, True)

@@ -14,6 +14,7 @@ from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame
 
 from paperbroker.testing import wait_until
+from paperbroker.timeutil import ET
 
 FRIDAY_AFTER_CLOSE = "2024-03-15T20:30:00Z"  # New York is on EDT (UTC-4) by then
 
@@ -52,8 +53,24 @@ def test_daily_bars_are_deterministic_and_independent_of_the_seed(market_data, c
 
     first = fetch(1)
     assert fetch(2) == first
-    assert len(first) == 2 * 55  # weekdays 2024-01-01 .. 2024-03-15
-    assert first[0]["close"] != first[55]["close"]  # two symbols, two different histories
+    # weekdays 2024-01-01 .. 2024-03-15 less New Year's Day, MLK Day and Washington's Birthday
+    assert len(first) == 2 * 52
+    assert first[0]["close"] != first[52]["close"]  # two symbols, two different histories
+
+
+def test_no_daily_bars_on_weekends_or_exchange_holidays(market_data, frozen):
+    bars = daily(
+        market_data,
+        "AAPL",
+        datetime(2023, 12, 20, tzinfo=UTC),
+        datetime(2024, 1, 3, 12, tzinfo=UTC),
+    )
+    days = [bar.timestamp.astimezone(ET).date() for bar in bars["AAPL"]]
+    # Christmas (Mon 25th) and New Year's Day (Mon 1st) are closed, so are the weekends.
+    assert [d.isoformat() for d in days] == [
+        "2023-12-20", "2023-12-21", "2023-12-22", "2023-12-26", "2023-12-27",
+        "2023-12-28", "2023-12-29", "2024-01-02", "2024-01-03",
+    ]  # fmt: skip
 
 
 def test_unfinished_bars_are_not_served(market_data, control):
@@ -199,3 +216,15 @@ def test_bad_market_data_requests_are_400(market_data):
     with pytest.raises(APIError) as excinfo:
         market_data.get("/stocks/bars", {"symbols": "AAPL", "timeframe": "1Day", "page_token": "x"})
     assert excinfo.value.status_code == 400
+
+
+def test_a_new_listing_has_no_bars_before_its_first_day(market_data, control, frozen):
+    control.set_symbol("NEWCO", listed="2024-03-13")
+    bars = daily(market_data, ["NEWCO", "AAPL"], datetime(2024, 3, 1, tzinfo=UTC))
+    assert [b.timestamp.astimezone(ET).day for b in bars["NEWCO"]] == [13, 14, 15]
+    assert len(bars["AAPL"]) == 11
+    assert control.symbols()["NEWCO"]["listed"] == "2024-03-13"
+    control.set_symbol("NEWCO", listed="2024-03-16")  # listed after the last close: nothing
+    assert "NEWCO" not in daily(market_data, ["NEWCO"], datetime(2024, 3, 1, tzinfo=UTC)).data
+    control.set_symbol("NEWCO", listed=None)
+    assert len(daily(market_data, "NEWCO", datetime(2024, 3, 1, tzinfo=UTC))["NEWCO"]) == 11

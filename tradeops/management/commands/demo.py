@@ -199,6 +199,9 @@ class Command(BaseCommand):
             self._step("creating the demo strategy, its API token and the admin user...")
             token, token_file, password, device = self._demo_users(var)
             env = self._child_env(options["broker_port"], var)
+            redis = self._signals_prepare(var, env, options, broker)
+            if redis is not None:
+                children.append(redis)
             specs = [s for s in CHILDREN if s.with_only_web or not options["only_web"]]
             started_at = timezone.now()
             for spec in specs:
@@ -215,6 +218,7 @@ class Command(BaseCommand):
                     failure=lambda: f"the gate is still closed: {gate_verdict().reason}",
                 )
                 self._progress(f"gate open ({waited:.1f} s)")
+                self._signals_wait(children)
             self._banner(options, token, token_file, password, device)
             self._supervise(children)
         except Interrupted:
@@ -298,6 +302,34 @@ class Command(BaseCommand):
         )
         return token, token_file, password, device
 
+    def _signals_prepare(
+        self, var: Path, env: dict[str, str], options: dict[str, Any], broker: Any
+    ) -> Child | None:
+        """Signals (docs/signals.md): a private Redis if none is configured (supervised like
+        the other children), bars, a first model promoted; the job cluster validates it and
+        hydrates the feature cache."""
+        from signals.demo import demo_redis, demo_signals_prepare
+
+        self._step("preparing signals (feature cache, daily bars, a first model)...")
+        launched_at = timezone.now()
+        proc = demo_redis(var, env, self.stdout.write)
+        if not options["only_web"]:
+            demo_signals_prepare(self.stdout.write)
+        if proc is None:
+            return None
+        spec = ChildSpec("redis", ("redis-server",), lambda _child: True, "the feature cache")
+        host, port = options["host"], options["port"]
+        command = " ".join(str(arg) for arg in proc.args)
+        return Child(spec, proc, command, launched_at, f"http://{host}:{port}", broker.url)
+
+    def _signals_wait(self, children: list[Child]) -> None:
+        from signals.demo import demo_signals_wait
+
+        def alive() -> bool:
+            return not self._stopping and all(c.proc.poll() is None for c in children)
+
+        demo_signals_wait(self.stdout.write, alive)
+
     def _start_child(
         self, spec: ChildSpec, env: dict[str, str], *, host: str, port: int, broker: Any
     ) -> Child:
@@ -374,6 +406,7 @@ class Command(BaseCommand):
         w(qr_text(device.config_url))
         w(f"  API token of strategy '{DEMO_STRATEGY}': {token}  (also in {token_file})")
         w(f"  API docs: {base}/api/docs/    health: {base}/health    metrics: {base}/metrics")
+        w(f"  signals: curl -s {base}/api/v1/signals -H 'Authorization: Token {token}'")
         w("  place an order:")
         w(f"    curl -s -X POST {base}/api/v1/orders -H 'Authorization: Token {token}' \\")
         w("      -H 'Content-Type: application/json' \\")
