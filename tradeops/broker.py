@@ -85,6 +85,7 @@ __all__ = [
     "TradeEventReport",
     "TradeUpdateStream",
     "get_broker",
+    "get_quote_broker",
 ]
 
 logger = logging.getLogger(__name__)
@@ -495,4 +496,28 @@ def get_broker() -> Broker:
             retry_wait_seconds=wait,
         )
         _local.broker, _local.key = cached, key
+    return cached
+
+
+def get_quote_broker(timeout: float) -> Broker:
+    """The broker for this thread's latency-bound reads (the quote client's last hop): at most
+    ``timeout`` seconds to connect and to read, and no retry of 429/504 (alpaca-py would sleep
+    3 s per retry; a quote that late is of no use to the order waiting for it)."""
+    key = (*_settings_key(), timeout)
+    cached = getattr(_local, "quote_broker", None)
+    if cached is None or _local.quote_key != key:
+        (api_key, secret, paper, base, data, feed, ct, *_rest) = key
+        cached = Broker(
+            api_key=api_key,
+            secret_key=secret,
+            paper=paper,
+            base_url=base,
+            data_url=data,
+            data_feed=feed,
+            connect_timeout=min(ct, timeout),
+            read_timeout=timeout,
+            retry_attempts=0,
+            retry_wait_seconds=0,
+        )
+        _local.quote_broker, _local.quote_key = cached, key
     return cached

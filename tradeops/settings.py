@@ -280,6 +280,31 @@ TWAP_CLOCK_CACHE_SECONDS = env_float("TWAP_CLOCK_CACHE_SECONDS", 5.0, minimum=0)
 # latest dispatcher start): its claimer probably died. Longer than the slowest possible submit.
 TWAP_CLAIM_STALE_SECONDS = env_int("TWAP_CLAIM_STALE_SECONDS", 120, minimum=1)
 
+# --- Quotes (issue 11; docs/marketdata.md) ---------------------------------------------------
+# stream_quotes watches these symbols plus every symbol in play (open orders, positions, active
+# TWAP plans: QUOTE_UNIVERSE_SOURCES, each app adds its own) and the signal universe.
+QUOTE_SYMBOLS = env_list("QUOTE_SYMBOLS", [])
+QUOTE_UNIVERSE_SOURCES = ["orders.selectors.symbols_in_play"]
+QUOTE_UNIVERSE_REFRESH_SECONDS = env_float("QUOTE_UNIVERSE_REFRESH_SECONDS", 30.0, minimum=0.1)
+# A quote older than this is never used: a market order is refused 503 quote_stale instead.
+QUOTE_MAX_AGE_SECONDS = env_float("QUOTE_MAX_AGE_SECONDS", 60.0, minimum=0.1)
+QUOTE_RETRY_AFTER_SECONDS = env_int("QUOTE_RETRY_AFTER_SECONDS", 5, minimum=1)
+# The ingestor's ring buffer (per symbol) and its own HTTP endpoint serving it.
+QUOTE_BUFFER_SIZE = env_int("QUOTE_BUFFER_SIZE", 100, minimum=1)
+QUOTE_FALLBACK_HOST = env_str("QUOTE_FALLBACK_HOST", "127.0.0.1")
+QUOTE_FALLBACK_PORT = env_int("QUOTE_FALLBACK_PORT", 8766, minimum=0)
+QUOTE_FALLBACK_URL = env_str(
+    "QUOTE_FALLBACK_URL", f"http://{QUOTE_FALLBACK_HOST}:{QUOTE_FALLBACK_PORT or 8766}"
+)
+# Each hop of QuoteClient has its own short timeout: no hop can hang a request.
+QUOTE_REDIS_TIMEOUT_SECONDS = env_float("QUOTE_REDIS_TIMEOUT_SECONDS", 0.25, minimum=0.01)
+QUOTE_FALLBACK_TIMEOUT_SECONDS = env_float("QUOTE_FALLBACK_TIMEOUT_SECONDS", 0.5, minimum=0.01)
+QUOTE_BROKER_TIMEOUT_SECONDS = env_float("QUOTE_BROKER_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+# The ingestor's heartbeat row (state visible to the web even while Redis is down) and its
+# Redis retry back-off cap.
+QUOTE_HEARTBEAT_SECONDS = env_float("QUOTE_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+QUOTE_REDIS_RETRY_MAX_SECONDS = env_float("QUOTE_REDIS_RETRY_MAX_SECONDS", 5.0, minimum=0.01)
+
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
