@@ -266,6 +266,7 @@ SLICE_PRESEND_CHECKS = [
     "orders.dispatch.check_circuit_breaker",
     "reconciliation.risk.slice_check_gate",
     "reconciliation.risk.slice_check_quarantine",
+    "orders.dispatch.check_slice_quote",
 ]
 # run_slices: longest sleep between looks for due slices (it wakes earlier for a known due time),
 # slices claimed per transaction, and threads sending them.
