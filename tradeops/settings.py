@@ -331,5 +331,6 @@ HEALTH_CHECKS = [
     "tradeops.health.check_broker",
     "reconciliation.health.check_gate",
     "orders.health.check_twap_dispatch",
+    "marketdata.health.check_quotes",
 ]
-METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges"]
+METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges", "marketdata.health.ingestor_gauges"]
