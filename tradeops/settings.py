@@ -154,7 +154,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"PlanStatusEnum": "orders.models.PlanStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "PlanStatusEnum": "orders.models.PlanStatus",
+        "QuoteSourceEnum": "marketdata.quoting.SOURCES",
+    },
 }
 
 # --- Jobs (django-q2; pitfalls in DESIGN §9) -------------------------------------------------
