@@ -179,6 +179,49 @@ class QuoteClient:
             outcomes[source] = f"stale: {read.age_seconds:.1f}s old"
         raise self._failure(parsed, stale, outcomes)
 
+    def peek(self, symbols: list[str]) -> dict[str, Quote | None]:
+        """What Redis, else the ingestor's buffer, holds for each symbol, fresh or not (with
+        source and age), for operators' pages: one MGET and at most one call to the fallback
+        endpoint, never the broker (a page view must not spend its request budget)."""
+        now = self.clock()
+        found: dict[str, Quote | None] = dict.fromkeys(symbols)
+        if self.redis is not None and symbols:
+            try:
+                raws = self.redis.mget([quote_key(s) for s in symbols])
+            except (redis.RedisError, OSError):
+                raws = [None] * len(symbols)
+            for symbol, raw in zip(symbols, raws, strict=True):
+                quote = self._peeked(raw, "redis")
+                if quote is not None and quote.symbol == symbol:
+                    found[symbol] = quote.read(source="redis", now=now)
+        if self.fallback_url and any(q is None or not self._fresh(q) for q in found.values()):
+            for quote in self._buffered_all():
+                current = found.get(quote.symbol, False)
+                if current is None or (current and quote.timestamp > current.timestamp):
+                    found[quote.symbol] = quote.read(source="buffer", now=now)
+        return found
+
+    def _fresh(self, quote: Quote) -> bool:
+        return (quote.age_seconds or 0.0) <= self.max_age_seconds
+
+    def _peeked(self, raw: Any, hop: str) -> Quote | None:
+        if not raw:
+            return None
+        try:
+            return self._decoded(raw, hop)
+        except HopFailed:
+            return None
+
+    def _buffered_all(self) -> list[Quote]:
+        try:
+            response = self._session().get(
+                f"{self.fallback_url}/quotes", timeout=self.fallback_timeout
+            )
+            documents = response.json()["quotes"] if response.status_code == 200 else []
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return []
+        return [q for doc in documents if (q := self._peeked(doc, "buffer")) is not None]
+
     def _count(self, quote: Quote) -> None:
         metrics.QUOTE_READS.labels(quote.source).inc()
         metrics.QUOTE_AGE_AT_READ.labels(quote.source).observe(quote.age_seconds or 0.0)

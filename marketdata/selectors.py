@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from marketdata.models import QuoteIngestor
+from marketdata.quotes import quote_client
 from marketdata.quoting import symbol_parse
 
 logger = logging.getLogger(__name__)
@@ -43,3 +45,19 @@ def quote_universe(*, extra: Iterable[str] = ()) -> list[str]:
         else:
             symbols.add(symbol)
     return sorted(symbols)
+
+
+def quote_board(ingestors: list[QuoteIngestor]) -> list[dict[str, Any]]:
+    """Each watched symbol (the ingestors' and QUOTE_SYMBOLS) with what Redis or the buffer
+    holds for it and whether an order could use it (the admin's Quotes page)."""
+    configured = {p for raw in settings.QUOTE_SYMBOLS if (p := symbol_parse(raw))}
+    symbols = {s for row in ingestors for s in row.symbols} | configured
+    max_age = settings.QUOTE_MAX_AGE_SECONDS
+    return [
+        {
+            "symbol": symbol,
+            "quote": quote,
+            "fresh": quote is not None and (quote.age_seconds or 0.0) <= max_age,
+        }
+        for symbol, quote in quote_client().peek(sorted(symbols)).items()
+    ]
