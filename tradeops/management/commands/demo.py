@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ CHILDREN: dict[str, list[str]] = {
     "stream": ["stream_trade_updates"],
     "jobs": ["qcluster"],
     "slices": ["run_slices"],  # the TWAP dispatcher (second-precise; the job cluster is not)
+    "quotes": ["stream_quotes", "--symbols", "AAPL,MSFT"],  # the quote ingestor
 }
 
 
@@ -39,8 +42,10 @@ class Command(BaseCommand):
         "Run the whole console locally with no keys and no services: migrates the SQLite "
         "database under var/, starts the built-in paper broker in-process, creates a demo "
         "strategy with an API token and an admin user with a TOTP device (all printed), then "
-        "serves the console and runs the stream consumer, the job cluster and the TWAP slice "
-        "dispatcher until Ctrl-C."
+        "serves the console and runs the stream consumer, the job cluster, the TWAP slice "
+        "dispatcher and the quote ingestor until Ctrl-C. Quotes go to REDIS_URL if set, else to "
+        "a redis-server the demo starts on a free port if one is installed, else they stay in "
+        "the ingestor's memory (served by its fallback endpoint)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -51,6 +56,12 @@ class Command(BaseCommand):
             type=int,
             default=settings.PAPERBROKER_PORT,
             help=f"Paper broker port (default {settings.PAPERBROKER_PORT})",
+        )
+        parser.add_argument(
+            "--quotes-port",
+            type=int,
+            default=settings.QUOTE_FALLBACK_PORT,
+            help=f"Quote ingestor's own endpoint (default {settings.QUOTE_FALLBACK_PORT})",
         )
         parser.add_argument(
             "--only-web",
@@ -71,13 +82,19 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         broker = self._start_broker(options["broker_port"], var)
         env = self._child_env(options["broker_port"])
-        started = timezone.now()
-        token, password, device = self._demo_users(var)
-        children = self._start_children(options, env)
-        if not options["only_web"]:
-            self._wait_for_gate(children, started)
-        self._banner(options, token, password, device)
-        self._supervise(children, broker)
+        redis = self._quotes_env(env, options["quotes_port"], var)
+        try:
+            started = timezone.now()
+            token, password, device = self._demo_users(var)
+            children = self._start_children(options, env)
+            if not options["only_web"]:
+                self._wait_for_gate(children, started)
+            self._banner(options, token, password, device)
+            self._supervise(children, broker)
+        finally:
+            if redis is not None:
+                redis.terminate()
+                redis.wait(10)
 
     # -- steps ------------------------------------------------------------------------------
     def _start_broker(self, port: int, var: Path) -> Any:
@@ -101,6 +118,54 @@ class Command(BaseCommand):
         settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = f"http://127.0.0.1:{broker_port}"
         settings.ALPACA_STREAM_URL = f"ws://127.0.0.1:{broker_port}/stream"
         return env
+
+    def _quotes_env(self, env: dict[str, str], port: int, var: Path) -> subprocess.Popen | None:
+        """Where the quote ingestor writes: REDIS_URL if set; else a redis-server of the demo's
+        own on a free port (no persistence), if one is installed; else nowhere (the ingestor
+        runs in buffering state and its fallback endpoint serves the quotes: /health says
+        quotes are degraded, orders are still priced). Returns the redis-server it started."""
+        env["QUOTE_FALLBACK_PORT"] = str(port)
+        env["QUOTE_FALLBACK_URL"] = settings.QUOTE_FALLBACK_URL = f"http://127.0.0.1:{port}"
+        if settings.REDIS_URL:
+            self.stdout.write("demo: quotes go to REDIS_URL")
+            return None
+        binary = shutil.which("redis-server", path=env.get("PATH"))
+        if binary is None:
+            self.stdout.write(
+                "demo: redis-server not found: quotes stay in the ingestor's memory "
+                f"(fallback endpoint http://127.0.0.1:{port})"
+            )
+            return None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            redis_port = probe.getsockname()[1]
+        proc = subprocess.Popen(  # noqa: S603 - the installed redis-server, our arguments
+            [binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(var)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        if not self._redis_answers(url, proc):
+            proc.kill()
+            self.stderr.write("demo: redis-server did not start: quotes stay in memory")
+            return None
+        env["REDIS_URL"] = settings.REDIS_URL = url
+        self.stdout.write(f"demo: quotes cache: redis-server on {url} (no persistence)")
+        return proc
+
+    @staticmethod
+    def _redis_answers(url: str, proc: subprocess.Popen, timeout: float = 10) -> bool:
+        from marketdata.quotes import redis_client
+
+        client = redis_client(url, timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                return bool(client.ping())
+            except Exception:
+                time.sleep(0.1)
+        return False
 
     def _demo_users(self, var: Path) -> tuple[str, str, TOTPDevice]:
         strategy = Strategy.objects.filter(pk=DEMO_STRATEGY).first() or strategy_create(
@@ -179,6 +244,8 @@ class Command(BaseCommand):
         w(qr_text(device.config_url))
         w(f"  API token of strategy '{DEMO_STRATEGY}': {token}  (also in var/demo-token.txt)")
         w(f"  API docs: {base}/api/docs/    health: {base}/health    metrics: {base}/metrics")
+        w(f"  quotes:  admin page {base}/admin/marketdata/quoteingestor/quotes/")
+        w(f"           API {base}/api/v1/quotes/AAPL/latest (same token)")
         w("  place an order:")
         w(f"    curl -s -X POST {base}/api/v1/orders -H 'Authorization: Token {token}' \\")
         w("      -H 'Content-Type: application/json' \\")
