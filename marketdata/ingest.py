@@ -35,8 +35,6 @@ from tradeops.broker_types import QuoteReport
 
 logger = logging.getLogger(__name__)
 
-# Keys of symbols nobody watches any more expire; a watched symbol is rewritten on every quote.
-KEY_TTL_SECONDS = 86_400
 # A whole batch goes in one round trip; loopback Redis answers thousands of commands in
 # milliseconds, so this only bounds a hung Redis.
 WRITE_TIMEOUT_SECONDS = 2.0
@@ -53,18 +51,22 @@ class QuoteWriter(Protocol):
 
 
 class RedisQuoteWriter:
-    """SET quote:latest:{SYM} + PUBLISH quote:{SYM} per quote, pipelined (no MULTI: each key
-    stands alone, and a half-applied batch is simply written again)."""
+    """One round trip per batch: one MSET of every symbol's quote:latest:{SYM} (atomic: a
+    reader never sees half a batch) and a PUBLISH quote:{SYM} per symbol, pipelined. A batch
+    that fails is simply written again (both are idempotent for readers). Keys do not expire:
+    a symbol nobody watches any more keeps its last quote, which its age makes unusable."""
 
     def __init__(self, url: str, *, timeout: float = WRITE_TIMEOUT_SECONDS) -> None:
         self.client = redis_client(url, timeout=timeout)
 
     def write(self, quotes: list[Quote]) -> None:
+        if not quotes:
+            return
+        payloads = {quote.symbol: encode_quote(quote) for quote in quotes}
         pipe = self.client.pipeline(transaction=False)
-        for quote in quotes:
-            payload = encode_quote(quote)
-            pipe.set(quote_key(quote.symbol), payload, ex=KEY_TTL_SECONDS)
-            pipe.publish(quote_channel(quote.symbol), payload)
+        pipe.mset({quote_key(symbol): payload for symbol, payload in payloads.items()})
+        for symbol, payload in payloads.items():
+            pipe.publish(quote_channel(symbol), payload)
         pipe.execute()
 
     def ping(self) -> None:
@@ -96,17 +98,24 @@ class QuoteIngestor:
         self._connected = False
         self._redis_ok = False
         self._detail = "starting" if writer else "REDIS_URL is not set: quotes stay in memory"
-        self._received = self._written = self._buffered = self._errors = 0
+        self._received = self._written = self._buffered = self._errors = self._late = 0
+        self._published = (0, 0, 0)  # received, buffered, late as last told to Prometheus
+        self._symbols_seen: dict[str, str] = {}
         self._last_quote_at: datetime | None = None
         self._warned_symbols: set[str] = set()
 
     # --- input (stream thread) ----------------------------------------------------------------
     def offer(self, report: QuoteReport) -> bool:
-        """Take one decoded quote from the stream; False when it was skipped."""
-        symbol = symbol_parse(report.symbol)
+        """Take one decoded quote from the stream; False when it was skipped. The hot path:
+        counters are published to Prometheus by the writer, per batch, not per quote."""
+        symbol = self._symbols_seen.get(report.symbol)
         if symbol is None:
-            self._skip_bad_symbol(report.symbol)
-            return False
+            symbol = symbol_parse(report.symbol)
+            if symbol is None:
+                self._skip_bad_symbol(report.symbol)
+                return False
+            if len(self._symbols_seen) < 100_000:
+                self._symbols_seen[report.symbol] = symbol
         now = self.clock()
         quote = Quote(
             symbol=symbol,
@@ -119,21 +128,14 @@ class QuoteIngestor:
         )
         with self._lock:
             if not self._book.add(quote):
-                skipped = True
-            else:
-                skipped = False
-                self._received += 1
-                self._last_quote_at = now
-                buffering = not self._redis_ok
-                if buffering:
-                    self._buffered += 1
-        if skipped:
-            metrics.QUOTES_SKIPPED.labels("out_of_order").inc()
-            return False
-        metrics.QUOTES_RECEIVED.inc()
-        if buffering:
-            metrics.QUOTES_BUFFERED.inc()
-        self._wake.set()
+                self._late += 1
+                return False
+            self._received += 1
+            self._last_quote_at = now
+            if not self._redis_ok:
+                self._buffered += 1
+        if not self._wake.is_set():
+            self._wake.set()
         return True
 
     def malformed(self, reason: str) -> None:
@@ -171,10 +173,19 @@ class QuoteIngestor:
             before = self._state()
             result = mutate()
             changed = self._state() != before
-            metrics.QUOTE_BUFFER_DEPTH.set(self._book.depth)
+            self._publish_counters()
         if changed and self.on_state_change is not None:
             self.on_state_change()
         return result
+
+    def _publish_counters(self) -> None:
+        """Under the lock: bring the Prometheus counters up to date with ours."""
+        received, buffered, late = self._published
+        metrics.QUOTES_RECEIVED.inc(self._received - received)
+        metrics.QUOTES_BUFFERED.inc(self._buffered - buffered)
+        metrics.QUOTES_SKIPPED.labels("out_of_order").inc(self._late - late)
+        metrics.QUOTE_BUFFER_DEPTH.set(self._book.depth)
+        self._published = (self._received, self._buffered, self._late)
 
     def _state(self) -> str:
         return ingestor_state(
@@ -213,6 +224,8 @@ class QuoteIngestor:
     def flush(self) -> bool:
         """Write what is pending; False when Redis failed (everything stays buffered)."""
         if self.writer is None:
+            with self._lock:
+                self._publish_counters()
             return True
         with self._lock:
             batch, covered = self._book.take()
@@ -223,6 +236,8 @@ class QuoteIngestor:
             elif probe:
                 self.writer.ping()  # nothing to write, but is Redis back?
             else:
+                with self._lock:
+                    self._publish_counters()
                 return True
         except (redis.RedisError, OSError) as exc:
             with self._lock:

@@ -124,8 +124,13 @@ class IngestorStatus:
 
 
 # --- wire format (Redis value, PUBLISH payload, fallback endpoint) -----------------------------
+# One encoder: json.dumps with keyword arguments builds a new one on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def quote_document(quote: Quote) -> dict[str, Any]:
@@ -141,7 +146,7 @@ def quote_document(quote: Quote) -> dict[str, Any]:
 
 
 def encode_quote(quote: Quote) -> bytes:
-    return json.dumps(quote_document(quote), separators=(",", ":")).encode()
+    return _ENCODER.encode(quote_document(quote)).encode()
 
 
 def _decimal(value: Any, name: str) -> Decimal:
