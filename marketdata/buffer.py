@@ -6,10 +6,10 @@ Pure and single-threaded (the ingestor serialises access with its lock): no cloc
 - ``history``: the last ``size`` quotes of every symbol (what the fallback endpoint's
   ``/recent`` serves).
 - ``pending``: the newest quote of every symbol that Redis does not have yet. A batch for
-  Redis is exactly these (one SET per symbol however many quotes arrived), so after an outage
+  Redis is exactly these (one key write per symbol however many quotes arrived), so after an outage
   the first successful write restores the newest quote of every symbol at once: a reader
   never gets an older quote from Redis than the buffer holds. Older buffered quotes are
-  never written back: SET would move the key backwards, and a live channel's subscribers
+  never written back: that would move the key backwards, and a live channel's subscribers
   want the current quote, not a replay.
 - ``backlog``: how many received quotes are not in Redis (per symbol, at most ``size``): the
   buffer's depth.

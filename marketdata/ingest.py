@@ -2,8 +2,8 @@
 fails.
 
 Threads: the data stream's loop calls ``offer`` (cheap: into the book, wake the writer); one
-writer thread drains the book to Redis, one pipelined round trip per batch (a SET of the
-newest quote and a PUBLISH per symbol). A failed write keeps everything in the book, marks the
+writer thread drains the book to Redis, one pipelined round trip per batch (one MSET of each
+symbol's newest quote, a PUBLISH per symbol). A failed write keeps everything in the book, marks the
 ingestor ``buffering`` and retries with exponential back-off; the first write that succeeds
 carries the newest quote of every symbol (see ``marketdata.buffer``). No Django here: the
 benchmark drives this module directly, and the command wires it to the database and HTTP.
