@@ -3,6 +3,7 @@ quote book (ring buffer + pending newest-per-symbol). Table-driven, no I/O."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from marketdata.quoting import (
     encode_quote,
     ingestor_state,
     quote_age_seconds,
+    quote_document,
     quote_is_fresh,
     symbol_parse,
 )
@@ -105,6 +107,20 @@ def test_freshness_is_age_within_the_max_and_a_usable_price(
 )  # fmt: skip
 def test_mid(bid: str, ask: str, mid: str) -> None:
     assert q(bid=bid, ask=ask).mid == Decimal(mid)
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        q("BRK.B", at=1.25, received=1.5, bid="412.3300", ask="412.4100"),
+        q("A", at=0, bid="0.0001", ask="0"),
+        Quote("ZZ", Decimal("1E+2"), Decimal("1.5"), 0, 10**9, T0, T0 + timedelta(hours=5)),
+    ],
+)
+def test_the_fast_encoder_writes_what_the_json_module_would(quote: Quote) -> None:
+    expected = json.dumps(quote_document(quote), separators=(",", ":")).encode()
+    assert encode_quote(quote) == expected
+    assert decode_quote(encode_quote(quote)).bid == quote.bid
 
 
 def test_the_wire_format_round_trips_with_decimals_and_utc_times() -> None:
