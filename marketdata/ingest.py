@@ -239,7 +239,9 @@ class QuoteIngestor:
                 with self._lock:
                     self._publish_counters()
                 return True
-        except (redis.RedisError, OSError) as exc:
+        except Exception as exc:  # Redis down, or anything unexpected: keep the quotes, retry
+            if not isinstance(exc, redis.RedisError | OSError):
+                logger.exception("unexpected error writing quotes to Redis")
             with self._lock:
                 self._book.failed(batch)
             self._redis_failed(exc)

@@ -117,13 +117,16 @@ class QuoteIngestorProcess:
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now >= next_universe:
-                    self._refresh_universe()
-                    next_universe = now + settings.QUOTE_UNIVERSE_REFRESH_SECONDS
-                if now >= next_beat or self._poke.is_set():
-                    self._poke.clear()
-                    self._heartbeat()
-                    next_beat = now + settings.QUOTE_HEARTBEAT_SECONDS
+                try:
+                    if now >= next_universe:
+                        next_universe = now + settings.QUOTE_UNIVERSE_REFRESH_SECONDS
+                        self._refresh_universe()
+                    if now >= next_beat or self._poke.is_set():
+                        self._poke.clear()
+                        next_beat = now + settings.QUOTE_HEARTBEAT_SECONDS
+                        self._heartbeat()
+                except Exception:  # never let housekeeping die: quotes must keep flowing
+                    logger.exception("quote ingestor housekeeping failed; retrying")
                 self._poke.wait(max(min(next_universe, next_beat) - time.monotonic(), 0.01))
         finally:
             connections.close_all()
