@@ -117,15 +117,7 @@ class QuoteIngestor:
             if len(self._symbols_seen) < 100_000:
                 self._symbols_seen[report.symbol] = symbol
         now = self.clock()
-        quote = Quote(
-            symbol=symbol,
-            bid=report.bid_price,
-            ask=report.ask_price,
-            bid_size=report.bid_size,
-            ask_size=report.ask_size,
-            timestamp=report.timestamp,
-            received_at=now,
-        )
+        quote = Quote.from_report(report, symbol=symbol, received_at=now)
         with self._lock:
             if not self._book.add(quote):
                 self._late += 1

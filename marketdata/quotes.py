@@ -120,15 +120,7 @@ class QuoteClient:
             raise HopFailed(f"broker: {exc.message}") from exc
         if report is None:
             return None
-        return Quote(
-            symbol=symbol,
-            bid=report.bid_price,
-            ask=report.ask_price,
-            bid_size=report.bid_size,
-            ask_size=report.ask_size,
-            timestamp=report.timestamp,
-            received_at=self.clock(),
-        )
+        return Quote.from_report(report, symbol=symbol, received_at=self.clock())
 
     def _decoded(self, raw: bytes, hop: str) -> Quote:
         try:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tradeops.broker_types import QuoteReport
+
 PRICE = Decimal("0.0001")
 # US equity symbols as the orders API accepts them: 1-6 ASCII letters, optional .class suffix.
 # The RAW value is matched (before upper-casing), so a dotless i or a sharp s never becomes an
@@ -70,6 +72,19 @@ class Quote:
     @property
     def usable(self) -> bool:
         return self.mid > 0
+
+    @classmethod
+    def from_report(cls, report: QuoteReport, *, symbol: str, received_at: datetime) -> Quote:
+        """A quote from the broker seam's report (stream or REST), received at ``received_at``."""
+        return cls(
+            symbol=symbol,
+            bid=report.bid_price,
+            ask=report.ask_price,
+            bid_size=report.bid_size,
+            ask_size=report.ask_size,
+            timestamp=report.timestamp,
+            received_at=received_at,
+        )
 
     def read(self, *, source: str, now: datetime) -> Quote:
         """This quote as read from ``source`` at ``now``."""

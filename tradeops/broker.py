@@ -474,6 +474,25 @@ def _settings_key() -> tuple[Any, ...]:
     )
 
 
+def _broker_for(key: tuple[Any, ...], **overrides: Any) -> Broker:
+    (api_key, secret, paper, base, data, feed, ct, rt, attempts, wait) = key[:10]
+    params = {
+        "connect_timeout": ct,
+        "read_timeout": rt,
+        "retry_attempts": attempts,
+        "retry_wait_seconds": wait,
+    } | overrides
+    return Broker(
+        api_key=api_key,
+        secret_key=secret,
+        paper=paper,
+        base_url=base,
+        data_url=data,
+        data_feed=feed,
+        **params,
+    )
+
+
 def get_broker() -> Broker:
     """The broker for this thread, rebuilt whenever the broker settings change (tests do that).
 
@@ -482,19 +501,7 @@ def get_broker() -> Broker:
     key = _settings_key()
     cached = getattr(_local, "broker", None)
     if cached is None or _local.key != key:
-        (api_key, secret, paper, base, data, feed, ct, rt, attempts, wait) = key
-        cached = Broker(
-            api_key=api_key,
-            secret_key=secret,
-            paper=paper,
-            base_url=base,
-            data_url=data,
-            data_feed=feed,
-            connect_timeout=ct,
-            read_timeout=rt,
-            retry_attempts=attempts,
-            retry_wait_seconds=wait,
-        )
+        cached = _broker_for(key)
         _local.broker, _local.key = cached, key
     return cached
 
@@ -506,15 +513,9 @@ def get_quote_broker(timeout: float) -> Broker:
     key = (*_settings_key(), timeout)
     cached = getattr(_local, "quote_broker", None)
     if cached is None or _local.quote_key != key:
-        (api_key, secret, paper, base, data, feed, ct, *_rest) = key
-        cached = Broker(
-            api_key=api_key,
-            secret_key=secret,
-            paper=paper,
-            base_url=base,
-            data_url=data,
-            data_feed=feed,
-            connect_timeout=min(ct, timeout),
+        cached = _broker_for(
+            key,
+            connect_timeout=min(settings.ALPACA_CONNECT_TIMEOUT_SECONDS, timeout),
             read_timeout=timeout,
             retry_attempts=0,
             retry_wait_seconds=0,

@@ -5,14 +5,12 @@ broker seam."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from marketdata.fallback import FallbackServer
 from marketdata.ingest import QuoteIngestor, RedisQuoteWriter
 from marketdata.quotes import QuoteStale, QuoteUnavailable, quote_latest
 from marketdata.quoting import Quote, quote_key
@@ -36,16 +34,6 @@ def report(symbol: str, *, age: float, bid: str = "60.00", ask: str = "60.04") -
 def in_redis(settings: Any) -> Any:
     writer = RedisQuoteWriter(settings.REDIS_URL)
     return lambda *quotes: writer.write(list(quotes))
-
-
-@pytest.fixture
-def buffer(settings: Any) -> Iterator[QuoteIngestor]:
-    """An ingestor without Redis and its fallback endpoint, wired into the settings."""
-    ingestor = QuoteIngestor(writer=None, buffer_size=100, retry_max_seconds=0.1)
-    server = FallbackServer(ingestor, "127.0.0.1", 0).start()
-    settings.QUOTE_FALLBACK_URL = server.url
-    yield ingestor
-    server.stop()
 
 
 def test_a_fresh_quote_in_redis_is_answered_from_redis(paper: Any, in_redis: Any) -> None:
@@ -72,18 +60,18 @@ def test_a_stale_redis_quote_falls_through_to_a_fresh_hop(
     assert metric("quote_fallback_reads_total", source="broker") >= 1
 
 
-def test_the_buffer_answers_when_redis_has_nothing(paper: Any, buffer: QuoteIngestor) -> None:
-    buffer.offer(report("MSFT", age=0.1))
+def test_the_buffer_answers_when_redis_has_nothing(paper: Any, quote_buffer: QuoteIngestor) -> None:
+    quote_buffer.offer(report("MSFT", age=0.1))
     got = quote_latest("MSFT")
     assert (got.source, got.bid) == ("buffer", Decimal("60.0000"))
 
 
 def test_redis_down_is_a_failed_hop_not_an_error(
-    paper: Any, buffer: QuoteIngestor, settings: Any
+    paper: Any, quote_buffer: QuoteIngestor, settings: Any
 ) -> None:
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
     errors = metric("quote_hop_errors_total", hop="redis")
-    buffer.offer(report("MSFT", age=0.1))
+    quote_buffer.offer(report("MSFT", age=0.1))
     assert quote_latest("MSFT").source == "buffer"
     assert metric("quote_hop_errors_total", hop="redis") == errors + 1
 
@@ -101,11 +89,11 @@ def test_a_hanging_fallback_endpoint_is_cut_off_by_its_timeout(paper: Any, setti
 
 
 def test_only_stale_quotes_raise_quote_stale_with_the_freshest_age(
-    paper: Any, in_redis: Any, buffer: QuoteIngestor, settings: Any
+    paper: Any, in_redis: Any, quote_buffer: QuoteIngestor, settings: Any
 ) -> None:
     settings.QUOTE_MAX_AGE_SECONDS = 5
     in_redis(quote("TSLA", age=40))
-    buffer.offer(report("TSLA", age=20))
+    quote_buffer.offer(report("TSLA", age=20))
     paper.add_fault(method="GET", path="/v2/stocks/quotes/latest", mode="error500", count=-1)
     with pytest.raises(QuoteStale) as raised:
         quote_latest("TSLA")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from marketdata.fallback import FallbackServer
 from marketdata.ingest import QuoteIngestor, RedisQuoteWriter
 from marketdata.quoting import Quote
 from tests.marketdata.support import ingestor_reporting
@@ -21,22 +19,13 @@ pytestmark = pytest.mark.django_db
 PAGE = "/admin/marketdata/quoteingestor/quotes/"
 
 
-@pytest.fixture
-def buffer(settings: Any) -> Iterator[QuoteIngestor]:
-    ingestor = QuoteIngestor(writer=None, buffer_size=10, retry_max_seconds=0.1)
-    server = FallbackServer(ingestor, "127.0.0.1", 0).start()
-    settings.QUOTE_FALLBACK_URL = server.url
-    yield ingestor
-    server.stop()
-
-
 def test_the_index_links_to_the_quotes_page(ops_admin: Any) -> None:
     index = ops_admin.get("/admin/").content.decode()
     assert f'<a href="{PAGE}">Quotes</a>' in index
 
 
 def test_the_page_shows_each_symbol_its_quote_age_source_and_the_ingestor(
-    ops_admin: Any, settings: Any, buffer: QuoteIngestor
+    ops_admin: Any, settings: Any, quote_buffer: QuoteIngestor
 ) -> None:
     settings.QUOTE_MAX_AGE_SECONDS = 60
     settings.QUOTE_SYMBOLS = ["tsla"]
@@ -48,7 +37,7 @@ def test_the_page_shows_each_symbol_its_quote_age_source_and_the_ingestor(
             Quote("NVDA", Decimal("50"), Decimal("50.1"), 1, 2, now - timedelta(minutes=5), now),
         ]
     )
-    buffer.offer(QuoteReport("MSFT", Decimal("300.10"), Decimal("300.20"), 3, 4, now))
+    quote_buffer.offer(QuoteReport("MSFT", Decimal("300.10"), Decimal("300.20"), 3, 4, now))
 
     page = ops_admin.get(PAGE)
 
