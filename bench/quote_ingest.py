@@ -82,6 +82,7 @@ class Redis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start it and wait until it answers (the caller kills it, also when this fails)."""
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.workdir],
@@ -321,8 +322,8 @@ def main() -> None:
     django.setup()
     workdir = tempfile.mkdtemp(prefix="quote-bench-redis-")
     redis = Redis(workdir)
-    redis.start()
     try:
+        redis.start()
         runs = []
         for count in args.symbols or [args.quotes, 1000, 50]:
             symbols = symbols_for(count)
