@@ -56,3 +56,43 @@ class DailyBar(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.date} close {self.close}"
+
+
+class QuoteIngestor(models.Model):
+    """One start of ``stream_quotes`` and its heartbeat: state, counters, symbols.
+
+    Written by the ingestor every QUOTE_HEARTBEAT_SECONDS and at once on a state change, so
+    the web (health, admin) sees the ingestor even while Redis is down, and notices a dead one
+    (heartbeat older than QUOTE_MAX_AGE_SECONDS) without reaching its fallback endpoint."""
+
+    class State(models.TextChoices):
+        STREAMING = "streaming"
+        BUFFERING = "buffering"
+        DISCONNECTED = "disconnected"
+        IDLE = "idle"
+
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DISCONNECTED)
+    state_since = models.DateTimeField(default=timezone.now)
+    detail = models.CharField(max_length=300, blank=True, help_text="Why (e.g. the Redis error)")
+    fallback_url = models.CharField(max_length=200, blank=True)
+    symbols = models.JSONField(default=list, blank=True)
+    quotes_received = models.PositiveBigIntegerField(default=0)
+    quotes_written = models.PositiveBigIntegerField(default=0)
+    quotes_buffered = models.PositiveBigIntegerField(default=0)
+    redis_errors = models.PositiveBigIntegerField(default=0)
+    buffer_depth = models.PositiveIntegerField(default=0)
+    last_quote_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the newest quote was received"
+    )
+
+    class Meta:
+        ordering = ["-heartbeat_at"]
+        indexes = [models.Index(fields=["-heartbeat_at"], name="quoteingestor_recent")]
+
+    def __str__(self) -> str:
+        return f"stream_quotes {self.hostname}:{self.pid} ({self.state})"

@@ -1,16 +1,21 @@
-"""Liquidity for TWAP slicing (plan §5): ADV from daily bars, and the slice-size cap derived
-from it. Network calls happen here, outside any transaction; the slicer itself stays pure."""
+"""Market-data writes: the ADV behind the TWAP liquidity cap (plan §5), and the quote
+ingestor's heartbeat row. Network calls happen here, outside any transaction; the slicer
+itself stays pure."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Case, F, Value, When
 
-from marketdata.models import AverageDailyVolume
+from marketdata.models import AverageDailyVolume, QuoteIngestor
+from marketdata.quoting import IngestorStatus
 from tradeops.broker import BrokerError, get_broker
 
 logger = logging.getLogger(__name__)
@@ -97,3 +102,38 @@ def liquidity_constraint(*, symbol: str, now: datetime) -> LiquidityConstraint:
         computed_at=row.computed_at,
         note=f"ADV{row.lookback_days} from {row.bars_used} {row.source}",
     )
+
+
+# --- the quote ingestor's heartbeat ----------------------------------------------------------
+def quote_ingestor_register(*, fallback_url: str, now: datetime) -> QuoteIngestor:
+    """Record a start of ``stream_quotes`` (one row per process start)."""
+    return QuoteIngestor.objects.create(
+        hostname=socket.gethostname()[:255],
+        pid=os.getpid(),
+        started_at=now,
+        heartbeat_at=now,
+        state_since=now,
+        fallback_url=fallback_url[:200],
+    )
+
+
+def quote_ingestor_heartbeat(*, ingestor_id: int, status: IngestorStatus, now: datetime) -> None:
+    """Publish the ingestor's state and counters; ``state_since`` moves only when the state
+    changes (one conditional UPDATE, no read)."""
+    QuoteIngestor.objects.filter(pk=ingestor_id).update(
+        heartbeat_at=now,
+        state_since=Case(When(state=status.state, then=F("state_since")), default=Value(now)),
+        state=status.state,
+        detail=status.detail[:300],
+        symbols=status.symbols,
+        quotes_received=status.quotes_received,
+        quotes_written=status.quotes_written,
+        quotes_buffered=status.quotes_buffered,
+        redis_errors=status.redis_errors,
+        buffer_depth=status.buffer_depth,
+        last_quote_at=status.last_quote_at,
+    )
+
+
+def quote_ingestor_stop(*, ingestor_id: int, now: datetime) -> None:
+    QuoteIngestor.objects.filter(pk=ingestor_id).update(stopped_at=now, heartbeat_at=now)

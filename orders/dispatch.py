@@ -38,14 +38,23 @@ from django.db.models import Min
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from orders.models import DispatcherRun, Order, PlanStatus, SlicingPlan, TradingSwitch
+from marketdata.quotes import quote_latest
+from orders.models import (
+    DispatcherRun,
+    Order,
+    OrderType,
+    PlanStatus,
+    SlicingPlan,
+    TradingSwitch,
+)
 from orders.plans import plan_reschedule_pending, slice_unclaim
-from orders.risk import Rejection
+from orders.risk import Rejection, effective_limits
 from orders.services import order_end_locally, order_send_claimed
 from orders.slicing import MarketClock, Timing, slice_timing
 from orders.status import OrderStatus
 from tradeops import metrics
 from tradeops.broker import BrokerError, get_broker
+from tradeops.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +109,33 @@ def check_circuit_breaker(
 ) -> Rejection | None:
     if _switch_engaged(ctx, TradingSwitch.Name.CIRCUIT_BREAKER):
         return Rejection("circuit_breaker", "The circuit breaker is tripped.", unavailable=True)
+    return None
+
+
+def check_slice_quote(order: Order, plan: SlicingPlan, ctx: SliceCheckContext) -> Rejection | None:
+    """A market slice is priced right before it goes out, like a single market order: no
+    fresh quote (QUOTE_MAX_AGE_SECONDS) -> deferred (``quote_stale`` / ``quote_unavailable``);
+    and its notional at that price must still fit max_order_notional (the plan was judged at
+    the price of its creation; a deferred slice is retried, the operator sees it overdue).
+    Limit and stop slices were judged on their own price when the plan was made."""
+    if order.order_type != OrderType.MARKET:
+        return None
+    try:
+        quote = quote_latest(order.symbol)
+    except ServiceUnavailable as exc:
+        return Rejection(
+            exc.code, exc.message, exc.details, unavailable=True, retry_after=exc.retry_after
+        )
+    ctx.extras["quote"] = quote
+    limit = effective_limits(order.symbol).max_order_notional
+    notional = (quote.mid * order.qty).quantize(settings.NOTIONAL_PLACES)
+    if notional > limit:
+        return Rejection(
+            "risk_limit",
+            f"slice notional {notional} at the current mid {quote.mid} exceeds the max order "
+            f"notional {limit} for {order.symbol}.",
+            {"limit": "max_order_notional", "value": str(limit), "notional": str(notional)},
+        )
     return None
 
 

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db.models import F, Sum
 from django.utils.module_loading import import_string
 
+from marketdata.quotes import quote_latest
 from orders.models import Order, Position, RiskLimit, TradingSwitch
 from orders.positions import ReduceOnlyVerdict, reduce_only_verdict
 from tradeops.errors import RiskRejected, ServiceUnavailable, TradeOpsError
@@ -87,7 +88,8 @@ class Exposure:
 class RiskContext:
     now: datetime
     reference_price: Decimal | None = None
-    reference_price_error: str = ""
+    # Why there is no reference price (a market order without a fresh quote): the rejection.
+    reference_price_rejection: Rejection | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     # Filled in under the lock:
     limits: EffectiveLimits | None = None
@@ -189,22 +191,23 @@ def run_checks(intent: OrderIntent, ctx: RiskContext) -> None:
 
 # --- prepare hooks -------------------------------------------------------------------------
 def prepare_reference_price(intent: OrderIntent, ctx: RiskContext) -> None:
-    """The price used for notional checks: the order's own limit/stop price, else the mid of
-    the latest quote (market orders)."""
+    """The price used for notional checks: the order's own limit/stop price, else (market
+    orders) the mid of the latest quote from the QuoteClient, never older than
+    QUOTE_MAX_AGE_SECONDS. Without one the order is refused 503 ``quote_stale`` /
+    ``quote_unavailable`` by ``check_max_order_notional`` (in pipeline order, so a closed
+    gate or an engaged switch still answers first)."""
     if intent.limit_price is not None or intent.stop_price is not None:
         ctx.reference_price = intent.limit_price or intent.stop_price
         return
-    from tradeops.broker import BrokerError, get_broker
-
     try:
-        quote = get_broker().get_latest_quote(intent.symbol)
-    except BrokerError as exc:
-        ctx.reference_price_error = f"latest quote unavailable: {exc.message}"
-        return
-    if quote is None or quote.mid <= 0:
-        ctx.reference_price_error = f"no quote for {intent.symbol}"
+        quote = quote_latest(intent.symbol)
+    except ServiceUnavailable as exc:  # QuoteStale, QuoteUnavailable
+        ctx.reference_price_rejection = Rejection(
+            exc.code, exc.message, exc.details, unavailable=True, retry_after=exc.retry_after
+        )
         return
     ctx.reference_price = quote.mid
+    ctx.extras["quote"] = quote
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -253,12 +256,12 @@ def check_max_order_notional(intent: OrderIntent, ctx: RiskContext) -> Rejection
     limit = ctx.limits.max_order_notional
     if ctx.reference_price is None:
         # Without a price the notional is unknown: refuse rather than guess (fail closed).
-        return Rejection(
-            "broker_unavailable",
-            f"Cannot check the order's notional: {ctx.reference_price_error or 'no price'}.",
+        return ctx.reference_price_rejection or Rejection(
+            "quote_unavailable",
+            "Cannot check the order's notional: no price.",
             {"limit": "max_order_notional"},
             unavailable=True,
-            retry_after=settings.GATE_RETRY_AFTER_SECONDS,
+            retry_after=settings.QUOTE_RETRY_AFTER_SECONDS,
         )
     notional = (ctx.reference_price * intent.order_size).quantize(settings.NOTIONAL_PLACES)
     if notional > limit:

@@ -7,7 +7,14 @@ from typing import Any
 
 from django.db.models import F
 
-from orders.models import Order, OrderEvent, OrderQuerySet, SlicingPlan
+from orders.models import (
+    PLAN_TERMINAL_STATUSES,
+    Order,
+    OrderEvent,
+    OrderQuerySet,
+    Position,
+    SlicingPlan,
+)
 from orders.status import OrderStatus
 from tradeops.permissions import strategy_scope
 
@@ -63,3 +70,16 @@ def slices_due(now: datetime) -> Any:
 def slices_pending_exist() -> bool:
     """Is any slice still waiting to be sent (``run_slices --until-idle``)?"""
     return Order.objects.filter(plan__isnull=False, status=OrderStatus.PENDING_NEW).exists()
+
+
+def symbols_in_play() -> set[str]:
+    """Symbols the orders app needs prices for (a QUOTE_UNIVERSE_SOURCES entry): open orders
+    (pending TWAP slices included), non-flat positions and plans not finished yet."""
+    open_orders = Order.objects.open().values_list("symbol", flat=True).distinct()
+    positions = Position.objects.exclude(qty=0).values_list("symbol", flat=True)
+    plans = (
+        SlicingPlan.objects.exclude(status__in=PLAN_TERMINAL_STATUSES)
+        .values_list("symbol", flat=True)
+        .distinct()
+    )
+    return {*open_orders, *positions, *plans}

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from paperbroker.models import as_bool, invalid
+from paperbroker.timeutil import parse_timestamp
 from paperbroker.web import Request, Response, query_bool, route
 
 if TYPE_CHECKING:
@@ -153,6 +154,24 @@ def streams_disconnect(app: PaperBrokerApp, request: Request) -> Response:
     return Response(200, {"closed": app.hub.disconnect_all()})
 
 
+def streams_inject(app: PaperBrokerApp, request: Request) -> Response:
+    """``{"messages": [...]}`` pushed raw to the market data clients; a ``t`` that reads as a
+    timestamp is sent as one (msgpack Timestamp), anything else exactly as given."""
+    messages = _object(request).get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid("messages must be a non-empty list")
+    return Response(200, {"clients": app.hub.inject_data([_stamped(m) for m in messages])})
+
+
+def _stamped(message: Any) -> Any:
+    if not isinstance(message, dict) or not isinstance(message.get("t"), str):
+        return message
+    try:
+        return message | {"t": parse_timestamp(message["t"])}
+    except ValueError:
+        return message
+
+
 ROUTES = [
     route("POST", "/_paper/reset", reset),
     route("GET", "/_paper/config", config_get),
@@ -176,4 +195,5 @@ ROUTES = [
     route("POST", "/_paper/tick", tick),
     route("GET", "/_paper/streams", streams_get),
     route("POST", "/_paper/streams/disconnect", streams_disconnect),
+    route("POST", "/_paper/streams/inject", streams_inject),
 ]

@@ -265,6 +265,11 @@ class PaperControl:
         """Connected websocket clients and their subscriptions."""
         return self._call("GET", "streams")
 
+    def inject_data(self, messages: list[Any]) -> int:
+        """Push raw market data messages (malformed ones too) to every data stream client;
+        ISO ``t`` strings become msgpack timestamps. Returns how many clients got them."""
+        return self._call("POST", "streams/inject", {"messages": messages})["clients"]
+
     def disconnect_streams(self) -> int:
         """Close every websocket connection (clients are expected to reconnect)."""
         return self._call("POST", "streams/disconnect")["closed"]

@@ -132,6 +132,15 @@ class StreamHub:
                 client.queue.put_nowait(_encode([message], client.binary))
 
     # ------------------------------------------------------------------ control
+    def inject_data(self, messages: list[Any]) -> int:
+        """Push ``messages`` as they are (malformed ones too) in one frame to every
+        authenticated market data client, whatever it subscribed: drills of a feed that sends
+        garbage. Returns how many clients got the frame."""
+        clients = [client for client in self._data if client.authorized]
+        for client in clients:
+            client.queue.put_nowait(_encode(messages, client.binary))
+        return len(clients)
+
     def disconnect_all(self) -> int:
         """Close every websocket (drill: stream outage; clients must reconnect and reconcile)."""
         clients = self._trading | self._data
@@ -273,10 +282,19 @@ def _json_frame(stream: str, data: dict[str, Any]) -> bytes:
 def _encode(messages: list[dict[str, Any]], binary: bool) -> bytes | str:
     """msgpack with a Timestamp ext for ``t`` (alpaca-py calls ``t.to_datetime()``), or JSON."""
     if binary:
-        return msgpack.packb([{k: _msgpack_value(v) for k, v in m.items()} for m in messages])
-    return json.dumps(
-        [{k: iso_z(v) if isinstance(v, datetime) else v for k, v in m.items()} for m in messages]
-    )
+        return msgpack.packb([_map(m, _msgpack_value) for m in messages])
+    return json.dumps([_map(m, _json_value) for m in messages])
+
+
+def _map(message: Any, convert: Callable[[Any], Any]) -> Any:
+    """Values of a message converted for the wire; a non-map (injected garbage) as it is."""
+    if not isinstance(message, dict):
+        return message
+    return {k: convert(v) for k, v in message.items()}
+
+
+def _json_value(value: Any) -> Any:
+    return iso_z(value) if isinstance(value, datetime) else value
 
 
 def _msgpack_value(value: Any) -> Any:

@@ -1,6 +1,6 @@
-"""Shared fixtures: a real PostgreSQL (also the cache and django-q2's queue) and the paper broker
-on loopback reached through the real alpaca-py clients; nothing here uses Redis (REDIS_URL is
-reserved for the quote cache and no code reads it yet). Named actors: ``trader`` (strategy
+"""Shared fixtures: a real PostgreSQL (also the cache and django-q2's queue), the real Redis of
+``REDIS_URL`` (the quote cache; every test starts without quotes in it) and the paper broker
+on loopback reached through the real alpaca-py clients. Named actors: ``trader`` (strategy
 alpha's token), ``outsider`` (strategy beta's token), ``ops_admin`` (OTP-verified superuser
 session)."""
 
@@ -66,6 +66,22 @@ def _fresh_health_cache() -> None:
     from tradeops import health
 
     health._broker_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_quotes_yet(settings: Any) -> None:
+    """No quote in Redis and no ingestor's fallback endpoint unless a test starts one (the
+    default 127.0.0.1:8766 may be someone else's demo): prices come from the paper broker."""
+    settings.QUOTE_FALLBACK_URL = ""
+    if settings.REDIS_URL:
+        from marketdata.quotes import redis_client
+        from marketdata.quoting import KEY_PREFIX
+
+        client = redis_client(settings.REDIS_URL, timeout=2)
+        keys = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 @pytest.fixture

@@ -89,6 +89,7 @@ __all__ = [
     "TradeEventReport",
     "TradeUpdateStream",
     "get_broker",
+    "get_quote_broker",
 ]
 
 logger = logging.getLogger(__name__)
@@ -505,6 +506,25 @@ def _settings_key() -> tuple[Any, ...]:
     )
 
 
+def _broker_for(key: tuple[Any, ...], **overrides: Any) -> Broker:
+    (api_key, secret, paper, base, data, feed, ct, rt, attempts, wait) = key[:10]
+    params = {
+        "connect_timeout": ct,
+        "read_timeout": rt,
+        "retry_attempts": attempts,
+        "retry_wait_seconds": wait,
+    } | overrides
+    return Broker(
+        api_key=api_key,
+        secret_key=secret,
+        paper=paper,
+        base_url=base,
+        data_url=data,
+        data_feed=feed,
+        **params,
+    )
+
+
 def get_broker() -> Broker:
     """The broker for this thread, rebuilt whenever the broker settings change (tests do that).
 
@@ -513,18 +533,24 @@ def get_broker() -> Broker:
     key = _settings_key()
     cached = getattr(_local, "broker", None)
     if cached is None or _local.key != key:
-        (api_key, secret, paper, base, data, feed, ct, rt, attempts, wait) = key
-        cached = Broker(
-            api_key=api_key,
-            secret_key=secret,
-            paper=paper,
-            base_url=base,
-            data_url=data,
-            data_feed=feed,
-            connect_timeout=ct,
-            read_timeout=rt,
-            retry_attempts=attempts,
-            retry_wait_seconds=wait,
-        )
+        cached = _broker_for(key)
         _local.broker, _local.key = cached, key
+    return cached
+
+
+def get_quote_broker(timeout: float) -> Broker:
+    """The broker for this thread's latency-bound reads (the quote client's last hop): at most
+    ``timeout`` seconds to connect and to read, and no retry of 429/504 (alpaca-py would sleep
+    3 s per retry; a quote that late is of no use to the order waiting for it)."""
+    key = (*_settings_key(), timeout)
+    cached = getattr(_local, "quote_broker", None)
+    if cached is None or _local.quote_key != key:
+        cached = _broker_for(
+            key,
+            connect_timeout=min(settings.ALPACA_CONNECT_TIMEOUT_SECONDS, timeout),
+            read_timeout=timeout,
+            retry_attempts=0,
+            retry_wait_seconds=0,
+        )
+        _local.quote_broker, _local.quote_key = cached, key
     return cached

@@ -154,7 +154,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"PlanStatusEnum": "orders.models.PlanStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "PlanStatusEnum": "orders.models.PlanStatus",
+        "QuoteSourceEnum": "marketdata.quoting.SOURCES",
+    },
 }
 
 # --- Jobs (django-q2; pitfalls in DESIGN §9) -------------------------------------------------
@@ -266,6 +269,7 @@ SLICE_PRESEND_CHECKS = [
     "orders.dispatch.check_circuit_breaker",
     "reconciliation.risk.slice_check_gate",
     "reconciliation.risk.slice_check_quarantine",
+    "orders.dispatch.check_slice_quote",
 ]
 # run_slices: longest sleep between looks for due slices (it wakes earlier for a known due time),
 # slices claimed per transaction, and threads sending them.
@@ -309,6 +313,31 @@ SHADOW_VALIDATION_TIMEOUT_SECONDS = env_int("SHADOW_VALIDATION_TIMEOUT_SECONDS",
 Q_CLUSTER["timeout"] = max(Q_CLUSTER["timeout"], FEATURE_HYDRATION_TIMEOUT_SECONDS + 60)
 Q_CLUSTER["retry"] = max(Q_CLUSTER["retry"], Q_CLUSTER["timeout"] + 60)
 
+# --- Quotes (issue 11; docs/marketdata.md) ---------------------------------------------------
+# stream_quotes watches these symbols plus every symbol in play (open orders, positions, active
+# TWAP plans: QUOTE_UNIVERSE_SOURCES, each app adds its own) and the signal universe.
+QUOTE_SYMBOLS = env_list("QUOTE_SYMBOLS", [])
+QUOTE_UNIVERSE_SOURCES = ["orders.selectors.symbols_in_play"]
+QUOTE_UNIVERSE_REFRESH_SECONDS = env_float("QUOTE_UNIVERSE_REFRESH_SECONDS", 30.0, minimum=0.1)
+# A quote older than this is never used: a market order is refused 503 quote_stale instead.
+QUOTE_MAX_AGE_SECONDS = env_float("QUOTE_MAX_AGE_SECONDS", 60.0, minimum=0.1)
+QUOTE_RETRY_AFTER_SECONDS = env_int("QUOTE_RETRY_AFTER_SECONDS", 5, minimum=1)
+# The ingestor's ring buffer (per symbol) and its own HTTP endpoint serving it.
+QUOTE_BUFFER_SIZE = env_int("QUOTE_BUFFER_SIZE", 100, minimum=1)
+QUOTE_FALLBACK_HOST = env_str("QUOTE_FALLBACK_HOST", "127.0.0.1")
+QUOTE_FALLBACK_PORT = env_int("QUOTE_FALLBACK_PORT", 8766, minimum=0)
+QUOTE_FALLBACK_URL = env_str(
+    "QUOTE_FALLBACK_URL", f"http://{QUOTE_FALLBACK_HOST}:{QUOTE_FALLBACK_PORT or 8766}"
+)
+# Each hop of QuoteClient has its own short timeout: no hop can hang a request.
+QUOTE_REDIS_TIMEOUT_SECONDS = env_float("QUOTE_REDIS_TIMEOUT_SECONDS", 0.25, minimum=0.01)
+QUOTE_FALLBACK_TIMEOUT_SECONDS = env_float("QUOTE_FALLBACK_TIMEOUT_SECONDS", 0.5, minimum=0.01)
+QUOTE_BROKER_TIMEOUT_SECONDS = env_float("QUOTE_BROKER_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+# The ingestor's heartbeat row (state visible to the web even while Redis is down) and its
+# Redis retry back-off cap.
+QUOTE_HEARTBEAT_SECONDS = env_float("QUOTE_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+QUOTE_REDIS_RETRY_MAX_SECONDS = env_float("QUOTE_REDIS_RETRY_MAX_SECONDS", 5.0, minimum=0.01)
+
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
@@ -335,5 +364,10 @@ HEALTH_CHECKS = [
     "reconciliation.health.check_gate",
     "orders.health.check_twap_dispatch",
     "signals.health.check_signals",
+    "marketdata.health.check_quotes",
 ]
-METRICS_DB_GAUGES = ["reconciliation.health.gate_gauges", "signals.health.signals_gauges"]
+METRICS_DB_GAUGES = [
+    "reconciliation.health.gate_gauges",
+    "signals.health.signals_gauges",
+    "marketdata.health.ingestor_gauges",
+]

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("orders.urls")),
     path("api/v1/", include("reconciliation.urls")),
     path("api/v1/", include("signals.urls")),
+    path("api/v1/", include("marketdata.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health_view, name="health"),

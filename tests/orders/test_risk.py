@@ -75,7 +75,9 @@ def test_market_order_without_a_quote_is_refused_not_guessed(paper: Any, trader:
     paper.add_fault(method="GET", path="/v2/stocks/quotes/latest", mode="error500", count=-1)
     response = place(trader)
     assert response.status_code == 503
-    assert error(response)["code"] == "broker_unavailable"
+    assert error(response)["code"] == "quote_unavailable"
+    assert error(response)["details"]["hops"]["broker"].startswith("broker:")
+    assert response["Retry-After"]
     assert place(trader, type="limit", limit_price="99.00").status_code == 201
 
 

@@ -103,6 +103,9 @@ def manage_env(paper: Any, **extra: str) -> dict[str, str]:
         # A dispatcher's start closes the gate until the startup reconciliation; a plan
         # deferred meanwhile is looked at again quickly.
         TWAP_DISPATCH_RETRY_SECONDS="0.2",
+        # Prices from Redis (the test db) or the paper broker, never from a quote ingestor
+        # someone else runs on the default port.
+        QUOTE_FALLBACK_URL="",
     )
     env.update(extra)
     return env

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgpack
 import pytest
@@ -14,6 +14,8 @@ import requests
 import websockets
 from alpaca.trading.enums import OrderStatus
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
+
+from paperbroker.control import PaperControlError
 
 from .helpers import quote_stream, trade_updates
 
@@ -169,6 +171,23 @@ def test_quote_stream_pushes_msgpack_quotes_for_subscribed_symbols(broker, contr
     assert (quote.bid_price, quote.ask_price) == (123.43, 123.47)
     assert isinstance(quote.timestamp, datetime) and quote.timestamp.tzinfo is not None
     assert {q.symbol for q in stream.snapshot()} == {"AAPL"}
+
+
+def test_injected_messages_reach_data_clients_as_given(broker, control):
+    control.reset(tick_seconds=0)  # only the injected frame arrives
+    with quote_stream(broker, control, "AAPL") as stream:
+        assert control.inject_data(
+            [
+                {"T": "q", "S": "AAPL", "bp": 1.5, "bs": 1, "ap": 1.52, "as": 2,
+                 "t": "2026-03-02T15:00:00.5Z"},
+                {"T": "q", "S": "AAPL", "bp": "garbage"},
+            ]
+        ) == 1  # fmt: skip
+        quote = stream.wait_for(lambda items: items[0] if items else None)
+    assert (quote.bid_price, quote.ask_price) == (1.5, 1.52)
+    assert quote.timestamp == datetime(2026, 3, 2, 15, 0, 0, 500000, tzinfo=UTC)
+    with pytest.raises(PaperControlError):
+        control.inject_data([])
 
 
 # --------------------------------------------------------------------------- raw protocol

@@ -1,6 +1,7 @@
 """`manage.py demo` end to end: the README's first command, on the embedded default (SQLite +
-paper broker, no keys), in a scratch var/ directory; and how it fails: a busy port, a child that
-cannot start, a child that dies later."""
+paper broker, no keys, no REDIS_URL), in a scratch var/ directory — with quotes and signals
+through the demo's own redis-server, or quotes in the ingestor's buffer without one; and how it
+fails: a busy port, a child that cannot start, a child that dies later."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,9 @@ def http(method: str, url: str, *, token: str | None = None, body: dict | None =
 
 
 def demo_env(var: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "ALPACA_"))}
+    # The embedded defaults: no DATABASE_URL, no ALPACA_*, no REDIS_URL (no services).
+    skip = ("DATABASE_URL", "ALPACA_", "REDIS_URL", "QUOTE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
     env.update(TRADEOPS_VAR_DIR=str(var), PYTHONUNBUFFERED="1", **extra)
     return env
 
@@ -46,6 +50,8 @@ def start_demo(var: Path, *args: str, **env: str) -> subprocess.Popen:
     """``manage.py demo`` in its own session, its output in ``var/demo.log`` (a file, not a
     pipe: nobody reads a pipe while we poll, and a full pipe blocks the demo)."""
     log = (var / "demo.log").open("w")
+    if "--quotes-port" not in args:  # never the default 8766 another process may hold
+        args = (*args, "--quotes-port", str(free_port()))
     return subprocess.Popen(
         [sys.executable, MANAGE, "demo", *args],
         env=demo_env(var, **env),
@@ -146,6 +152,21 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
         assert metric(text, "reconciliation_last_run_timestamp") > 0
         assert metric(text, "orders_submitted_total", origin="api") == 1  # the console's own
         assert (tmp_path / "prometheus").is_dir()
+        # Quotes: the ingestor streams into the demo's own redis-server.
+        quote_url = f"{base}/api/v1/quotes/AAPL/latest"
+        wait_for(lambda: http("GET", quote_url, token=token)[1].get("source") == "redis")
+        quotes_ok = lambda: http("GET", f"{base}/health")[1]["checks"]["quotes"]["status"] == "ok"  # noqa: E731
+        wait_for(quotes_ok, timeout=30, interval=0.2)
+        # Signals: bars synced, a first model trained, validated and activated by the job
+        # cluster, the feature cache hydrated, all within the start-up.
+        status, signals = http("GET", f"{base}/api/v1/signals", token=token)
+        assert status == 200, signals
+        assert signals["model"] == {"name": "demo-alpha", "version": 1}
+        assert len(signals["signals"]) == len(settings.SIGNAL_UNIVERSE)
+        status, models = http("GET", f"{base}/api/v1/models", token=token)
+        assert status == 200, models
+        assert models[0]["status"] == "active"
+        assert models[0]["latest_validation"]["kind"] == "first"
         proc.send_signal(signal.SIGTERM)
         output = finish(proc, tmp_path, timeout=40)
     finally:
@@ -154,8 +175,11 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
     assert proc.returncode == 0, output
     assert "password '" in output and "otpauth://totp/" in output
     assert f"(also in {tmp_path / 'demo-token.txt'})" in output  # TRADEOPS_VAR_DIR honoured
-    for step in ("web ready", "stream ready", "jobs ready", "slices ready", "gate open"):
+    steps = ("web ready", "stream ready", "jobs ready", "slices ready", "quotes ready")
+    for step in (*steps, "gate open"):
         assert f"demo: {step} (" in output, step
+    assert "demo: quotes and features: redis-server on redis://127.0.0.1:" in output
+    assert "demo: signals ready (demo-alpha v1" in output
     assert "demo: stopped" in output
     assert (tmp_path / "paperbroker.json").exists()  # broker state saved
 
@@ -195,7 +219,9 @@ def test_a_child_that_cannot_start_fails_the_demo_and_names_it(tmp_path: Path) -
     output = finish(proc, tmp_path, timeout=90)
     assert proc.returncode == 1, output
     assert "slices (manage.py run_slices) exited with status 3 while starting" in output
-    assert "demo: stopping web, stream, jobs..." in output  # the others were started, and stopped
+    assert (
+        "demo: stopping redis, web, stream, jobs..." in output
+    )  # the others were started, and stopped
     assert "TradeOps demo on" not in output and "password '" not in output
 
 
@@ -218,3 +244,34 @@ def test_a_child_that_dies_after_start_up_stops_the_demo_and_names_it(tmp_path: 
         f"web (manage.py runserver 127.0.0.1:{port} --noreload --insecure) was killed by "
         "signal 9 (SIGKILL) after start-up"
     ) in output
+
+
+def test_demo_without_redis_server_keeps_quotes_in_the_ingestor(tmp_path: Path) -> None:
+    """No redis-server on PATH and no REDIS_URL: the demo still comes up, the ingestor runs in
+    buffering state, its fallback endpoint prices market orders, /health says why."""
+    path = os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "redis-server").exists()
+    )
+    web = free_port()
+    base = f"http://127.0.0.1:{web}"
+    proc = start_demo(tmp_path, "--port", str(web), "--broker-port", str(free_port()), PATH=path)
+    try:
+        wait_for(lambda: banner_shown(proc, tmp_path), timeout=90, interval=0.2)
+        token = (tmp_path / "demo-token.txt").read_text().strip()
+        quote_url = f"{base}/api/v1/quotes/MSFT/latest"
+        wait_for(lambda: http("GET", quote_url, token=token)[1].get("source") == "buffer")
+        assert Decimal(http("GET", quote_url, token=token)[1]["bid"]) > 0
+        check = http("GET", f"{base}/health")[1]["checks"]["quotes"]
+        assert check["status"] == "degraded" and "REDIS_URL is not set" in check["detail"]
+        body = {"symbol": "MSFT", "side": "buy", "qty": 1, "type": "market"}
+        status, order = http(
+            "POST", f"{base}/api/v1/orders", token=token, body={**body, "time_in_force": "day"}
+        )
+        assert (status, order["status"]) == (201, "filled"), order
+        proc.send_signal(signal.SIGTERM)
+        output = finish(proc, tmp_path, timeout=40)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output
+    assert "demo: redis-server not found" in output

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from tests.helpers import place
+from tests.marketdata.support import ingestor_reporting
 
 pytestmark = pytest.mark.django_db
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_health_is_200_and_ready_when_database_and_broker_answer(
     trading_ready: None, client: Any
 ) -> None:
+    ingestor_reporting(state="streaming")  # a stream_quotes is running
     health = client.get("/health")
     assert health.status_code == 200
     assert health.json()["status"] == "healthy"

@@ -32,6 +32,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from marketdata.models import QuoteIngestor
 from orders.models import DispatcherRun, Strategy
 from orders.strategies import strategy_create, strategy_token_issue
 from paperbroker.control import PaperControl, PaperControlError
@@ -102,6 +103,15 @@ def dispatcher_ready(child: Child) -> bool:
     return DispatcherRun.objects.filter(pid=child.proc.pid, stopped_at__isnull=True).exists()
 
 
+def quote_ingestor_ready(child: Child) -> bool:
+    # stream_quotes writes its heartbeat row once it runs (docs/marketdata.md).
+    return QuoteIngestor.objects.filter(pid=child.proc.pid, stopped_at__isnull=True).exists()
+
+
+def always_ready(child: Child) -> bool:
+    return True
+
+
 SETUP_STEPS: list[SetupStep] = [
     SetupStep("migrating the database", ("migrate", "--no-input", "--verbosity", "0")),
 ]
@@ -123,6 +133,13 @@ CHILDREN: list[ChildSpec] = [
     ChildSpec("jobs", ("qcluster",), job_cluster_ready, "the job cluster's first worker"),
     # The TWAP dispatcher: second-precise, which the job cluster's scheduler is not.
     ChildSpec("slices", ("run_slices",), dispatcher_ready, "the dispatcher to register"),
+    # The quote ingestor: into the demo's Redis, else its own buffer (docs/marketdata.md).
+    ChildSpec(
+        "quotes",
+        ("stream_quotes", "--symbols", "AAPL,MSFT"),
+        quote_ingestor_ready,
+        "the quote ingestor's heartbeat",
+    ),
 ]
 
 
@@ -154,9 +171,11 @@ class Command(BaseCommand):
         "Run the whole console locally with no keys and no services: starts the built-in paper "
         "broker in-process, migrates the SQLite database under TRADEOPS_VAR_DIR (default var/), "
         "creates a demo strategy with an API token and an admin user with a TOTP device (all "
-        "printed), then serves the console and runs the stream consumer, the job cluster and "
-        "the TWAP slice dispatcher until Ctrl-C. Exits non-zero, naming the process, when one "
-        "of them cannot start or dies."
+        "printed), then serves the console and runs the stream consumer, the job cluster, the "
+        "TWAP slice dispatcher and the quote ingestor until Ctrl-C. Quotes and the signals' "
+        "feature cache go to REDIS_URL if set, else to a redis-server the demo starts on a free "
+        "port if one is installed (else quotes stay in the ingestor's memory and signals are "
+        "off). Exits non-zero, naming the process, when one of them cannot start or dies."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -167,6 +186,12 @@ class Command(BaseCommand):
             type=int,
             default=settings.PAPERBROKER_PORT,
             help=f"Paper broker port (default {settings.PAPERBROKER_PORT})",
+        )
+        parser.add_argument(
+            "--quotes-port",
+            type=int,
+            default=settings.QUOTE_FALLBACK_PORT,
+            help=f"Quote ingestor's own endpoint (default {settings.QUOTE_FALLBACK_PORT})",
         )
         parser.add_argument(
             "--only-web",
@@ -198,10 +223,12 @@ class Command(BaseCommand):
                 call_command(*step.command)
             self._step("creating the demo strategy, its API token and the admin user...")
             token, token_file, password, device = self._demo_users(var)
-            env = self._child_env(options["broker_port"], var)
-            redis = self._signals_prepare(var, env, options, broker)
+            env = self._child_env(options["broker_port"], var, options["quotes_port"])
+            redis = self._redis(var, env, options, broker)
             if redis is not None:
                 children.append(redis)
+            if not options["only_web"]:
+                self._signals_prepare()
             specs = [s for s in CHILDREN if s.with_only_web or not options["only_web"]]
             started_at = timezone.now()
             for spec in specs:
@@ -265,11 +292,13 @@ class Command(BaseCommand):
         self._progress(f"paper broker on {server.url} (state in {var / 'paperbroker.json'})")
         return server
 
-    def _child_env(self, broker_port: int, var: Path) -> dict[str, str]:
+    def _child_env(self, broker_port: int, var: Path, quotes_port: int) -> dict[str, str]:
         env = dict(os.environ)
         env["PAPERBROKER_PORT"] = str(broker_port)
         env["TRADEOPS_VAR_DIR"] = str(var)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(self._metrics_dir(var))
+        env["QUOTE_FALLBACK_PORT"] = str(quotes_port)
+        env["QUOTE_FALLBACK_URL"] = settings.QUOTE_FALLBACK_URL = f"http://127.0.0.1:{quotes_port}"
         return env
 
     def _metrics_dir(self, var: Path) -> Path:
@@ -302,25 +331,66 @@ class Command(BaseCommand):
         )
         return token, token_file, password, device
 
-    def _signals_prepare(
+    def _redis(
         self, var: Path, env: dict[str, str], options: dict[str, Any], broker: Any
     ) -> Child | None:
-        """Signals (docs/signals.md): a private Redis if none is configured (supervised like
-        the other children), bars, a first model promoted; the job cluster validates it and
-        hydrates the feature cache."""
-        from signals.demo import demo_redis, demo_signals_prepare
-
-        self._step("preparing signals (feature cache, daily bars, a first model)...")
-        launched_at = timezone.now()
-        proc = demo_redis(var, env, self.stdout.write)
-        if not options["only_web"]:
-            demo_signals_prepare(self.stdout.write)
-        if proc is None:
+        """Where quotes and the feature cache go: REDIS_URL if set; else a redis-server of the
+        demo's own on a free port (no persistence, supervised like the other children) if one
+        is installed; else nowhere: the quote ingestor runs in buffering state and its fallback
+        endpoint prices orders (/health says quotes are degraded), and signals are off."""
+        self._step("choosing the Redis for quotes and the feature cache...")
+        if settings.REDIS_URL:
+            self._progress("quotes and features go to REDIS_URL")
             return None
-        spec = ChildSpec("redis", ("redis-server",), lambda _child: True, "the feature cache")
+        binary = shutil.which("redis-server", path=env.get("PATH"))
+        if binary is None:
+            self._progress(
+                "redis-server not found: quotes stay in the ingestor's memory (its fallback "
+                f"endpoint {settings.QUOTE_FALLBACK_URL}) and signals are off"
+            )
+            return None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            redis_port = probe.getsockname()[1]
+        argv = [binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(var)]  # fmt: skip
+        launched_at = timezone.now()
+        proc = subprocess.Popen(  # noqa: S603 - the installed redis-server, our arguments
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        if not self._redis_answers(url, proc):
+            proc.kill()
+            proc.wait()
+            raise CommandError(f"the demo's redis-server ({' '.join(argv)}) did not start.")
+        env["REDIS_URL"] = settings.REDIS_URL = url
+        self._progress(f"quotes and features: redis-server on {url} (no persistence)")
+        spec = ChildSpec("redis", ("redis-server",), always_ready, "Redis to answer")
         host, port = options["host"], options["port"]
-        command = " ".join(str(arg) for arg in proc.args)
-        return Child(spec, proc, command, launched_at, f"http://{host}:{port}", broker.url)
+        return Child(spec, proc, " ".join(argv), launched_at, f"http://{host}:{port}", broker.url)
+
+    @staticmethod
+    def _redis_answers(url: str, proc: subprocess.Popen, timeout: float = 10) -> bool:
+        import redis
+
+        from marketdata.quotes import redis_client
+
+        client = redis_client(url, timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:  # not up yet
+                time.sleep(0.1)
+        return False
+
+    def _signals_prepare(self) -> None:
+        """Signals (docs/signals.md): bars and a first model promoted; the job cluster
+        validates it and hydrates the feature cache."""
+        from signals.demo import demo_signals_prepare
+
+        self._step("preparing signals (daily bars, a first model)...")
+        demo_signals_prepare(self.stdout.write)
 
     def _signals_wait(self, children: list[Child]) -> None:
         from signals.demo import demo_signals_wait
@@ -407,6 +477,8 @@ class Command(BaseCommand):
         w(f"  API token of strategy '{DEMO_STRATEGY}': {token}  (also in {token_file})")
         w(f"  API docs: {base}/api/docs/    health: {base}/health    metrics: {base}/metrics")
         w(f"  signals: curl -s {base}/api/v1/signals -H 'Authorization: Token {token}'")
+        w(f"  quotes:  admin page {base}/admin/marketdata/quoteingestor/quotes/")
+        w(f"           API {base}/api/v1/quotes/AAPL/latest (same token)")
         w("  place an order:")
         w(f"    curl -s -X POST {base}/api/v1/orders -H 'Authorization: Token {token}' \\")
         w("      -H 'Content-Type: application/json' \\")

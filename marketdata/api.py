@@ -1,0 +1,49 @@
+"""Quote endpoint (DESIGN §7). Thin: the QuoteClient decides, this formats."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from marketdata.quotes import quote_latest
+from marketdata.quoting import SYMBOL_RE
+from marketdata.serializers import QuoteSerializer
+from orders.serializers import ErrorSerializer
+from tradeops.permissions import IsStrategyOrVerifiedStaff
+
+
+def _error(text: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=text)
+
+
+class QuoteLatestView(generics.GenericAPIView):
+    permission_classes = [IsStrategyOrVerifiedStaff]
+    serializer_class = QuoteSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "symbol",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                pattern=f"^{SYMBOL_RE.pattern}$",
+                description="US equity symbol: 1-6 ASCII letters, optional .class suffix",
+            )
+        ],
+        responses={
+            200: QuoteSerializer,
+            400: _error("validation_error (malformed symbol)"),
+            401: _error("not_authenticated"),
+            403: _error("permission_denied"),
+            503: _error(
+                "quote_stale (details: age_seconds, max_age_seconds, source) or "
+                "quote_unavailable; Retry-After"
+            ),
+        },
+        summary="The latest fresh quote of a symbol (Redis, else the ingestor, else the broker)",
+    )
+    def get(self, request: Request, symbol: str) -> Response:
+        return Response(QuoteSerializer(quote_latest(symbol)).data)
