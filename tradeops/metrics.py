@@ -66,6 +66,12 @@ RECONCILIATION_LAST_RUN = Gauge(
     multiprocess_mode="max",
 )
 RECONCILIATION_RUNS = Counter("reconciliation_runs", "Reconciliation runs", ["kind", "outcome"])
+RECONCILIATION_RUN_ERRORS = Counter(
+    "reconciliation_run_errors",
+    "Failed reconciliation runs by cause: broker (an outage), unexpected (a defect or a "
+    "database error), abandoned (its process died; found by the next run)",
+    ["cause"],
+)
 RECONCILIATION_BROKER_CALLS = Histogram(
     "reconciliation_broker_calls",
     "Broker HTTP requests per reconciliation run",
