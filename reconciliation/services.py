@@ -13,12 +13,14 @@ from django.utils import timezone
 
 from orders.models import RESERVED_STRATEGY_ID, Order, Origin, Strategy
 from orders.status import SOURCE_STRENGTH, Source, is_terminal, status_rank
+from reconciliation.diff import GateVerdict
 from reconciliation.models import (
     ANY_STRATEGY,
     OrphanOrder,
     Quarantine,
     ReconciliationState,
 )
+from reconciliation.selectors import gate_verdict, gate_verdict_of
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.broker import (
@@ -58,15 +60,18 @@ def process_start_record(*, kind: str, now: datetime | None = None) -> None:
 def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) -> None:
     """Open the gate without a reconciliation. Needs ``manage_reconciliation``, a reason and a
     fresh OTP code; the override counts as a reconciliation at this moment and ages like one,
-    and every order placed under it is flagged and logged."""
+    and every order placed under it is flagged and logged. Refused (409) while the gate is
+    open, an override already in effect included."""
     if not getattr(actor, "has_perm", lambda p: False)("reconciliation.manage_reconciliation"):
         raise PermissionDenied("Permission reconciliation.manage_reconciliation is required.")
     reason = _require_reason(reason)
+    _require_gate_closed(gate_verdict())  # before the OTP code is spent
     if not otp_step_up(actor, otp_token):
         raise PermissionDenied("Invalid or already used OTP code.", code="otp_required")
     now = timezone.now()
     with transaction.atomic():
         state, _ = ReconciliationState.objects.select_for_update().get_or_create(pk=1)
+        _require_gate_closed(gate_verdict_of(state, now=now))  # again, locked: a run may have ended
         before = {
             "override_active": state.override_active,
             "last_success_at": state.last_success_at,
@@ -86,6 +91,17 @@ def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) ->
             after={"override_active": True, "override_at": now},
         )
     logger.warning("reconciliation FORCE-COMPLETED by %s: %s", actor_label(actor), reason)
+
+
+def _require_gate_closed(verdict: GateVerdict) -> None:
+    """An override of an open gate would change nothing but flag every order placed in the
+    next RECONCILIATION_MAX_AGE_SECONDS as "under override" (and extend an override already
+    in effect): refused, so the flag keeps meaning "nobody reconciled this"."""
+    if verdict.open:
+        raise Conflict(
+            f"The gate is already open ({verdict.reason}): there is nothing to force-complete.",
+            details={"gate": verdict.reason, "by_override": verdict.by_override},
+        )
 
 
 # --- orphans found by a run -------------------------------------------------------------------
