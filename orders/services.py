@@ -9,7 +9,7 @@ inside a transaction, and nothing but ``apply_order_update`` (and the initial in
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,15 @@ from django.utils import timezone
 from orders import risk
 from orders.controls import circuit_breaker_note_rejection
 from orders.ids import client_order_id_for
-from orders.models import Order, OrderEvent, PlanStatus, Position, SlicingPlan, Strategy
+from orders.models import (
+    Order,
+    OrderEvent,
+    Origin,
+    PlanStatus,
+    Position,
+    SlicingPlan,
+    Strategy,
+)
 from orders.positions import fill_price_of_delta, position_after_fill, signed
 from orders.status import (
     OrderState,
@@ -31,6 +39,7 @@ from orders.status import (
     StatusUpdate,
     decide,
     is_terminal,
+    stored_status,
 )
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
@@ -97,15 +106,12 @@ def _cas_values(
 ) -> dict[str, Any]:
     price = Value(filled_avg_price, output_field=DecimalField(max_digits=16, decimal_places=4))
     values: dict[str, Any] = {
-        "status": u.status,
-        "status_rank": u.rank,
-        "is_terminal": is_terminal(u.status),
+        **asdict(stored_status(u.status, u.source)),
         # Both right-hand sides read the row as it was before this UPDATE (SQL semantics).
         "filled_qty": Greatest(F("filled_qty"), Value(u.filled_qty)),
         "filled_avg_price": Case(
             When(filled_qty__lt=u.filled_qty, then=price), default=F("filled_avg_price")
         ),
-        "source_strength": u.strength,
         "updated_at": now,
     }
     if u.broker_updated_at is not None:
@@ -263,6 +269,50 @@ def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now:
     )
     position.updated_at = now
     position.save(update_fields=["qty", "avg_entry_price", "updated_at"])
+
+
+def order_adopt(*, report: OrderReport, strategy: Strategy, note: str, now: datetime) -> Order:
+    """Insert a broker order nobody here placed (an orphan an operator adopts) into the ledger,
+    as the broker reports it now, with manual strength. Not through ``apply_order_update``:
+    its fills already moved the broker position (and so, through reconciliation, ours), so
+    they must not move ``Position`` again; later reports do, by their delta. Needs the
+    caller's transaction; an existing client_order_id raises IntegrityError."""
+    stored = stored_status(report.status, Source.MANUAL)
+    order = Order.objects.create(
+        client_order_id=report.client_order_id,
+        strategy=strategy,
+        symbol=report.symbol,
+        side=report.side,
+        qty=report.qty,
+        order_type=report.order_type or "market",
+        time_in_force=report.time_in_force or "day",
+        limit_price=report.limit_price,
+        stop_price=report.stop_price,
+        **asdict(stored),
+        filled_qty=report.filled_qty,
+        filled_avg_price=report.filled_avg_price,
+        broker_order_id=report.broker_order_id,
+        broker_updated_at=report.updated_at,
+        origin=Origin.ADOPTED,
+        trade_date=report.submitted_at.date(),
+        send_claimed_at=report.submitted_at,
+        submitted_at=report.submitted_at,
+        created_at=now,
+        updated_at=now,
+    )
+    OrderEvent.objects.create(
+        order=order,
+        created_at=now,
+        source=Source.MANUAL,
+        status=report.status,
+        filled_qty=report.filled_qty,
+        filled_avg_price=report.filled_avg_price,
+        broker_updated_at=report.updated_at,
+        applied=True,
+        reason="adopted",
+        note=note[:2000],
+    )
+    return order
 
 
 # --- submit ------------------------------------------------------------------------------

@@ -125,6 +125,22 @@ def status_from_event(event: str) -> str:
 
 
 @dataclass(frozen=True)
+class StoredStatus:
+    """The columns an order row keeps about its status, which the compare-and-swap reads:
+    derived here and nowhere else (the update path and an adopted order's first row both
+    call ``stored_status``)."""
+
+    status: str
+    status_rank: int
+    is_terminal: bool
+    source_strength: int
+
+
+def stored_status(status: str, source: str) -> StoredStatus:
+    return StoredStatus(status, status_rank(status), is_terminal(status), SOURCE_STRENGTH[source])
+
+
+@dataclass(frozen=True)
 class OrderState:
     """What the database holds for an order, as far as the update rule cares."""
 

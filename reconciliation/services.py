@@ -11,8 +11,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import RESERVED_STRATEGY_ID, Order, Origin, Strategy
-from orders.status import SOURCE_STRENGTH, Source, is_terminal, status_rank
+from orders.models import RESERVED_STRATEGY_ID, Order, Strategy
+from orders.services import order_adopt
+from orders.status import is_terminal
 from reconciliation.diff import GateVerdict
 from reconciliation.models import (
     ANY_STRATEGY,
@@ -287,38 +288,11 @@ def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason:
     now = timezone.now()
     try:
         with transaction.atomic():
-            order = Order.objects.create(
-                client_order_id=report.client_order_id,
+            order = order_adopt(
+                report=report,
                 strategy=strategy,
-                symbol=report.symbol,
-                side=report.side,
-                qty=report.qty,
-                order_type=report.order_type or "market",
-                time_in_force=report.time_in_force or "day",
-                limit_price=report.limit_price,
-                stop_price=report.stop_price,
-                status=report.status,
-                status_rank=status_rank(report.status),
-                is_terminal=is_terminal(report.status),
-                filled_qty=report.filled_qty,
-                filled_avg_price=report.filled_avg_price,
-                broker_order_id=report.broker_order_id,
-                broker_updated_at=report.updated_at,
-                source_strength=SOURCE_STRENGTH[Source.MANUAL],
-                origin=Origin.ADOPTED,
-                trade_date=report.submitted_at.date(),
-                send_claimed_at=report.submitted_at,
-                submitted_at=report.submitted_at,
-                created_at=now,
-                updated_at=now,
-            )
-            order.events.create(
-                source=Source.MANUAL,
-                status=report.status,
-                filled_qty=report.filled_qty,
-                applied=True,
-                reason="adopted",
                 note=f"adopted from orphan by {actor_label(actor)}: {reason}",
+                now=now,
             )
             orphan.broker_status, orphan.filled_qty = report.status, report.filled_qty
             _resolve(

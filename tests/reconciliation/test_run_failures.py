@@ -42,8 +42,9 @@ def test_a_database_error_during_a_run_ends_it_failed_and_releases_the_lock(
     holder = threading.Thread(target=hold_position_row)
     holder.start()
     assert held.wait(10)
-    before = failed_runs("unexpected"), metric(
-        "reconciliation_runs_total", kind="manual", outcome="failed"
+    before = (
+        failed_runs("unexpected"),
+        metric("reconciliation_runs_total", kind="manual", outcome="failed"),
     )
     with connection.cursor() as cursor:  # this session gives up waiting for a row lock
         cursor.execute("SET lock_timeout = '200ms'")
