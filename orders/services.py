@@ -79,6 +79,8 @@ def _cas_condition(u: StatusUpdate) -> Q:
     unlocked = Q(is_terminal=False)
     if u.status == S.FILLED:
         unlocked |= Q(status=S.FILLED, filled_qty__lt=fill)
+    if ts is not None:  # a status we ended locally yields to the broker's report
+        unlocked |= Q(broker_updated_at__isnull=True) & ~Q(status=S.FILLED)
     if ts is None:
         newer = Q(broker_updated_at__isnull=True) & (
             Q(status_rank__lt=rank) | Q(status_rank=rank, filled_qty__lt=fill)
@@ -210,8 +212,23 @@ def apply_order_update(
             filled_qty_before=row["filled_qty"],
             note=note[:2000],
         )
+        # A terminal order that moved was ended locally and reopened by the broker (a
+        # ``filled`` learning a larger fill stays filled and is not a reopen).
+        reopened = applied and is_terminal(row["status"]) and row["status"] != S.FILLED
+        if reopened and row["plan_id"] is not None:
+            plan_status_reopen(plan_id=row["plan_id"], now=now, client_order_id=client_order_id)
         if applied and row["plan_id"] is not None and is_terminal(update.status):
             plan_status_follow(plan_id=row["plan_id"], now=now)
+    if reopened:
+        metrics.ORDERS_REOPENED.labels(update.source).inc()
+        logger.warning(
+            "order %s: the broker reports it %s (%s filled); our local %s is overruled and "
+            "the order reopened",
+            client_order_id,
+            update.status,
+            update.filled_qty,
+            row["status"],
+        )
     metrics.ORDER_UPDATES.labels(update.source, "applied" if applied else "skipped").inc()
     if not applied:
         metrics.ORDER_UPDATES_SKIPPED.labels(reason).inc()
@@ -260,6 +277,22 @@ def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     log = logger.info if filled == plan_qty else logger.warning
     log("TWAP plan %s %s: %s", plan_id, status, reason)
     return status
+
+
+def plan_status_reopen(*, plan_id: int, now: datetime, client_order_id: str) -> str | None:
+    """A slice that ended locally was reopened by the broker: a plan that ``completed`` or
+    ``failed`` because all its slices had ended is active again (it has a working order), and
+    ``plan_status_follow`` ends it once more, with the right numbers, when that slice ends. A
+    canceled plan stays canceled: it sends nothing more, and the slice is cancelable as an
+    order. Called in the transaction of the update, after the slice's row was locked."""
+    reason = f"reopened: slice {client_order_id} is live at the broker"
+    reopened = SlicingPlan.objects.filter(
+        pk=plan_id, status__in=[PlanStatus.COMPLETED, PlanStatus.FAILED]
+    ).update(status=PlanStatus.ACTIVE, status_reason=reason, ended_at=None, updated_at=now)
+    if not reopened:
+        return None
+    logger.warning("TWAP plan %s %s", plan_id, reason)
+    return PlanStatus.ACTIVE
 
 
 def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now: datetime) -> None:

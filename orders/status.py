@@ -10,6 +10,12 @@ Rank table (DESIGN §3). Odd edges, commented where they bite:
 - ``partially_filled`` is rank 3 like ``pending_cancel``: a cancel request on a partially filled
   order does not erase the fill because ``filled_qty`` never goes down on its own.
 - Unknown statuses rank 0, so they can never overwrite anything known on a timestamp tie.
+- A terminal status we decided ourselves (no broker timestamp: a ``failed`` grace expiry, a
+  local cancel or ``blocked_*`` of an order never sent, a submit's ``rejected``) is a guess
+  about the broker, not its word: the broker's first report on the order (anything carrying
+  its timestamp) overrules it and the order is reopened (``reopened_by_broker``). Otherwise an
+  order the broker holds live, and later fills, would be invisible to every risk check.
+  ``filled`` is never a local guess (only the broker reports fills) and is not reopened.
 """
 
 from __future__ import annotations
@@ -176,6 +182,14 @@ class Decision:
     reason: str
 
 
+REOPENED = "reopened_by_broker"
+
+
+def is_local_ending(status: str, broker_updated_at: datetime | None) -> bool:
+    """A terminal status no broker report backs (see the module docstring)."""
+    return broker_updated_at is None and is_terminal(status) and status != S.FILLED
+
+
 def _larger_fill_on_filled(current: OrderState, update: StatusUpdate) -> bool:
     """The one way out of the terminal lock: a ``filled`` report with more shares for an order
     we hold as ``filled``. (The fix plan's SQL let *any* status with a larger fill through,
@@ -191,12 +205,14 @@ def decide(current: OrderState, update: StatusUpdate) -> Decision:
     """Should ``update`` overwrite ``current``? The rule of DESIGN §3, in order:
 
     0. an exact repeat of what we hold, from no stronger source, is a duplicate;
-    1. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill
+    1. a status we ended locally (no broker timestamp) yields to any broker report
+       (``reopened_by_broker``);
+    2. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill
        from another ``filled`` report;
-    2. a local decision (no broker timestamp) applies only while the broker has said nothing
+    3. a local decision (no broker timestamp) applies only while the broker has said nothing
        about the order, and only if it moves the order forward;
-    3. a newer broker timestamp wins, an older one loses;
-    4. on equal timestamps: higher rank, then larger fill, then stronger source.
+    4. a newer broker timestamp wins, an older one loses;
+    5. on equal timestamps: higher rank, then larger fill, then stronger source.
     """
     cur_rank = status_rank(current.status)
     if (update.status, update.filled_qty, update.broker_updated_at) == (
@@ -205,6 +221,9 @@ def decide(current: OrderState, update: StatusUpdate) -> Decision:
         current.broker_updated_at,
     ) and update.strength <= current.source_strength:
         return Decision(False, "duplicate")
+    local_ending = is_local_ending(current.status, current.broker_updated_at)
+    if local_ending and update.broker_updated_at is not None:
+        return Decision(True, REOPENED)
     if is_terminal(current.status) and not _larger_fill_on_filled(current, update):
         return Decision(False, "terminal_locked")
     if update.broker_updated_at is None:

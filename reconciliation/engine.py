@@ -33,7 +33,7 @@ from django.utils import timezone
 from orders import hooks
 from orders.models import Order, Position
 from orders.services import apply_broker_report, apply_order_update
-from orders.status import OrderStatus, Source
+from orders.status import REOPENED, OrderStatus, Source
 from reconciliation.diff import (
     DbOrder,
     OrdersDiff,
@@ -260,12 +260,15 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched) -> None:
     # Counted from what was applied, not from the diff: between the fetch and here the stream
     # may have applied a newer report, and the compare-and-swap then skips this older one.
     unconfirmed = set(diff.unconfirmed_found)
+    reopened: list[str] = []
     for report in diff.updates:
         result = apply_broker_report(report, Source.RECONCILIATION, note="reconciliation")
         if result.applied:
             run.orders_updated += 1
             run.fills_corrected += int(result.fill_delta > 0)
             run.unconfirmed_resolved += int(report.client_order_id in unconfirmed)
+            if result.reason == REOPENED:  # we had ended it locally; the broker has it
+                reopened.append(report.client_order_id)
         elif result.reason not in ("duplicate",):
             run.conflicts_skipped += 1
             logger.warning(
@@ -293,6 +296,7 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched) -> None:
             ours,
             theirs,
         )
+    run.summary["reopened"] = reopened
     run.orphans_found = orphans_record(diff.new_orphans, diff.known_orphans, now=run.started_at)
     run.position_mismatches = _positions_sync(run, fetched.positions, fetched.positions_at)
     if settings.ORPHAN_AUTO_CANCEL_SECONDS:
@@ -364,6 +368,7 @@ def _finish(
     run.status = ReconciliationRun.Status.SUCCEEDED
     run.finished_at = finished
     run.summary = {
+        **run.summary,
         "updates": [o.client_order_id for o in diff.updates][:100],
         "marked_failed": diff.mark_failed[:100],
         "new_orphans": [o.broker_order_id for o in diff.new_orphans][:100],
@@ -424,6 +429,7 @@ def _observe(run: ReconciliationRun, diff: OrdersDiff) -> None:
     _inc(mismatch.labels("fill"), run.fills_corrected)
     _inc(mismatch.labels("orphan"), len(diff.new_orphans))
     _inc(mismatch.labels("never_submitted"), run.marked_failed)
+    _inc(mismatch.labels("reopened"), len(run.summary.get("reopened", [])))
     _inc(mismatch.labels("position"), run.position_mismatches)
     _inc(metrics.RECONCILIATION_CONFLICTS_SKIPPED, run.conflicts_skipped)
     metrics.RECONCILIATION_LAST_RUN.set(run.finished_at.timestamp())

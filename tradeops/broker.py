@@ -85,6 +85,7 @@ __all__ = [
     "TradeEventReport",
     "TradeUpdateStream",
     "get_broker",
+    "submit_window_seconds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -452,6 +453,18 @@ class TradeUpdateStream:
 
     def stop(self) -> None:
         self._stream.stop()
+
+
+def submit_window_seconds() -> float:
+    """About the longest a submit can keep its caller waiting: every attempt alpaca-py makes
+    (it retries 429/504 by itself) bounded by our connect and read timeouts, plus its sleeps
+    in between. (A read timeout bounds each wait for bytes, not the whole answer, so a
+    trickling server could exceed it; Alpaca does not trickle.)"""
+    attempts = settings.ALPACA_RETRY_ATTEMPTS + 1
+    per_attempt = settings.ALPACA_CONNECT_TIMEOUT_SECONDS + settings.ALPACA_HTTP_TIMEOUT_SECONDS
+    return (
+        attempts * per_attempt + settings.ALPACA_RETRY_ATTEMPTS * settings.ALPACA_RETRY_WAIT_SECONDS
+    )
 
 
 # --- process-wide access ------------------------------------------------------------------------

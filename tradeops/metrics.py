@@ -48,6 +48,12 @@ ORDER_UPDATES = Counter(
 ORDER_UPDATES_SKIPPED = Counter(
     "order_updates_skipped", "Order status updates refused by the CAS, by reason", ["reason"]
 )
+ORDERS_REOPENED = Counter(
+    "orders_reopened",
+    "Orders ended locally (failed, canceled or blocked before the broker said anything) that a "
+    "broker report reopened, by the source of that report",
+    ["source"],
+)
 BROKER_REQUESTS = Counter(
     "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
 )

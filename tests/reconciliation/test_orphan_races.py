@@ -49,9 +49,7 @@ def run_together(*commands: tuple[str, ...]) -> list[str]:
     return results
 
 
-def test_adopt_and_cancel_of_one_orphan_at_once_resolve_it_once(
-    paper: Any, trader: Any
-) -> None:
+def test_adopt_and_cancel_of_one_orphan_at_once_resolve_it_once(paper: Any, trader: Any) -> None:
     orphan = orphan_msft(paper)
     # Both commands ask the broker about the order after their first check; it answers them
     # late, so both have passed that check before either writes.
