@@ -106,7 +106,9 @@ class OrderListCreateView(generics.GenericAPIView):
         summary="Place an order (idempotent per request and UTC day)",
         description=(
             "The client_order_id is derived from the request and the UTC date: the same "
-            "request again the same day returns the existing order with 200. 201: placed; "
+            "request again the same day returns the existing order with 200 - unless that "
+            "order failed without reaching the broker: then it is checked and sent again "
+            "under the same client_order_id, answered like a new order. 201: placed; "
             "202: the broker's answer was lost (status submitted_unconfirmed, resolved by "
             "reconciliation); 422 broker_rejected: the broker refused it; 503 order_failed: "
             "it did not reach the broker (the order is in the error's details)."
@@ -118,7 +120,7 @@ class OrderListCreateView(generics.GenericAPIView):
         intent = _intent(request, data.validated_data)
         outcome = order_submit(request=intent, actor=request.user)
         body = OrderSerializer(outcome.order).data
-        if not outcome.created:
+        if not (outcome.created or outcome.resent):
             return Response(body, status=200)
         if outcome.order.status == OrderStatus.REJECTED:
             raise BrokerRejectedError(
@@ -129,7 +131,8 @@ class OrderListCreateView(generics.GenericAPIView):
             # Reconciliation gave up on it while this request was still waiting for the
             # broker: it is not placed (as far as anyone knows), so never a 2xx.
             raise ServiceUnavailable(
-                f"The order was not placed: {outcome.order.reject_reason}",
+                f"The order was not placed: {outcome.order.reject_reason}. The same request "
+                "again sends it again (same client_order_id).",
                 code="order_failed",
                 details={"order": body},
                 retry_after=settings.GATE_RETRY_AFTER_SECONDS,

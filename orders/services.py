@@ -33,12 +33,15 @@ from orders.models import (
 )
 from orders.positions import fill_price_of_delta, position_after_fill, signed
 from orders.status import (
+    RESEND,
     OrderState,
     OrderStatus,
     Source,
     StatusUpdate,
     decide,
+    is_resend,
     is_terminal,
+    may_resend,
     stored_status,
 )
 from tradeops import metrics
@@ -94,6 +97,8 @@ def _cas_condition(u: StatusUpdate) -> Q:
             | (same & Q(status_rank=rank, filled_qty__lt=fill))
             | (same & Q(status_rank=rank, filled_qty=fill, source_strength__lt=u.strength))
         )
+    if is_resend(u):  # the one way back from a local failed (orders.status.decide, rule 1)
+        return (unlocked & newer) | Q(status=S.FAILED, broker_updated_at__isnull=True)
     return unlocked & newer
 
 
@@ -105,6 +110,7 @@ def _cas_values(
     submitted_at: datetime | None,
     note: str,
     now: datetime,
+    resend: bool,
 ) -> dict[str, Any]:
     price = Value(filled_avg_price, output_field=DecimalField(max_digits=16, decimal_places=4))
     values: dict[str, Any] = {
@@ -124,6 +130,11 @@ def _cas_values(
         values["submitted_at"] = Coalesce(F("submitted_at"), Value(submitted_at))
     if note and u.status in (S.REJECTED, S.FAILED):
         values["reject_reason"] = note[:2000]
+    if resend:
+        # Claimed by whoever moved it back, in the same UPDATE: of two concurrent re-sends
+        # only the one whose update applies sends; reconciliation's grace restarts now.
+        values["send_claimed_at"] = now
+        values["reject_reason"] = ""
     return values
 
 
@@ -180,6 +191,7 @@ def apply_order_update(
             submitted_at=submitted_at,
             note=note,
             now=now,
+            resend=decision.reason == RESEND,
         )
         applied = bool(
             Order.objects.filter(pk=row["id"]).filter(_cas_condition(update)).update(**values)
@@ -353,6 +365,8 @@ def order_adopt(*, report: OrderReport, strategy: Strategy, note: str, now: date
 class SubmitOutcome:
     order: Order
     created: bool
+    # An order that had failed without reaching the broker, claimed to be sent again.
+    resent: bool = False
     warnings: list[str] = field(default_factory=list)
 
 
@@ -386,19 +400,23 @@ def order_create(
 ) -> SubmitOutcome:
     """Record an order (``pending_new``) after the pre-trade checks, without sending it.
 
-    The same request on the same UTC day returns the existing order (``created=False``).
+    The same request on the same UTC day returns the existing order (``created=False``),
+    unless that order ended ``failed`` without ever reaching the broker: then the checks run
+    again and it is claimed to be sent again under the same client_order_id (``resent``).
     """
     now = now or timezone.now()
     strategy_require_active(request.strategy_id)
     coid = order_client_id(request, now)
     existing = Order.objects.filter(client_order_id=coid).first()
-    if existing is not None:
+    if existing is not None and not may_resend(existing.status, existing.broker_updated_at):
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
         return SubmitOutcome(existing, created=False)
     ctx = risk.prepare_context(request, now)
     try:
         with transaction.atomic():
             risk.lock_symbol(request.symbol)
+            if existing is not None:
+                return _order_resend_claim(existing, request, ctx)
             risk.run_checks(request, ctx)
             order = Order.objects.create(
                 client_order_id=coid,
@@ -429,13 +447,50 @@ def order_create(
     return SubmitOutcome(order, created=True, warnings=ctx.warnings)
 
 
+def _order_resend_claim(
+    existing: Order, request: risk.OrderIntent, ctx: risk.RiskContext
+) -> SubmitOutcome:
+    """Inside the order's transaction, under the symbol lock: if the order is still a local
+    ``failed``, judge it again as a new order and move it back to ``pending_new``, claimed
+    for sending, through the one update path. Another request that got there first (or a
+    broker report that reopened it meanwhile) makes this an ordinary replay."""
+    fresh = Order.objects.get(pk=existing.pk)  # read under the lock: a rival has committed
+    if not may_resend(fresh.status, fresh.broker_updated_at):
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return SubmitOutcome(fresh, created=False)
+    risk.run_checks(request, ctx)
+    result = apply_order_update(
+        fresh.client_order_id,
+        S.PENDING_NEW,
+        0,
+        None,
+        None,
+        Source.SUBMIT,
+        note="re-sent: the same request came again after it failed without reaching the broker",
+    )
+    fresh.refresh_from_db()
+    if result.reason != RESEND:
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return SubmitOutcome(fresh, created=False)
+    if ctx.extras.get("placed_under_override") and not fresh.placed_under_override:
+        Order.objects.filter(pk=fresh.pk).update(placed_under_override=True)
+        fresh.placed_under_override = True
+    metrics.ORDERS_RESENT.inc()
+    logger.warning("order %s failed earlier without reaching the broker: re-sent", fresh)
+    return SubmitOutcome(fresh, created=False, resent=True, warnings=ctx.warnings)
+
+
 def order_submit(
     *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
 ) -> SubmitOutcome:
-    """Place an order: record it, then send it. Idempotent per request and UTC day."""
+    """Place an order: record it, then send it. Idempotent per request and UTC day; an order
+    that failed without reaching the broker is sent again (see ``order_create``)."""
     outcome = order_create(request=request, actor=actor, now=now)
     if outcome.created:
         outcome.order = order_send(order=outcome.order)
+    elif outcome.resent:
+        order_send_claimed(order=outcome.order)
+        outcome.order.refresh_from_db()
     return outcome
 
 

@@ -16,6 +16,10 @@ Rank table (DESIGN §3). Odd edges, commented where they bite:
   its timestamp) overrules it and the order is reopened (``reopened_by_broker``). Otherwise an
   order the broker holds live, and later fills, would be invisible to every risk check.
   ``filled`` is never a local guess (only the broker reports fills) and is not reopened.
+- The one way back to ``pending_new``: the client asks again for an order that ended
+  ``failed`` locally, i.e. never reached the broker as far as anyone knows (``resend``). It is
+  re-sent under the same client_order_id, so if it did reach the broker after all, the
+  broker's 422 "must be unique" turns the re-send into a lookup.
 """
 
 from __future__ import annotations
@@ -183,11 +187,27 @@ class Decision:
 
 
 REOPENED = "reopened_by_broker"
+RESEND = "resend"
 
 
 def is_local_ending(status: str, broker_updated_at: datetime | None) -> bool:
     """A terminal status no broker report backs (see the module docstring)."""
     return broker_updated_at is None and is_terminal(status) and status != S.FILLED
+
+
+def may_resend(status: str, broker_updated_at: datetime | None) -> bool:
+    """An order that ended ``failed`` without the broker ever reporting it: it never reached
+    the broker as far as anyone knows, so the same request may send it again (same id)."""
+    return status == S.FAILED and broker_updated_at is None
+
+
+def is_resend(update: StatusUpdate) -> bool:
+    """The update a re-send offers: back to ``pending_new``, decided locally, nothing filled."""
+    return (
+        update.status == S.PENDING_NEW
+        and update.broker_updated_at is None
+        and update.filled_qty == 0
+    )
 
 
 def _larger_fill_on_filled(current: OrderState, update: StatusUpdate) -> bool:
@@ -206,7 +226,7 @@ def decide(current: OrderState, update: StatusUpdate) -> Decision:
 
     0. an exact repeat of what we hold, from no stronger source, is a duplicate;
     1. a status we ended locally (no broker timestamp) yields to any broker report
-       (``reopened_by_broker``);
+       (``reopened_by_broker``), and a local ``failed`` to a re-send (``resend``);
     2. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill
        from another ``filled`` report;
     3. a local decision (no broker timestamp) applies only while the broker has said nothing
@@ -224,6 +244,8 @@ def decide(current: OrderState, update: StatusUpdate) -> Decision:
     local_ending = is_local_ending(current.status, current.broker_updated_at)
     if local_ending and update.broker_updated_at is not None:
         return Decision(True, REOPENED)
+    if may_resend(current.status, current.broker_updated_at) and is_resend(update):
+        return Decision(True, RESEND)
     if is_terminal(current.status) and not _larger_fill_on_filled(current, update):
         return Decision(False, "terminal_locked")
     if update.broker_updated_at is None:

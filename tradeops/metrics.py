@@ -48,6 +48,11 @@ ORDER_UPDATES = Counter(
 ORDER_UPDATES_SKIPPED = Counter(
     "order_updates_skipped", "Order status updates refused by the CAS, by reason", ["reason"]
 )
+ORDERS_RESENT = Counter(
+    "orders_resent",
+    "Orders that failed without reaching the broker, sent again because the same request came "
+    "again (same client_order_id)",
+)
 ORDERS_REOPENED = Counter(
     "orders_reopened",
     "Orders ended locally (failed, canceled or blocked before the broker said anything) that a "

@@ -103,6 +103,16 @@ def upd(
         # ... but not to another local decision, and a fill is never a local guess
         (state("failed", ts=None), upd("submitted_unconfirmed", ts=None), False, "terminal_locked"),
         (state("filled", 5, None), upd("new", 0, T0), False, "terminal_locked"),
+        # a local failed goes back to pending_new when the same request comes again
+        (
+            state("failed", ts=None),
+            upd("pending_new", ts=None, source=Source.SUBMIT),
+            True,
+            "resend",
+        ),
+        (state("failed"), upd("pending_new", ts=None), False, "terminal_locked"),
+        (state("canceled", ts=None), upd("pending_new", ts=None), False, "terminal_locked"),
+        (state("failed", ts=None), upd("pending_new", 1, ts=None), False, "terminal_locked"),
         # timestamps
         (state("new"), upd("partially_filled", 5, T1), True, "newer_timestamp"),
         (state("partially_filled", 5, T1), upd("new", 0, T0), False, "older_timestamp"),
@@ -140,13 +150,13 @@ updates = st.builds(
 
 
 def overrules_local_ending(current: OrderState, u: StatusUpdate) -> bool:
-    """The one way out of a terminal state besides a larger fill on ``filled``."""
-    return (
-        current.status in TERMINAL_STATUSES
-        and current.status != "filled"
-        and current.broker_updated_at is None
-        and u.broker_updated_at is not None
-    )
+    """The ways out of a terminal state besides a larger fill on ``filled``: the broker's
+    report on a local ending, a re-send of a local ``failed``."""
+    local = current.broker_updated_at is None and current.status != "filled"
+    if not (local and current.status in TERMINAL_STATUSES):
+        return False
+    resend = (current.status, u.status, u.filled_qty) == ("failed", "pending_new", 0)
+    return u.broker_updated_at is not None or resend
 
 
 @settings(max_examples=500)
