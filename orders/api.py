@@ -44,7 +44,8 @@ ERRORS = {
         403: "permission_denied",
         404: "not_found",
         409: "conflict",
-        422: "risk_limit, quarantined, reduce_only_violation, broker_rejected",
+        422: "risk_limit, quarantined, reduce_only_violation, unknown_symbol, not_shortable, "
+        "broker_rejected",
         503: "kill_switch, circuit_breaker, gated, broker_unavailable, order_failed (Retry-After)",
     }.items()
 }

@@ -33,8 +33,9 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import AssetClass, OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
+    GetAssetsRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -49,6 +50,7 @@ from requests.adapters import HTTPAdapter
 from tradeops import metrics
 from tradeops.broker_types import (
     AccountReport,
+    AssetReport,
     BarReport,
     BrokerError,
     BrokerListingIncomplete,
@@ -61,6 +63,7 @@ from tradeops.broker_types import (
     PositionReport,
     QuoteReport,
     as_aware,
+    asset_report_from_alpaca,
     enum_value,
     order_report_from_alpaca,
     to_decimal,
@@ -70,6 +73,7 @@ from tradeops.broker_types import (
 
 __all__ = [
     "AccountReport",
+    "AssetReport",
     "BarReport",
     "Broker",
     "BrokerError",
@@ -328,6 +332,20 @@ class Broker:
             next_open=as_aware(clock.next_open).astimezone(UTC),
             next_close=as_aware(clock.next_close).astimezone(UTC),
         )
+
+    # assets ---------------------------------------------------------------------------------------
+    def list_assets(self) -> list[AssetReport]:
+        """Every US equity the broker lists, active or not (an inactive one is then refused
+        as such rather than as unknown). Alpaca can list a symbol twice (one tradable, one
+        not), so callers key by symbol with care."""
+        request = GetAssetsRequest(asset_class=AssetClass.US_EQUITY)
+        assets = _map_errors(lambda: self.trading.get_all_assets(request), "get_all_assets")
+        return [asset_report_from_alpaca(a) for a in assets]
+
+    def get_asset(self, symbol: str) -> AssetReport:
+        """One asset; ``BrokerNotFound`` when the broker does not list it."""
+        asset = _map_errors(lambda: self.trading.get_asset(symbol), "get_asset")
+        return asset_report_from_alpaca(asset)
 
     # market data --------------------------------------------------------------------------------
     def get_daily_bars(self, symbol: str, *, start: datetime, end: datetime) -> list[BarReport]:

@@ -64,6 +64,10 @@ BROKER_REQUESTS = Counter(
 )
 BROKER_ERRORS = Counter("broker_errors", "Broker calls that failed, by kind", ["kind"])
 
+ASSET_REFRESHES = Counter(
+    "asset_refreshes", "Loads of the broker's asset list, by outcome", ["outcome"]
+)
+
 # --- reconciliation ----------------------------------------------------------------------------
 RECONCILIATION_MISMATCHES = Counter(
     "reconciliation_mismatches", "Drift found by reconciliation", ["kind"]
