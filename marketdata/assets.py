@@ -165,9 +165,10 @@ def _list_loaded() -> bool:
 def asset_cached(*, symbol: str) -> Asset | None:
     """The cached asset, None if the loaded list does not have it. No network; raises
     ``AssetListUnavailable`` if no list was ever loaded."""
-    if not _list_loaded():
+    cached = Asset.objects.filter(symbol=symbol).first()  # one query per slice, usually
+    if cached is None and not _list_loaded():
         raise AssetListUnavailable("the asset list has never been loaded")
-    return Asset.objects.filter(symbol=symbol).first()
+    return cached
 
 
 def asset_for_order(*, symbol: str) -> Asset | None:
