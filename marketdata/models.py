@@ -96,3 +96,60 @@ class QuoteIngestor(models.Model):
 
     def __str__(self) -> str:
         return f"stream_quotes {self.hostname}:{self.pid} ({self.state})"
+
+
+class Asset(models.Model):
+    """One asset of the broker's list as last loaded (``marketdata.assets``): what the
+    pre-trade checks read to refuse unknown, inactive or halted symbols (``unknown_symbol``)
+    and short sales of hard-to-borrow ones (``not_shortable``), and what TWAP slices are
+    checked against right before they are sent. Loaded in full daily and on demand; a symbol
+    missing from it is looked up once (a listing newer than the last load) and added."""
+
+    symbol = models.CharField(max_length=16, unique=True)
+    asset_id = models.CharField(max_length=64, help_text="The broker's asset id")
+    asset_class = models.CharField(max_length=16)
+    exchange = models.CharField(max_length=16, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, help_text="active or inactive")
+    tradable = models.BooleanField()
+    marginable = models.BooleanField(default=False)
+    shortable = models.BooleanField()
+    easy_to_borrow = models.BooleanField()
+    fractionable = models.BooleanField(default=False)
+    refreshed_at = models.DateTimeField(help_text="When the broker last said so")
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} ({self.status}{'' if self.tradable else ', not tradable'})"
+
+    @property
+    def is_tradable(self) -> bool:
+        return self.status == "active" and self.tradable
+
+    @property
+    def can_open_short(self) -> bool:
+        # Alpaca opens short positions only in shortable, easy-to-borrow securities.
+        return self.shortable and self.easy_to_borrow
+
+    @property
+    def untradable_reason(self) -> str:
+        return "inactive" if self.status != "active" else "not tradable"
+
+
+class AssetListState(models.Model):
+    """One row (pk=1): when the whole asset list was last loaded. Until a load has succeeded
+    nothing is known about any symbol, so orders are refused (503) while the broker cannot be
+    asked; once loaded, the list is used even while the broker is down."""
+
+    refreshed_at = models.DateTimeField(null=True, blank=True, help_text="Last full load")
+    asset_count = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "asset list state"
+
+    def __str__(self) -> str:
+        return f"asset list ({self.asset_count} assets, loaded {self.refreshed_at or 'never'})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.pagination import CursorPagination
@@ -26,7 +27,13 @@ from orders.serializers import (
 )
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
-from tradeops.errors import BrokerRejectedError, NotFound, PermissionDenied, ValidationFailed
+from tradeops.errors import (
+    BrokerRejectedError,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
 
 ERRORS = {
@@ -37,8 +44,9 @@ ERRORS = {
         403: "permission_denied",
         404: "not_found",
         409: "conflict",
-        422: "risk_limit, quarantined, reduce_only_violation, broker_rejected",
-        503: "kill_switch, circuit_breaker, gated, broker_unavailable (Retry-After)",
+        422: "risk_limit, quarantined, reduce_only_violation, unknown_symbol, not_shortable, "
+        "broker_rejected",
+        503: "kill_switch, circuit_breaker, gated, broker_unavailable, order_failed (Retry-After)",
     }.items()
 }
 
@@ -99,9 +107,12 @@ class OrderListCreateView(generics.GenericAPIView):
         summary="Place an order (idempotent per request and UTC day)",
         description=(
             "The client_order_id is derived from the request and the UTC date: the same "
-            "request again the same day returns the existing order with 200. 201: placed; "
+            "request again the same day returns the existing order with 200 - unless that "
+            "order failed without reaching the broker: then it is checked and sent again "
+            "under the same client_order_id, answered like a new order. 201: placed; "
             "202: the broker's answer was lost (status submitted_unconfirmed, resolved by "
-            "reconciliation); 422 broker_rejected: the broker refused it."
+            "reconciliation); 422 broker_rejected: the broker refused it; 503 order_failed: "
+            "it did not reach the broker (the order is in the error's details)."
         ),
     )
     def post(self, request: Request) -> Response:
@@ -110,12 +121,22 @@ class OrderListCreateView(generics.GenericAPIView):
         intent = _intent(request, data.validated_data)
         outcome = order_submit(request=intent, actor=request.user)
         body = OrderSerializer(outcome.order).data
-        if not outcome.created:
+        if not (outcome.created or outcome.resent):
             return Response(body, status=200)
         if outcome.order.status == OrderStatus.REJECTED:
             raise BrokerRejectedError(
                 f"The broker refused the order: {outcome.order.reject_reason}",
                 details={"order": body},
+            )
+        if outcome.order.status == OrderStatus.FAILED:
+            # Reconciliation gave up on it while this request was still waiting for the
+            # broker: it is not placed (as far as anyone knows), so never a 2xx.
+            raise ServiceUnavailable(
+                f"The order was not placed: {outcome.order.reject_reason}. The same request "
+                "again sends it again (same client_order_id).",
+                code="order_failed",
+                details={"order": body},
+                retry_after=settings.GATE_RETRY_AFTER_SECONDS,
             )
         code = 202 if outcome.order.status == OrderStatus.SUBMITTED_UNCONFIRMED else 201
         return Response(body, status=code)

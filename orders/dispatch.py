@@ -65,6 +65,10 @@ REJECTION_STATUS: dict[str, str] = {
     "kill_switch": S.BLOCKED_KILL_SWITCH,
     "circuit_breaker": S.BLOCKED_CIRCUIT_BREAKER,
     "plan_inactive": S.CANCELED,
+    # The asset was halted, delisted or made hard to borrow after the plan was made: ended
+    # with the reason rather than sent late (orders.assets).
+    "unknown_symbol": S.CANCELED,
+    "not_shortable": S.CANCELED,
 }
 # Outcomes that say nothing may go out right now (gate closed, broker clock unknown): the
 # dispatcher stops claiming for TWAP_DISPATCH_RETRY_SECONDS instead of cycling every plan.

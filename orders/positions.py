@@ -94,3 +94,10 @@ def position_after_fill(
     if (qty > 0) != (new_qty > 0):
         return new_qty, fill_price
     return new_qty, avg_price
+
+
+def short_sale_qty(*, position: int, open_sell: int, qty: int) -> int:
+    """How many shares of a sell of ``qty`` would open or extend a short, in the worst case
+    the reduce-only rule also assumes: every working sell fills, no working buy does. 0 means
+    the sell only closes a long (it needs no shortable asset)."""
+    return max(qty - max(position - open_sell, 0), 0) if position > 0 else qty

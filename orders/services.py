@@ -9,7 +9,7 @@ inside a transaction, and nothing but ``apply_order_update`` (and the initial in
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,15 +22,27 @@ from django.utils import timezone
 from orders import risk
 from orders.controls import circuit_breaker_note_rejection
 from orders.ids import client_order_id_for
-from orders.models import Order, OrderEvent, PlanStatus, Position, SlicingPlan, Strategy
+from orders.models import (
+    Order,
+    OrderEvent,
+    Origin,
+    PlanStatus,
+    Position,
+    SlicingPlan,
+    Strategy,
+)
 from orders.positions import fill_price_of_delta, position_after_fill, signed
 from orders.status import (
+    RESEND,
     OrderState,
     OrderStatus,
     Source,
     StatusUpdate,
     decide,
+    is_resend,
     is_terminal,
+    may_resend,
+    stored_status,
 )
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
@@ -70,6 +82,8 @@ def _cas_condition(u: StatusUpdate) -> Q:
     unlocked = Q(is_terminal=False)
     if u.status == S.FILLED:
         unlocked |= Q(status=S.FILLED, filled_qty__lt=fill)
+    if ts is not None:  # a status we ended locally yields to the broker's report
+        unlocked |= Q(broker_updated_at__isnull=True) & ~Q(status=S.FILLED)
     if ts is None:
         newer = Q(broker_updated_at__isnull=True) & (
             Q(status_rank__lt=rank) | Q(status_rank=rank, filled_qty__lt=fill)
@@ -83,6 +97,8 @@ def _cas_condition(u: StatusUpdate) -> Q:
             | (same & Q(status_rank=rank, filled_qty__lt=fill))
             | (same & Q(status_rank=rank, filled_qty=fill, source_strength__lt=u.strength))
         )
+    if is_resend(u):  # the one way back from a local failed (orders.status.decide, rule 1)
+        return (unlocked & newer) | Q(status=S.FAILED, broker_updated_at__isnull=True)
     return unlocked & newer
 
 
@@ -94,18 +110,16 @@ def _cas_values(
     submitted_at: datetime | None,
     note: str,
     now: datetime,
+    resend: bool,
 ) -> dict[str, Any]:
     price = Value(filled_avg_price, output_field=DecimalField(max_digits=16, decimal_places=4))
     values: dict[str, Any] = {
-        "status": u.status,
-        "status_rank": u.rank,
-        "is_terminal": is_terminal(u.status),
+        **asdict(stored_status(u.status, u.source)),
         # Both right-hand sides read the row as it was before this UPDATE (SQL semantics).
         "filled_qty": Greatest(F("filled_qty"), Value(u.filled_qty)),
         "filled_avg_price": Case(
             When(filled_qty__lt=u.filled_qty, then=price), default=F("filled_avg_price")
         ),
-        "source_strength": u.strength,
         "updated_at": now,
     }
     if u.broker_updated_at is not None:
@@ -116,6 +130,11 @@ def _cas_values(
         values["submitted_at"] = Coalesce(F("submitted_at"), Value(submitted_at))
     if note and u.status in (S.REJECTED, S.FAILED):
         values["reject_reason"] = note[:2000]
+    if resend:
+        # Claimed by whoever moved it back, in the same UPDATE: of two concurrent re-sends
+        # only the one whose update applies sends; reconciliation's grace restarts now.
+        values["send_claimed_at"] = now
+        values["reject_reason"] = ""
     return values
 
 
@@ -172,6 +191,7 @@ def apply_order_update(
             submitted_at=submitted_at,
             note=note,
             now=now,
+            resend=decision.reason == RESEND,
         )
         applied = bool(
             Order.objects.filter(pk=row["id"]).filter(_cas_condition(update)).update(**values)
@@ -204,8 +224,23 @@ def apply_order_update(
             filled_qty_before=row["filled_qty"],
             note=note[:2000],
         )
+        # A terminal order that moved was ended locally and reopened by the broker (a
+        # ``filled`` learning a larger fill stays filled and is not a reopen).
+        reopened = applied and is_terminal(row["status"]) and row["status"] != S.FILLED
+        if reopened and row["plan_id"] is not None:
+            plan_status_reopen(plan_id=row["plan_id"], now=now, client_order_id=client_order_id)
         if applied and row["plan_id"] is not None and is_terminal(update.status):
             plan_status_follow(plan_id=row["plan_id"], now=now)
+    if reopened:
+        metrics.ORDERS_REOPENED.labels(update.source).inc()
+        logger.warning(
+            "order %s: the broker reports it %s (%s filled); our local %s is overruled and "
+            "the order reopened",
+            client_order_id,
+            update.status,
+            update.filled_qty,
+            row["status"],
+        )
     metrics.ORDER_UPDATES.labels(update.source, "applied" if applied else "skipped").inc()
     if not applied:
         metrics.ORDER_UPDATES_SKIPPED.labels(reason).inc()
@@ -256,6 +291,22 @@ def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     return status
 
 
+def plan_status_reopen(*, plan_id: int, now: datetime, client_order_id: str) -> str | None:
+    """A slice that ended locally was reopened by the broker: a plan that ``completed`` or
+    ``failed`` because all its slices had ended is active again (it has a working order), and
+    ``plan_status_follow`` ends it once more, with the right numbers, when that slice ends. A
+    canceled plan stays canceled: it sends nothing more, and the slice is cancelable as an
+    order. Called in the transaction of the update, after the slice's row was locked."""
+    reason = f"reopened: slice {client_order_id} is live at the broker"
+    reopened = SlicingPlan.objects.filter(
+        pk=plan_id, status__in=[PlanStatus.COMPLETED, PlanStatus.FAILED]
+    ).update(status=PlanStatus.ACTIVE, status_reason=reason, ended_at=None, updated_at=now)
+    if not reopened:
+        return None
+    logger.warning("TWAP plan %s %s", plan_id, reason)
+    return PlanStatus.ACTIVE
+
+
 def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now: datetime) -> None:
     position, _ = Position.objects.select_for_update().get_or_create(symbol=symbol)
     position.qty, position.avg_entry_price = position_after_fill(
@@ -265,11 +316,57 @@ def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now:
     position.save(update_fields=["qty", "avg_entry_price", "updated_at"])
 
 
+def order_adopt(*, report: OrderReport, strategy: Strategy, note: str, now: datetime) -> Order:
+    """Insert a broker order nobody here placed (an orphan an operator adopts) into the ledger,
+    as the broker reports it now, with manual strength. Not through ``apply_order_update``:
+    its fills already moved the broker position (and so, through reconciliation, ours), so
+    they must not move ``Position`` again; later reports do, by their delta. Needs the
+    caller's transaction; an existing client_order_id raises IntegrityError."""
+    stored = stored_status(report.status, Source.MANUAL)
+    order = Order.objects.create(
+        client_order_id=report.client_order_id,
+        strategy=strategy,
+        symbol=report.symbol,
+        side=report.side,
+        qty=report.qty,
+        order_type=report.order_type or "market",
+        time_in_force=report.time_in_force or "day",
+        limit_price=report.limit_price,
+        stop_price=report.stop_price,
+        **asdict(stored),
+        filled_qty=report.filled_qty,
+        filled_avg_price=report.filled_avg_price,
+        broker_order_id=report.broker_order_id,
+        broker_updated_at=report.updated_at,
+        origin=Origin.ADOPTED,
+        trade_date=report.submitted_at.date(),
+        send_claimed_at=report.submitted_at,
+        submitted_at=report.submitted_at,
+        created_at=now,
+        updated_at=now,
+    )
+    OrderEvent.objects.create(
+        order=order,
+        created_at=now,
+        source=Source.MANUAL,
+        status=report.status,
+        filled_qty=report.filled_qty,
+        filled_avg_price=report.filled_avg_price,
+        broker_updated_at=report.updated_at,
+        applied=True,
+        reason="adopted",
+        note=note[:2000],
+    )
+    return order
+
+
 # --- submit ------------------------------------------------------------------------------
 @dataclass
 class SubmitOutcome:
     order: Order
     created: bool
+    # An order that had failed without reaching the broker, claimed to be sent again.
+    resent: bool = False
     warnings: list[str] = field(default_factory=list)
 
 
@@ -303,19 +400,23 @@ def order_create(
 ) -> SubmitOutcome:
     """Record an order (``pending_new``) after the pre-trade checks, without sending it.
 
-    The same request on the same UTC day returns the existing order (``created=False``).
+    The same request on the same UTC day returns the existing order (``created=False``),
+    unless that order ended ``failed`` without ever reaching the broker: then the checks run
+    again and it is claimed to be sent again under the same client_order_id (``resent``).
     """
     now = now or timezone.now()
     strategy_require_active(request.strategy_id)
     coid = order_client_id(request, now)
     existing = Order.objects.filter(client_order_id=coid).first()
-    if existing is not None:
+    if existing is not None and not may_resend(existing.status, existing.broker_updated_at):
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
         return SubmitOutcome(existing, created=False)
     ctx = risk.prepare_context(request, now)
     try:
         with transaction.atomic():
             risk.lock_symbol(request.symbol)
+            if existing is not None:
+                return _order_resend_claim(existing, request, ctx)
             risk.run_checks(request, ctx)
             order = Order.objects.create(
                 client_order_id=coid,
@@ -346,13 +447,50 @@ def order_create(
     return SubmitOutcome(order, created=True, warnings=ctx.warnings)
 
 
+def _order_resend_claim(
+    existing: Order, request: risk.OrderIntent, ctx: risk.RiskContext
+) -> SubmitOutcome:
+    """Inside the order's transaction, under the symbol lock: if the order is still a local
+    ``failed``, judge it again as a new order and move it back to ``pending_new``, claimed
+    for sending, through the one update path. Another request that got there first (or a
+    broker report that reopened it meanwhile) makes this an ordinary replay."""
+    fresh = Order.objects.get(pk=existing.pk)  # read under the lock: a rival has committed
+    if not may_resend(fresh.status, fresh.broker_updated_at):
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return SubmitOutcome(fresh, created=False)
+    risk.run_checks(request, ctx)
+    result = apply_order_update(
+        fresh.client_order_id,
+        S.PENDING_NEW,
+        0,
+        None,
+        None,
+        Source.SUBMIT,
+        note="re-sent: the same request came again after it failed without reaching the broker",
+    )
+    fresh.refresh_from_db()
+    if result.reason != RESEND:
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return SubmitOutcome(fresh, created=False)
+    if ctx.extras.get("placed_under_override") and not fresh.placed_under_override:
+        Order.objects.filter(pk=fresh.pk).update(placed_under_override=True)
+        fresh.placed_under_override = True
+    metrics.ORDERS_RESENT.inc()
+    logger.warning("order %s failed earlier without reaching the broker: re-sent", fresh)
+    return SubmitOutcome(fresh, created=False, resent=True, warnings=ctx.warnings)
+
+
 def order_submit(
     *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
 ) -> SubmitOutcome:
-    """Place an order: record it, then send it. Idempotent per request and UTC day."""
+    """Place an order: record it, then send it. Idempotent per request and UTC day; an order
+    that failed without reaching the broker is sent again (see ``order_create``)."""
     outcome = order_create(request=request, actor=actor, now=now)
     if outcome.created:
         outcome.order = order_send(order=outcome.order)
+    elif outcome.resent:
+        order_send_claimed(order=outcome.order)
+        outcome.order.refresh_from_db()
     return outcome
 
 

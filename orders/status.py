@@ -10,6 +10,16 @@ Rank table (DESIGN §3). Odd edges, commented where they bite:
 - ``partially_filled`` is rank 3 like ``pending_cancel``: a cancel request on a partially filled
   order does not erase the fill because ``filled_qty`` never goes down on its own.
 - Unknown statuses rank 0, so they can never overwrite anything known on a timestamp tie.
+- A terminal status we decided ourselves (no broker timestamp: a ``failed`` grace expiry, a
+  local cancel or ``blocked_*`` of an order never sent, a submit's ``rejected``) is a guess
+  about the broker, not its word: the broker's first report on the order (anything carrying
+  its timestamp) overrules it and the order is reopened (``reopened_by_broker``). Otherwise an
+  order the broker holds live, and later fills, would be invisible to every risk check.
+  ``filled`` is never a local guess (only the broker reports fills) and is not reopened.
+- The one way back to ``pending_new``: the client asks again for an order that ended
+  ``failed`` locally, i.e. never reached the broker as far as anyone knows (``resend``). It is
+  re-sent under the same client_order_id, so if it did reach the broker after all, the
+  broker's 422 "must be unique" turns the re-send into a lookup.
 """
 
 from __future__ import annotations
@@ -125,6 +135,22 @@ def status_from_event(event: str) -> str:
 
 
 @dataclass(frozen=True)
+class StoredStatus:
+    """The columns an order row keeps about its status, which the compare-and-swap reads:
+    derived here and nowhere else (the update path and an adopted order's first row both
+    call ``stored_status``)."""
+
+    status: str
+    status_rank: int
+    is_terminal: bool
+    source_strength: int
+
+
+def stored_status(status: str, source: str) -> StoredStatus:
+    return StoredStatus(status, status_rank(status), is_terminal(status), SOURCE_STRENGTH[source])
+
+
+@dataclass(frozen=True)
 class OrderState:
     """What the database holds for an order, as far as the update rule cares."""
 
@@ -160,6 +186,30 @@ class Decision:
     reason: str
 
 
+REOPENED = "reopened_by_broker"
+RESEND = "resend"
+
+
+def is_local_ending(status: str, broker_updated_at: datetime | None) -> bool:
+    """A terminal status no broker report backs (see the module docstring)."""
+    return broker_updated_at is None and is_terminal(status) and status != S.FILLED
+
+
+def may_resend(status: str, broker_updated_at: datetime | None) -> bool:
+    """An order that ended ``failed`` without the broker ever reporting it: it never reached
+    the broker as far as anyone knows, so the same request may send it again (same id)."""
+    return status == S.FAILED and broker_updated_at is None
+
+
+def is_resend(update: StatusUpdate) -> bool:
+    """The update a re-send offers: back to ``pending_new``, decided locally, nothing filled."""
+    return (
+        update.status == S.PENDING_NEW
+        and update.broker_updated_at is None
+        and update.filled_qty == 0
+    )
+
+
 def _larger_fill_on_filled(current: OrderState, update: StatusUpdate) -> bool:
     """The one way out of the terminal lock: a ``filled`` report with more shares for an order
     we hold as ``filled``. (The fix plan's SQL let *any* status with a larger fill through,
@@ -175,12 +225,14 @@ def decide(current: OrderState, update: StatusUpdate) -> Decision:
     """Should ``update`` overwrite ``current``? The rule of DESIGN §3, in order:
 
     0. an exact repeat of what we hold, from no stronger source, is a duplicate;
-    1. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill
+    1. a status we ended locally (no broker timestamp) yields to any broker report
+       (``reopened_by_broker``), and a local ``failed`` to a re-send (``resend``);
+    2. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill
        from another ``filled`` report;
-    2. a local decision (no broker timestamp) applies only while the broker has said nothing
+    3. a local decision (no broker timestamp) applies only while the broker has said nothing
        about the order, and only if it moves the order forward;
-    3. a newer broker timestamp wins, an older one loses;
-    4. on equal timestamps: higher rank, then larger fill, then stronger source.
+    4. a newer broker timestamp wins, an older one loses;
+    5. on equal timestamps: higher rank, then larger fill, then stronger source.
     """
     cur_rank = status_rank(current.status)
     if (update.status, update.filled_qty, update.broker_updated_at) == (
@@ -189,6 +241,11 @@ def decide(current: OrderState, update: StatusUpdate) -> Decision:
         current.broker_updated_at,
     ) and update.strength <= current.source_strength:
         return Decision(False, "duplicate")
+    local_ending = is_local_ending(current.status, current.broker_updated_at)
+    if local_ending and update.broker_updated_at is not None:
+        return Decision(True, REOPENED)
+    if may_resend(current.status, current.broker_updated_at) and is_resend(update):
+        return Decision(True, RESEND)
     if is_terminal(current.status) and not _larger_fill_on_filled(current, update):
         return Decision(False, "terminal_locked")
     if update.broker_updated_at is None:

@@ -69,6 +69,15 @@ def symbols_set(app: PaperBrokerApp, request: Request) -> Response:
     return Response(200, result)
 
 
+def assets_get(app: PaperBrokerApp, request: Request) -> Response:
+    return Response(200, app.engine.assets_json())
+
+
+def assets_set(app: PaperBrokerApp, request: Request) -> Response:
+    """``{"SYM": {"tradable": false, ...}, ...}``: add, halt, delist or restrict assets."""
+    return Response(200, app.engine.set_assets(_object(request)))
+
+
 def orders_place(app: PaperBrokerApp, request: Request) -> Response:
     """One order, or ``{"orders": [...]}`` in bulk; no buying-power check (the broker, not the
     client, put them there)."""
@@ -182,6 +191,8 @@ ROUTES = [
     route("POST", "/_paper/prices", prices_set),
     route("GET", "/_paper/symbols", symbols_get),
     route("POST", "/_paper/symbols", symbols_set),
+    route("GET", "/_paper/assets", assets_get),
+    route("POST", "/_paper/assets", assets_set),
     route("POST", "/_paper/orders", orders_place),
     route("POST", "/_paper/orders/(?P<ref>[^/]+)/fill", order_fill),
     route("POST", "/_paper/orders/(?P<ref>[^/]+)/cancel", order_cancel),

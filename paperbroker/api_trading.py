@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from paperbroker.models import (
-    CODE_BAD_REQUEST,
-    CODE_NOT_FOUND,
-    ApiError,
-    asset_id_for,
-    invalid,
-)
-from paperbroker.orderspec import validate_symbol
+from paperbroker.models import CODE_BAD_REQUEST, ApiError, invalid
 from paperbroker.timeutil import parse_timestamp
 from paperbroker.web import Request, Response, query_bool, route
 
@@ -38,28 +31,22 @@ def calendar(app: PaperBrokerApp, request: Request) -> Response:
 
 
 def asset(app: PaperBrokerApp, request: Request, symbol: str) -> Response:
-    try:
-        symbol = validate_symbol(symbol)
-    except ApiError:
-        raise ApiError(404, CODE_NOT_FOUND, "asset not found") from None
-    return Response(
-        200,
-        {
-            "id": asset_id_for(symbol),
-            "class": "us_equity",
-            "exchange": "NASDAQ",
-            "symbol": symbol,
-            "name": f"{symbol} (paper broker)",
-            "status": "active",
-            "tradable": True,
-            "marginable": True,
-            "shortable": True,
-            "easy_to_borrow": True,
-            "fractionable": False,
-            "maintenance_margin_requirement": 30,
-            "attributes": [],
-        },
+    """``GET /v2/assets/{symbol or asset id}``; 404 ``asset not found`` like Alpaca."""
+    return Response(200, app.engine.asset(symbol).to_json())
+
+
+def assets_list(app: PaperBrokerApp, request: Request) -> Response:
+    """``GET /v2/assets?status=&asset_class=&exchange=&attributes=`` (attributes: accepted,
+    no paper asset has any)."""
+    status = request.query.get("status") or None
+    if status not in (None, "active", "inactive"):
+        raise invalid(f"invalid status: {status}")
+    assets = app.engine.list_assets(
+        status=status,
+        asset_class=request.query.get("asset_class") or None,
+        exchange=request.query.get("exchange") or None,
     )
+    return Response(200, [a.to_json() for a in assets])
 
 
 def orders_create(app: PaperBrokerApp, request: Request) -> Response:
@@ -180,6 +167,7 @@ ROUTES = [
     route("GET", "/v2/account", account),
     route("GET", "/v2/clock", clock),
     route("GET", "/v2/calendar", calendar),
+    route("GET", "/v2/assets", assets_list),
     route("GET", "/v2/assets/(?P<symbol>[^/]+)", asset),
     route("POST", "/v2/orders", orders_create),
     route("GET", "/v2/orders", orders_list),

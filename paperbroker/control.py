@@ -146,6 +146,16 @@ class PaperControl:
             profile["listed"] = listed.isoformat() if isinstance(listed, date) else listed
         return self._call("POST", "symbols", {symbol: profile})[symbol.upper()]
 
+    def assets(self) -> dict[str, dict[str, Any]]:
+        """The broker's asset universe, symbol -> Alpaca asset JSON."""
+        return self._call("GET", "assets")
+
+    def set_asset(self, symbol: str, **changes: Any) -> dict[str, Any]:
+        """Add an asset or change it: ``status`` ("active"/"inactive"), ``tradable`` (False =
+        halted), ``shortable``, ``easy_to_borrow``, ``marginable``, ``fractionable``,
+        ``exchange``, ``name``. Returns its Alpaca JSON."""
+        return self._call("POST", "assets", {symbol: changes})[symbol.upper()]
+
     def tick(self, count: int = 1) -> int:
         """Advance the simulation ``count`` ticks now (random walk, partial fills, clock)."""
         return self._call("POST", "tick", {"count": count})["tick"]

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from paperbroker import marketdata
+from paperbroker.assets import Asset, AssetBook
 from paperbroker.clock import CLOCK_MODES, MarketClock, calendar
 from paperbroker.config import FILL_MODELS, EngineConfig
 from paperbroker.faults import FaultBook
@@ -101,6 +102,7 @@ class Engine:
         self.config = config
         self.clock = MarketClock(self._wall, mode=self._base_clock_mode)
         self.book = PriceBook()
+        self.assets = AssetBook()
         self.portfolio = Portfolio(config.initial_cash)
         self.orders = OrderBook()
         self._seq = 0
@@ -220,6 +222,7 @@ class Engine:
             if value <= 0:
                 raise invalid(f"price for {symbol} must be > 0")
             parsed[symbol] = round_price(value)
+        self.assets.list_symbols(parsed)  # a symbol with a market is a listed asset
         for symbol, value in parsed.items():
             self._move_price(symbol, value)
         for symbol in parsed:
@@ -240,6 +243,7 @@ class Engine:
         unknown = set(profile) - {"adv", "price", "listed"}
         if unknown:
             raise invalid(f"unknown symbol keys: {', '.join(sorted(unknown))}")
+        self.assets.list_symbols([symbol])
         if "adv" in profile:
             adv = to_whole(profile["adv"], "adv")
             if adv <= 0:
@@ -330,6 +334,7 @@ class Engine:
         self._sync_market_state()
         spec = parse_order_request(payload, allow_submitted_at=origin == "control")
         self._check_unique(spec)
+        self._check_asset(spec)
         self._check_stop_price(spec)
         if check_buying_power:
             self._check_buying_power(spec)
@@ -347,6 +352,7 @@ class Engine:
             try:
                 spec = parse_order_request(payload, allow_submitted_at=True)
                 self._check_unique(spec, also=seen)
+                self._check_asset(spec)
                 self._check_stop_price(spec)
             except ApiError as exc:
                 raise ApiError(exc.status, exc.code, f"orders[{index}]: {exc.message}") from None
@@ -382,6 +388,7 @@ class Engine:
         } | wanted
         spec = parse_order_request(payload, allow_submitted_at=False)
         self._check_unique(spec)
+        self.assets.check_order(spec.symbol, opens_short=False)
         self._check_stop_price(spec)
         self.orders.mark_closed(old)  # its buying power is released for the check
         try:
@@ -430,6 +437,43 @@ class Engine:
         self._emit_trade_update(order.status, order)
         self._execute(order)
         return order
+
+    def _check_asset(self, spec: OrderSpec) -> None:
+        opens_short = spec.side == "sell" and spec.qty > self._sellable(spec.symbol)
+        self.assets.check_order(spec.symbol, opens_short=opens_short)
+
+    def _sellable(self, symbol: str) -> int:
+        """Shares a sell can take without going short: the long position minus what open
+        sells already claim."""
+        held = sum(o.remaining for o in self.orders.open_for_symbol(symbol) if o.side == "sell")
+        return max(self.portfolio.qty(symbol), 0) - held
+
+    # ------------------------------------------------------------------ assets
+    @_locked
+    def asset(self, symbol_or_id: str) -> Asset:
+        return self.assets.find(symbol_or_id)
+
+    @_locked
+    def list_assets(
+        self, *, status: str | None, asset_class: str | None, exchange: str | None
+    ) -> list[Asset]:
+        return self.assets.query(status=status, asset_class=asset_class, exchange=exchange)
+
+    @_locked
+    def set_assets(self, changes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Add, halt, delist or restrict assets (``POST /_paper/assets``); all or nothing."""
+        before = dict(self.assets.assets)
+        try:
+            updated = {symbol: self.assets.update(symbol, spec) for symbol, spec in changes.items()}
+        except ApiError:
+            self.assets.assets = before
+            raise
+        self._changed()
+        return {asset.symbol: asset.to_json() for asset in updated.values()}
+
+    @_locked
+    def assets_json(self) -> dict[str, dict[str, Any]]:
+        return self.assets.to_json()
 
     def _check_stop_price(self, spec: OrderSpec) -> None:
         # Alpaca refuses stops that would trigger immediately (42210000).
@@ -736,6 +780,7 @@ class Engine:
             "config": self.config.to_json(),
             "clock": self.clock.snapshot(),
             "book": self.book.snapshot(),
+            "assets": self.assets.snapshot(),
             "portfolio": self.portfolio.snapshot(),
             "orders": [order.to_state() for order in self.orders],
             "seq": self._seq,
@@ -751,6 +796,7 @@ class Engine:
         self._clear(EngineConfig().updated(data["config"]))
         self.clock.restore(data["clock"])
         self.book.restore(data["book"], self.now())
+        self.assets.restore(data.get("assets"))
         self.portfolio.restore(data["portfolio"])
         for raw in data["orders"]:
             self.orders.add(Order.from_state(raw))

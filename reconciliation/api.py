@@ -87,6 +87,7 @@ class ForceCompleteView(generics.GenericAPIView):
         request=ForceCompleteSerializer,
         responses={200: StatusSerializer, **ERRORS},
         summary="Open the gate without a reconciliation (permission, reason, OTP)",
+        description="409 conflict while the gate is already open (an override included).",
     )
     def post(self, request: Request) -> Response:
         body = ForceCompleteSerializer(data=request.data)

@@ -26,14 +26,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from orders import hooks
 from orders.models import Order, Position
 from orders.services import apply_broker_report, apply_order_update
-from orders.status import OrderStatus, Source
+from orders.status import REOPENED, OrderStatus, Source
 from reconciliation.diff import (
     DbOrder,
     OrdersDiff,
@@ -117,8 +117,17 @@ def run_lock(*, wait_seconds: float = 0) -> Iterator[bool]:
         yield acquired
     finally:
         if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+            _unlock()
+
+
+def _unlock() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+    except DatabaseError:
+        # The session is gone (the database restarted, the connection broke): PostgreSQL
+        # released its session locks with it. Raising here would hide the run's own outcome.
+        logger.warning("reconciliation lock not released explicitly: the session ended")
 
 
 def state_get() -> ReconciliationState:
@@ -153,8 +162,11 @@ class _Fetched:
 
 
 def _run(kind: str, dry_run: bool) -> RunOutcome:
+    """One run under the lock. Whatever goes wrong ends it ``failed`` with the error recorded:
+    a run left ``running`` would look in progress forever and hide why the gate stays shut."""
     state = state_get()
     started = timezone.now()
+    _abandoned_runs_close(now=started)
     run = ReconciliationRun.objects.create(
         kind=kind,
         dry_run=dry_run,
@@ -177,11 +189,30 @@ def _run(kind: str, dry_run: bool) -> RunOutcome:
         run.orders_checked = diff.checked
         if not dry_run:
             _apply(run, diff, fetched)
-    except BrokerError as exc:
+        run.broker_calls = broker.requests_sent - calls_before
+        _finish(run, state, diff, fetched, dry_run, elapsed=time.monotonic() - clock)
+    except Exception as exc:  # every failure, expected or not, ends the run (module docstring)
         return _fail(run, state, exc, broker.requests_sent - calls_before)
-    run.broker_calls = broker.requests_sent - calls_before
-    _finish(run, state, diff, fetched, dry_run, elapsed=time.monotonic() - clock)
+    if not dry_run:
+        _after_success(run, diff)
     return RunOutcome(run, diff=diff)
+
+
+def _abandoned_runs_close(*, now: datetime) -> None:
+    """Runs still ``running`` while this one holds the lock were abandoned: their process died
+    (SIGKILL, OOM, lost database) before it could record an outcome. Only on PostgreSQL,
+    where the lock makes that certain; SQLite (the demo) has no cross-process lock."""
+    if connection.vendor != "postgresql":
+        return
+    closed = ReconciliationRun.objects.filter(status=ReconciliationRun.Status.RUNNING).update(
+        status=ReconciliationRun.Status.FAILED,
+        finished_at=now,
+        errors=F("errors") + 1,
+        error_text="abandoned: the process running it ended before recording an outcome",
+    )
+    if closed:
+        metrics.RECONCILIATION_RUN_ERRORS.labels("abandoned").inc(closed)
+        logger.error("reconciliation: %d abandoned run(s) marked failed", closed)
 
 
 def _fetch(broker: Broker, state: ReconciliationState, now: datetime) -> _Fetched:
@@ -229,12 +260,15 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched) -> None:
     # Counted from what was applied, not from the diff: between the fetch and here the stream
     # may have applied a newer report, and the compare-and-swap then skips this older one.
     unconfirmed = set(diff.unconfirmed_found)
+    reopened: list[str] = []
     for report in diff.updates:
         result = apply_broker_report(report, Source.RECONCILIATION, note="reconciliation")
         if result.applied:
             run.orders_updated += 1
             run.fills_corrected += int(result.fill_delta > 0)
             run.unconfirmed_resolved += int(report.client_order_id in unconfirmed)
+            if result.reason == REOPENED:  # we had ended it locally; the broker has it
+                reopened.append(report.client_order_id)
         elif result.reason not in ("duplicate",):
             run.conflicts_skipped += 1
             logger.warning(
@@ -262,6 +296,7 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched) -> None:
             ours,
             theirs,
         )
+    run.summary["reopened"] = reopened
     run.orphans_found = orphans_record(diff.new_orphans, diff.known_orphans, now=run.started_at)
     run.position_mismatches = _positions_sync(run, fetched.positions, fetched.positions_at)
     if settings.ORPHAN_AUTO_CANCEL_SECONDS:
@@ -333,6 +368,7 @@ def _finish(
     run.status = ReconciliationRun.Status.SUCCEEDED
     run.finished_at = finished
     run.summary = {
+        **run.summary,
         "updates": [o.client_order_id for o in diff.updates][:100],
         "marked_failed": diff.mark_failed[:100],
         "new_orphans": [o.broker_order_id for o in diff.new_orphans][:100],
@@ -364,8 +400,20 @@ def _finish(
                 default=Value(False),
             ),
         )
-    _observe(run, diff)
-    hooks.reconciliation_succeeded.send(sender=reconciliation_run, kind=run.kind, run_id=run.pk)
+
+
+def _after_success(run: ReconciliationRun, diff: OrdersDiff) -> None:
+    """Metrics and listeners (TWAP recovery) of a run whose success is committed: nothing here
+    may turn it into a failure, so errors are logged, never raised."""
+    try:
+        _observe(run, diff)
+    except Exception:
+        logger.exception("reconciliation run %s: metrics not recorded", run.pk)
+    for receiver, result in hooks.reconciliation_succeeded.send_robust(
+        sender=reconciliation_run, kind=run.kind, run_id=run.pk
+    ):
+        if isinstance(result, Exception):
+            logger.error("after reconciliation run %s: %s failed: %r", run.pk, receiver, result)
 
 
 def _inc(counter: Any, amount: int) -> None:
@@ -381,6 +429,7 @@ def _observe(run: ReconciliationRun, diff: OrdersDiff) -> None:
     _inc(mismatch.labels("fill"), run.fills_corrected)
     _inc(mismatch.labels("orphan"), len(diff.new_orphans))
     _inc(mismatch.labels("never_submitted"), run.marked_failed)
+    _inc(mismatch.labels("reopened"), len(run.summary.get("reopened", [])))
     _inc(mismatch.labels("position"), run.position_mismatches)
     _inc(metrics.RECONCILIATION_CONFLICTS_SKIPPED, run.conflicts_skipped)
     metrics.RECONCILIATION_LAST_RUN.set(run.finished_at.timestamp())
@@ -402,19 +451,34 @@ def _observe(run: ReconciliationRun, diff: OrdersDiff) -> None:
 
 
 def _fail(
-    run: ReconciliationRun, state: ReconciliationState, exc: BrokerError, calls: int
+    run: ReconciliationRun, state: ReconciliationState, exc: Exception, calls: int
 ) -> RunOutcome:
+    """Record the failure (run, state, metrics). A broker error is an expected outage; anything
+    else is a defect or a database problem and is logged with its traceback. If even the
+    record cannot be written (the database is gone), the original error is raised; the next
+    run closes the row as abandoned."""
+    expected = isinstance(exc, BrokerError)
+    if expected:
+        logger.error("reconciliation %s failed: %s", run.kind, exc)
+        text = str(exc)
+    else:
+        logger.exception("reconciliation %s failed unexpectedly", run.kind, exc_info=exc)
+        text = f"{exc.__class__.__name__}: {exc}"
+    metrics.RECONCILIATION_RUNS.labels(run.kind, "failed").inc()
+    metrics.RECONCILIATION_RUN_ERRORS.labels("broker" if expected else "unexpected").inc()
     now = timezone.now()
     run.status = ReconciliationRun.Status.FAILED
     run.finished_at = now
     run.errors += 1
-    run.error_text = str(exc)[:2000]
+    run.error_text = text[:2000]
     run.broker_calls = calls
-    with transaction.atomic():
-        run.save()
-        ReconciliationState.objects.filter(pk=state.pk).update(
-            last_run_at=now, last_run_status=run.status, last_error=run.error_text
-        )
-    metrics.RECONCILIATION_RUNS.labels(run.kind, "failed").inc()
-    logger.error("reconciliation %s failed: %s", run.kind, exc)
+    try:
+        with transaction.atomic():
+            run.save()
+            ReconciliationState.objects.filter(pk=state.pk).update(
+                last_run_at=now, last_run_status=run.status, last_error=run.error_text
+            )
+    except DatabaseError:
+        logger.exception("reconciliation run %s: the failure could not be recorded", run.pk)
+        raise exc from None
     return RunOutcome(run)

@@ -14,7 +14,13 @@ from reconciliation.models import ANY_STRATEGY, OrphanOrder, Quarantine, Reconci
 
 
 def gate_verdict(now: datetime | None = None) -> GateVerdict:
-    state = ReconciliationState.objects.filter(pk=1).first()
+    return gate_verdict_of(ReconciliationState.objects.filter(pk=1).first(), now=now)
+
+
+def gate_verdict_of(
+    state: ReconciliationState | None, *, now: datetime | None = None
+) -> GateVerdict:
+    """The gate as a given state row says (e.g. one the caller holds locked)."""
     if state is None:
         return GateVerdict(False, "no reconciliation has succeeded yet")
     return gate_evaluate(

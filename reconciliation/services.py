@@ -11,14 +11,17 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import RESERVED_STRATEGY_ID, Order, Origin, Strategy
-from orders.status import SOURCE_STRENGTH, Source, is_terminal, status_rank
+from orders.models import RESERVED_STRATEGY_ID, Order, Strategy
+from orders.services import order_adopt
+from orders.status import is_terminal
+from reconciliation.diff import GateVerdict
 from reconciliation.models import (
     ANY_STRATEGY,
     OrphanOrder,
     Quarantine,
     ReconciliationState,
 )
+from reconciliation.selectors import gate_verdict, gate_verdict_of
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.broker import (
@@ -58,15 +61,18 @@ def process_start_record(*, kind: str, now: datetime | None = None) -> None:
 def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) -> None:
     """Open the gate without a reconciliation. Needs ``manage_reconciliation``, a reason and a
     fresh OTP code; the override counts as a reconciliation at this moment and ages like one,
-    and every order placed under it is flagged and logged."""
+    and every order placed under it is flagged and logged. Refused (409) while the gate is
+    open, an override already in effect included."""
     if not getattr(actor, "has_perm", lambda p: False)("reconciliation.manage_reconciliation"):
         raise PermissionDenied("Permission reconciliation.manage_reconciliation is required.")
     reason = _require_reason(reason)
+    _require_gate_closed(gate_verdict())  # before the OTP code is spent
     if not otp_step_up(actor, otp_token):
         raise PermissionDenied("Invalid or already used OTP code.", code="otp_required")
     now = timezone.now()
     with transaction.atomic():
         state, _ = ReconciliationState.objects.select_for_update().get_or_create(pk=1)
+        _require_gate_closed(gate_verdict_of(state, now=now))  # again, locked: a run may have ended
         before = {
             "override_active": state.override_active,
             "last_success_at": state.last_success_at,
@@ -86,6 +92,17 @@ def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) ->
             after={"override_active": True, "override_at": now},
         )
     logger.warning("reconciliation FORCE-COMPLETED by %s: %s", actor_label(actor), reason)
+
+
+def _require_gate_closed(verdict: GateVerdict) -> None:
+    """An override of an open gate would change nothing but flag every order placed in the
+    next RECONCILIATION_MAX_AGE_SECONDS as "under override" (and extend an override already
+    in effect): refused, so the flag keeps meaning "nobody reconciled this"."""
+    if verdict.open:
+        raise Conflict(
+            f"The gate is already open ({verdict.reason}): there is nothing to force-complete.",
+            details={"gate": verdict.reason, "by_override": verdict.by_override},
+        )
 
 
 # --- orphans found by a run -------------------------------------------------------------------
@@ -155,28 +172,43 @@ def orphans_record(new: list[OrderReport], known: list[OrderReport], *, now: dat
     return len(fresh)
 
 
+def _broker_facts(report: OrderReport, *, now: datetime) -> dict[str, Any]:
+    """What an orphan row records of the broker's order (never its resolution)."""
+    return {
+        "broker_status": report.status,
+        "filled_qty": report.filled_qty,
+        "broker_updated_at": report.updated_at,
+        "estimated_notional": _notional(report),
+        "last_seen_at": now,
+    }
+
+
+def _is_older(row: OrphanOrder, report: OrderReport) -> bool:
+    return row.broker_updated_at is not None and report.updated_at < row.broker_updated_at
+
+
 def _orphans_refresh(known: list[OrderReport], *, now: datetime) -> None:
-    """Write only the recorded orphans whose broker state moved (one read, one bulk write)."""
+    """Write only the recorded orphans whose broker state moved (one read, one bulk write), in
+    the caller's transaction. The rows are locked (in id order, so two writers cannot
+    deadlock) and a report older than what a row holds (an operator's cancel wrote a newer
+    one meanwhile) is skipped. Only broker facts are written, never the resolution."""
     if not known:
         return
     by_id = {o.broker_order_id: o for o in known}
     changed = []
-    for row in OrphanOrder.objects.filter(broker_order_id__in=list(by_id)):
+    rows = OrphanOrder.objects.select_for_update().filter(broker_order_id__in=list(by_id))
+    for row in rows.order_by("pk"):
         report = by_id[row.broker_order_id]
         if (row.broker_status, row.filled_qty) == (report.status, report.filled_qty):
             continue
-        row.broker_status, row.filled_qty = report.status, report.filled_qty
-        row.broker_updated_at, row.last_seen_at = report.updated_at, now
-        row.estimated_notional = _notional(report)
+        if _is_older(row, report):
+            continue
+        for name, value in _broker_facts(report, now=now).items():
+            setattr(row, name, value)
         changed.append(row)
-    fields = [
-        "broker_status",
-        "filled_qty",
-        "broker_updated_at",
-        "last_seen_at",
-        "estimated_notional",
-    ]
-    OrphanOrder.objects.bulk_update(changed, fields, batch_size=500)
+    if changed:
+        fields = list(_broker_facts(known[0], now=now))
+        OrphanOrder.objects.bulk_update(changed, fields, batch_size=500)
 
 
 def orphans_auto_cancel(*, older_than: int) -> int:
@@ -211,27 +243,53 @@ def _lift_quarantines(orphan: OrphanOrder, *, actor: Any, reason: str) -> int:
     )
 
 
+def _orphan_lock(orphan: OrphanOrder) -> OrphanOrder:
+    """The orphan's row, locked for the caller's transaction, and still untracked (409
+    otherwise): two operators, or an operator and reconciliation, cannot both act on it."""
+    locked = OrphanOrder.objects.select_for_update().get(pk=orphan.pk)
+    _require_untracked(locked)
+    return locked
+
+
+def _orphan_note_broker(locked: OrphanOrder, report: OrderReport) -> None:
+    """Record what the broker just answered about a locked orphan, unless the row already
+    holds a newer answer."""
+    if _is_older(locked, report):
+        return
+    facts = _broker_facts(report, now=timezone.now())
+    for name, value in facts.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=list(facts))
+
+
 def _resolve(
-    orphan: OrphanOrder, status: str, *, actor: Any, reason: str, action: str, **extra: Any
+    locked: OrphanOrder, status: str, *, actor: Any, reason: str, action: str, **extra: Any
 ) -> None:
-    before = {"status": orphan.status, "broker_status": orphan.broker_status}
-    orphan.status = status
-    orphan.resolved_at = timezone.now()
-    orphan.resolved_by = actor_label(actor)
-    orphan.resolution_note = reason
-    for key, value in extra.items():
-        setattr(orphan, key, value)
-    orphan.save()
-    lifted = _lift_quarantines(orphan, actor=actor, reason=f"{action}: {reason}")
+    """Resolve a locked, untracked orphan: its resolution fields only (a full-row save would
+    put back broker facts read before a concurrent refresh), its quarantines lifted, the
+    audit row, all in the caller's transaction."""
+    before = {"status": locked.status, "broker_status": locked.broker_status}
+    changes = {
+        "status": status,
+        "resolved_at": timezone.now(),
+        "resolved_by": actor_label(actor),
+        "resolution_note": reason,
+        **extra,
+    }
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=list(changes))
+    lifted = _lift_quarantines(locked, actor=actor, reason=f"{action}: {reason}")
     audit_record(
         actor=actor,
         action=f"orphan.{action}",
         object_type="orphan_order",
-        object_id=orphan.broker_order_id,
+        object_id=locked.broker_order_id,
         reason=reason,
         before=before,
         after={
             "status": status,
+            "broker_status": locked.broker_status,
             "quarantines_lifted": lifted,
             **{k: str(v) for k, v in extra.items()},
         },
@@ -240,7 +298,11 @@ def _resolve(
 
 def _require_untracked(orphan: OrphanOrder) -> None:
     if orphan.status != Status.UNTRACKED:
-        raise Conflict(f"Orphan {orphan.broker_order_id} is already {orphan.status}.")
+        by = f" by {orphan.resolved_by}" if orphan.resolved_by else ""
+        raise Conflict(
+            f"Orphan {orphan.broker_order_id} is already {orphan.status}{by}.",
+            details={"status": orphan.status},
+        )
 
 
 def _require_reason(reason: str) -> str:
@@ -255,11 +317,12 @@ def _require_reason(reason: str) -> str:
 def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason: str) -> Order:
     """Take an orphan into the order ledger under ``strategy``; its quarantine is lifted.
 
-    The order row starts from the broker's current state; it does not move ``Position``:
-    the broker position already contains whatever it filled, and reconciliation keeps the
-    two in step."""
+    The order row starts from the broker's current state (``orders.services.order_adopt``);
+    it does not move ``Position``: the broker position already contains whatever it filled,
+    and reconciliation keeps the two in step. The broker is asked first, outside any
+    transaction; then the orphan is locked and checked again."""
     reason = _require_reason(reason)
-    _require_untracked(orphan)
+    _require_untracked(orphan)  # a quick answer before asking the broker; checked again locked
     if strategy.pk == RESERVED_STRATEGY_ID:
         raise ValidationFailed("Adopt into a real strategy, not 'external'.")
     try:
@@ -268,45 +331,18 @@ def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason:
         raise ServiceUnavailable(f"Broker unavailable: {exc.message}", retry_after=5) from exc
     except BrokerNotFound:
         raise Conflict("The broker no longer knows this order.") from None
-    now = timezone.now()
     try:
         with transaction.atomic():
-            order = Order.objects.create(
-                client_order_id=report.client_order_id,
+            locked = _orphan_lock(orphan)
+            order = order_adopt(
+                report=report,
                 strategy=strategy,
-                symbol=report.symbol,
-                side=report.side,
-                qty=report.qty,
-                order_type=report.order_type or "market",
-                time_in_force=report.time_in_force or "day",
-                limit_price=report.limit_price,
-                stop_price=report.stop_price,
-                status=report.status,
-                status_rank=status_rank(report.status),
-                is_terminal=is_terminal(report.status),
-                filled_qty=report.filled_qty,
-                filled_avg_price=report.filled_avg_price,
-                broker_order_id=report.broker_order_id,
-                broker_updated_at=report.updated_at,
-                source_strength=SOURCE_STRENGTH[Source.MANUAL],
-                origin=Origin.ADOPTED,
-                trade_date=report.submitted_at.date(),
-                send_claimed_at=report.submitted_at,
-                submitted_at=report.submitted_at,
-                created_at=now,
-                updated_at=now,
-            )
-            order.events.create(
-                source=Source.MANUAL,
-                status=report.status,
-                filled_qty=report.filled_qty,
-                applied=True,
-                reason="adopted",
                 note=f"adopted from orphan by {actor_label(actor)}: {reason}",
+                now=timezone.now(),
             )
-            orphan.broker_status, orphan.filled_qty = report.status, report.filled_qty
+            _orphan_note_broker(locked, report)
             _resolve(
-                orphan,
+                locked,
                 Status.ADOPTED,
                 actor=actor,
                 reason=reason,
@@ -323,7 +359,11 @@ def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason:
 
 
 def orphan_cancel(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrder:
-    """Cancel the orphan at the broker; once the broker confirms, its quarantine is lifted."""
+    """Cancel the orphan at the broker; once the broker confirms, its quarantine is lifted.
+
+    The cancel is sent outside any transaction; its outcome is then recorded on the locked
+    row. If another operator resolved the orphan meanwhile, that resolution stands and this
+    call answers 409 (the broker's answer to the cancel is still recorded)."""
     reason = _require_reason(reason)
     _require_untracked(orphan)
     broker = get_broker()
@@ -337,33 +377,41 @@ def orphan_cancel(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrde
     except BrokerError as exc:
         raise Conflict(f"Cancel failed: {exc.message}") from exc
     with transaction.atomic():
-        orphan.broker_status, orphan.filled_qty = report.status, report.filled_qty
-        if is_terminal(report.status):
-            _resolve(orphan, Status.CANCELED, actor=actor, reason=reason, action="cancel")
-        else:  # pending_cancel: the quarantine stays until the broker confirms
-            orphan.save(update_fields=["broker_status", "filled_qty"])
+        locked = OrphanOrder.objects.select_for_update().get(pk=orphan.pk)
+        _orphan_note_broker(locked, report)
+        resolved_meanwhile = locked.status != Status.UNTRACKED
+        if not resolved_meanwhile and is_terminal(report.status):
+            _resolve(locked, Status.CANCELED, actor=actor, reason=reason, action="cancel")
+        elif not resolved_meanwhile:  # pending_cancel: the quarantine stays until confirmed
             audit_record(
                 actor=actor,
                 action="orphan.cancel_requested",
                 object_type="orphan_order",
-                object_id=orphan.broker_order_id,
+                object_id=locked.broker_order_id,
                 reason=reason,
                 after={"broker_status": report.status},
             )
-    return orphan
+    if resolved_meanwhile:
+        raise Conflict(
+            f"Orphan {locked.broker_order_id} was {locked.status} by {locked.resolved_by} "
+            f"meanwhile; the cancel reached the broker (now {report.status}).",
+            details={"status": locked.status, "broker_status": report.status},
+        )
+    return locked
 
 
 def orphan_resolve(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrder:
     """Acknowledge an orphan that is finished at the broker (filled, canceled, expired)."""
     reason = _require_reason(reason)
-    _require_untracked(orphan)
-    if not is_terminal(orphan.broker_status):
-        raise Conflict(
-            f"The orphan is still {orphan.broker_status} at the broker: adopt or cancel it first."
-        )
     with transaction.atomic():
-        _resolve(orphan, Status.RESOLVED, actor=actor, reason=reason, action="resolve")
-    return orphan
+        locked = _orphan_lock(orphan)
+        if not is_terminal(locked.broker_status):
+            raise Conflict(
+                f"The orphan is still {locked.broker_status} at the broker: adopt or cancel it "
+                "first."
+            )
+        _resolve(locked, Status.RESOLVED, actor=actor, reason=reason, action="resolve")
+    return locked
 
 
 def orphan_narrow(*, orphan: OrphanOrder, actor: Any, reason: str) -> int:
@@ -371,16 +419,17 @@ def orphan_narrow(*, orphan: OrphanOrder, actor: Any, reason: str) -> int:
     every strategy. The orphan's exposure still counts in every risk check."""
     reason = _require_reason(reason)
     with transaction.atomic():
-        narrowed = Quarantine.objects.active().filter(orphan=orphan, strategy_id=ANY_STRATEGY)
+        locked = _orphan_lock(orphan)
+        narrowed = Quarantine.objects.active().filter(orphan=locked, strategy_id=ANY_STRATEGY)
         count = narrowed.update(strategy_id=RESERVED_STRATEGY_ID)
         audit_record(
             actor=actor,
             action="quarantine.narrow",
             object_type="orphan_order",
-            object_id=orphan.broker_order_id,
+            object_id=locked.broker_order_id,
             reason=reason,
-            before={"scope": f"*:{orphan.symbol}"},
-            after={"scope": f"{RESERVED_STRATEGY_ID}:{orphan.symbol}", "count": count},
+            before={"scope": f"*:{locked.symbol}"},
+            after={"scope": f"{RESERVED_STRATEGY_ID}:{locked.symbol}", "count": count},
         )
     return count
 

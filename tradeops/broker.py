@@ -34,8 +34,9 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import AssetClass, OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
+    GetAssetsRequest,
     GetCalendarRequest,
     GetOrdersRequest,
     LimitOrderRequest,
@@ -51,6 +52,7 @@ from requests.adapters import HTTPAdapter
 from tradeops import metrics
 from tradeops.broker_types import (
     AccountReport,
+    AssetReport,
     BarReport,
     BrokerError,
     BrokerListingIncomplete,
@@ -64,6 +66,7 @@ from tradeops.broker_types import (
     QuoteReport,
     SessionReport,
     as_aware,
+    asset_report_from_alpaca,
     enum_value,
     order_report_from_alpaca,
     to_decimal,
@@ -73,6 +76,7 @@ from tradeops.broker_types import (
 
 __all__ = [
     "AccountReport",
+    "AssetReport",
     "BarReport",
     "Broker",
     "BrokerError",
@@ -90,6 +94,7 @@ __all__ = [
     "TradeUpdateStream",
     "get_broker",
     "get_quote_broker",
+    "submit_window_seconds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -350,6 +355,20 @@ class Broker:
             for d in days
         ]
 
+    # assets ---------------------------------------------------------------------------------------
+    def list_assets(self) -> list[AssetReport]:
+        """Every US equity the broker lists, active or not (an inactive one is then refused
+        as such rather than as unknown). Alpaca can list a symbol twice (one tradable, one
+        not), so callers key by symbol with care."""
+        request = GetAssetsRequest(asset_class=AssetClass.US_EQUITY)
+        assets = _map_errors(lambda: self.trading.get_all_assets(request), "get_all_assets")
+        return [asset_report_from_alpaca(a) for a in assets]
+
+    def get_asset(self, symbol: str) -> AssetReport:
+        """One asset; ``BrokerNotFound`` when the broker does not list it."""
+        asset = _map_errors(lambda: self.trading.get_asset(symbol), "get_asset")
+        return asset_report_from_alpaca(asset)
+
     # market data --------------------------------------------------------------------------------
     def get_daily_bars(self, symbol: str, *, start: datetime, end: datetime) -> list[BarReport]:
         return self.get_daily_bars_many([symbol], start=start, end=end).get(symbol, [])
@@ -485,6 +504,18 @@ class TradeUpdateStream:
 
     def stop(self) -> None:
         self._stream.stop()
+
+
+def submit_window_seconds() -> float:
+    """About the longest a submit can keep its caller waiting: every attempt alpaca-py makes
+    (it retries 429/504 by itself) bounded by our connect and read timeouts, plus its sleeps
+    in between. (A read timeout bounds each wait for bytes, not the whole answer, so a
+    trickling server could exceed it; Alpaca does not trickle.)"""
+    attempts = settings.ALPACA_RETRY_ATTEMPTS + 1
+    per_attempt = settings.ALPACA_CONNECT_TIMEOUT_SECONDS + settings.ALPACA_HTTP_TIMEOUT_SECONDS
+    return (
+        attempts * per_attempt + settings.ALPACA_RETRY_ATTEMPTS * settings.ALPACA_RETRY_WAIT_SECONDS
+    )
 
 
 # --- process-wide access ------------------------------------------------------------------------

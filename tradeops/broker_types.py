@@ -134,6 +134,49 @@ class QuoteReport:
         return max(self.bid_price, self.ask_price)
 
 
+@dataclass(frozen=True)
+class AssetReport:
+    """One asset as the broker lists it. Orders may trade it only while it is ``active`` and
+    ``tradable``; a sell may open a short only if it is ``shortable`` and ``easy_to_borrow``
+    (Alpaca opens shorts in easy-to-borrow securities only)."""
+
+    symbol: str
+    asset_id: str
+    asset_class: str
+    exchange: str
+    name: str
+    status: str
+    tradable: bool
+    marginable: bool
+    shortable: bool
+    easy_to_borrow: bool
+    fractionable: bool
+
+    @property
+    def is_tradable(self) -> bool:
+        return self.status == "active" and self.tradable
+
+    @property
+    def can_open_short(self) -> bool:
+        return self.shortable and self.easy_to_borrow
+
+
+def asset_report_from_alpaca(asset: Any) -> AssetReport:
+    return AssetReport(
+        symbol=asset.symbol,
+        asset_id=str(asset.id),
+        asset_class=enum_value(asset.asset_class),
+        exchange=enum_value(asset.exchange),
+        name=asset.name or "",
+        status=enum_value(asset.status),
+        tradable=bool(asset.tradable),
+        marginable=bool(asset.marginable),
+        shortable=bool(asset.shortable),
+        easy_to_borrow=bool(asset.easy_to_borrow),
+        fractionable=bool(asset.fractionable),
+    )
+
+
 def to_decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None

@@ -41,6 +41,29 @@ def check_live_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     return errors
 
 
+def check_unconfirmed_grace(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Reconciliation marks an order ``failed`` when the broker does not know it after the
+    grace period. Shorter than a submit can take, it fails orders whose submit is still
+    waiting for the broker; the broker's answer then reopens them, but until it does their
+    shares count in no risk check."""
+    from tradeops.broker import submit_window_seconds
+
+    grace = settings.RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS
+    window = submit_window_seconds()
+    if grace >= window:
+        return []
+    return [
+        checks.Warning(
+            f"RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS ({grace}) is shorter than the "
+            f"longest submit ({window:g} s from the ALPACA_* timeouts and retries): orders still "
+            "being sent may be marked failed until the broker's answer reopens them.",
+            hint=f"Set it to at least {int(window) + 1}.",
+            id="tradeops.W001",
+        )
+    ]
+
+
 def register() -> None:
     checks.register(check_utc, checks.Tags.compatibility)
     checks.register(check_live_keys, checks.Tags.security)
+    checks.register(check_unconfirmed_grace)

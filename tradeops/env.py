@@ -77,3 +77,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_cron(name: str, default: str) -> str:
+    """A five-field cron expression (django-q2 CRON schedules, read in UTC)."""
+    from croniter import croniter
+
+    raw = os.environ.get(name)
+    value = default if raw is None or raw.strip() == "" else raw.strip()
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ImproperlyConfigured(f"{name} must be a 5-field cron expression, got {raw!r}")
+    return value

@@ -50,10 +50,25 @@ ORDER_UPDATES = Counter(
 ORDER_UPDATES_SKIPPED = Counter(
     "order_updates_skipped", "Order status updates refused by the CAS, by reason", ["reason"]
 )
+ORDERS_RESENT = Counter(
+    "orders_resent",
+    "Orders that failed without reaching the broker, sent again because the same request came "
+    "again (same client_order_id)",
+)
+ORDERS_REOPENED = Counter(
+    "orders_reopened",
+    "Orders ended locally (failed, canceled or blocked before the broker said anything) that a "
+    "broker report reopened, by the source of that report",
+    ["source"],
+)
 BROKER_REQUESTS = Counter(
     "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
 )
 BROKER_ERRORS = Counter("broker_errors", "Broker calls that failed, by kind", ["kind"])
+
+ASSET_REFRESHES = Counter(
+    "asset_refreshes", "Loads of the broker's asset list, by outcome", ["outcome"]
+)
 
 # --- reconciliation ----------------------------------------------------------------------------
 RECONCILIATION_MISMATCHES = Counter(
@@ -68,6 +83,12 @@ RECONCILIATION_LAST_RUN = Gauge(
     multiprocess_mode="max",  # across processes: the latest run anywhere
 )
 RECONCILIATION_RUNS = Counter("reconciliation_runs", "Reconciliation runs", ["kind", "outcome"])
+RECONCILIATION_RUN_ERRORS = Counter(
+    "reconciliation_run_errors",
+    "Failed reconciliation runs by cause: broker (an outage), unexpected (a defect or a "
+    "database error), abandoned (its process died; found by the next run)",
+    ["cause"],
+)
 RECONCILIATION_BROKER_CALLS = Histogram(
     "reconciliation_broker_calls",
     "Broker HTTP requests per reconciliation run",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from tradeops.env import env_bool, env_decimal, env_float, env_int, env_list, env_str
+from tradeops.env import env_bool, env_cron, env_decimal, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TRADEOPS_VAR_DIR", str(BASE_DIR / "var")))
@@ -215,6 +215,7 @@ RISK_DEFAULT_MAX_ORDER_NOTIONAL = env_decimal(
 RISK_DEFAULT_MAX_POSITION_QTY = env_int("RISK_DEFAULT_MAX_POSITION_QTY", 50_000, minimum=1)
 # Checks run in order under the symbol's lock (like MIDDLEWARE). Each app contributes its own.
 PRETRADE_CHECKS = [
+    "orders.assets.check_asset",
     "orders.risk.check_kill_switch",
     "orders.risk.check_circuit_breaker",
     "reconciliation.risk.check_gate",
@@ -225,6 +226,7 @@ PRETRADE_CHECKS = [
 ]
 # Hooks run before the risk transaction (they may call the network) to prepare check inputs.
 PRETRADE_PREPARE = [
+    "orders.assets.prepare_asset",
     "orders.risk.prepare_reference_price",
     "reconciliation.risk.prepare_gate",
 ]
@@ -250,6 +252,10 @@ RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS = env_int(
 ORPHAN_AUTO_CANCEL_SECONDS = env_int("ORPHAN_AUTO_CANCEL_SECONDS", 0, minimum=0)  # 0 = off
 GATE_RETRY_AFTER_SECONDS = env_int("GATE_RETRY_AFTER_SECONDS", 30, minimum=1)
 
+# --- Assets (the broker's list, cached: marketdata.assets) ---------------------------------------
+# When the django-q2 job loads the whole list again (cron, UTC; before the US open by default).
+ASSETS_REFRESH_CRON = env_cron("ASSETS_REFRESH_CRON", "0 11 * * *")
+
 # --- TWAP (plan §1, §5) ---------------------------------------------------------------------------
 MISFIRE_GRACE_SECONDS = env_int("MISFIRE_GRACE_SECONDS", 60, minimum=0)
 MAX_SLICE_PCT_OF_ADV = env_decimal("MAX_SLICE_PCT_OF_ADV", "0.01", minimum="0")
@@ -267,6 +273,7 @@ SLICE_PRESEND_CHECKS = [
     "orders.dispatch.check_plan_active",
     "orders.dispatch.check_kill_switch",
     "orders.dispatch.check_circuit_breaker",
+    "orders.assets.slice_check_asset",
     "reconciliation.risk.slice_check_gate",
     "reconciliation.risk.slice_check_quarantine",
     "orders.dispatch.check_slice_quote",

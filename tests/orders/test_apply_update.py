@@ -21,6 +21,7 @@ from orders.status import (
     StatusUpdate,
     apply_to_state,
 )
+from tests.orders.test_status import overrules_local_ending
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -68,9 +69,9 @@ def offer(order: Order, u: StatusUpdate) -> None:
 
 statuses = st.sampled_from([s.value for s in OrderStatus])
 times = st.one_of(st.none(), st.integers(0, 4).map(lambda s: T0 + timedelta(seconds=s)))
-any_update = st.builds(
-    StatusUpdate, statuses, st.integers(0, 100), times, st.sampled_from(list(Source))
-)
+# Zero fills weighted up: most real reports carry none, and the re-send edge needs one.
+fills = st.one_of(st.just(0), st.integers(0, 100))
+any_update = st.builds(StatusUpdate, statuses, fills, times, st.sampled_from(list(Source)))
 
 
 @DB_SETTINGS
@@ -86,9 +87,11 @@ def test_random_updates_never_lose_a_fill_nor_leave_a_terminal_state(
         after = db_state(order)
         model = apply_to_state(model, u)
         assert after.filled_qty >= before.filled_qty
-        if before.status in TERMINAL_STATUSES and after.status != before.status:
+        if overrules_local_ending(before, u):  # a local ending yields to the broker's report
+            assert (after.status, after.broker_updated_at) == (u.status, u.broker_updated_at)
+        elif before.status in TERMINAL_STATUSES and after.status != before.status:
             pytest.fail(f"left terminal {before.status} for {after.status}")
-        if before.status in TERMINAL_STATUSES and after != before:
+        elif before.status in TERMINAL_STATUSES and after != before:
             assert before.status == after.status == "filled"
             assert after.filled_qty > before.filled_qty
         assert after == model  # the SQL and the pure rule agree
@@ -178,3 +181,23 @@ def test_fills_move_the_position_once(trader: object) -> None:
     assert position.qty == 70
     # 40 @ 100, then 60 @ 110 (cumulative 100 @ 106) -> average 106; a sale keeps the average
     assert position.avg_entry_price == Decimal("106.0000")
+
+
+def test_a_local_failure_is_sent_again_once_and_reopened_by_the_broker(trader: object) -> None:
+    order = new_order()
+    coid = order.client_order_id
+    apply_order_update(coid, "submitted_unconfirmed", 0, None, None, Source.SUBMIT)
+    apply_order_update(coid, "failed", 0, None, None, Source.RECONCILIATION, note="not found")
+    first = apply_order_update(coid, "pending_new", 0, None, None, Source.SUBMIT)
+    again = apply_order_update(coid, "pending_new", 0, None, None, Source.SUBMIT)
+    assert (first.applied, first.reason, again.applied) == (True, "resend", False)
+    order.refresh_from_db()
+    assert (order.status, order.is_terminal, order.reject_reason) == ("pending_new", False, "")
+    assert order.send_claimed_at is not None  # claimed by the update that moved it back
+    apply_order_update(coid, "failed", 0, None, None, Source.RECONCILIATION)
+    reopened = apply_order_update(coid, "new", 0, None, T0, Source.STREAM, "b-1")
+    assert (reopened.applied, reopened.reason) == (True, "reopened_by_broker")
+    order.refresh_from_db()
+    assert (order.status, order.status_rank, order.broker_order_id) == ("new", 2, "b-1")
+    late_resend = apply_order_update(coid, "pending_new", 0, None, None, Source.SUBMIT)
+    assert (late_resend.applied, late_resend.reason) == (False, "broker_already_reported")

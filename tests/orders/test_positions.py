@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orders.positions import fill_price_of_delta, position_after_fill, reduce_only_verdict
+from orders.positions import (
+    fill_price_of_delta,
+    position_after_fill,
+    reduce_only_verdict,
+    short_sale_qty,
+)
 
 
 @pytest.mark.parametrize(
@@ -94,3 +99,21 @@ def test_fill_price_of_a_partial_fill_delta() -> None:
         fill_price_of_delta(old_qty=5, old_avg=Decimal("9"), new_qty=5, new_avg=Decimal("9"))
         is None
     )
+
+
+@pytest.mark.parametrize(
+    ("position", "open_sell", "qty", "short"),
+    [
+        (10, 0, 10, 0),  # closes the long exactly
+        (10, 0, 11, 1),
+        (10, 6, 4, 0),  # working sells claim 6 of the 10
+        (10, 6, 5, 1),
+        (10, 15, 2, 2),  # working sells already take it short: all of this one is short
+        (0, 0, 3, 3),  # flat
+        (-5, 0, 1, 1),  # extends a short
+    ],
+)
+def test_short_sale_qty_is_the_worst_case_short(
+    position: int, open_sell: int, qty: int, short: int
+) -> None:
+    assert short_sale_qty(position=position, open_sell=open_sell, qty=qty) == short

@@ -95,6 +95,24 @@ def upd(
         (state("filled", 0, None), upd("pending_new", 1, T0), False, "terminal_locked"),
         (state("filled", 5), upd("partially_filled", 8, T1), False, "terminal_locked"),
         (state("filled", 10), upd("filled", 10), False, "duplicate"),
+        # a status we ended locally (no broker timestamp) yields to the broker's first report
+        (state("failed", ts=None), upd("new", 0, T0), True, "reopened_by_broker"),
+        (state("canceled", ts=None, strength=3), upd("new", 0, T0), True, "reopened_by_broker"),
+        (state("rejected", ts=None), upd("filled", 10, T1), True, "reopened_by_broker"),
+        (state("blocked_kill_switch", ts=None), upd("canceled", 0, T0), True, "reopened_by_broker"),
+        # ... but not to another local decision, and a fill is never a local guess
+        (state("failed", ts=None), upd("submitted_unconfirmed", ts=None), False, "terminal_locked"),
+        (state("filled", 5, None), upd("new", 0, T0), False, "terminal_locked"),
+        # a local failed goes back to pending_new when the same request comes again
+        (
+            state("failed", ts=None),
+            upd("pending_new", ts=None, source=Source.SUBMIT),
+            True,
+            "resend",
+        ),
+        (state("failed"), upd("pending_new", ts=None), False, "terminal_locked"),
+        (state("canceled", ts=None), upd("pending_new", ts=None), False, "terminal_locked"),
+        (state("failed", ts=None), upd("pending_new", 1, ts=None), False, "terminal_locked"),
         # timestamps
         (state("new"), upd("partially_filled", 5, T1), True, "newer_timestamp"),
         (state("partially_filled", 5, T1), upd("new", 0, T0), False, "older_timestamp"),
@@ -131,6 +149,16 @@ updates = st.builds(
 )
 
 
+def overrules_local_ending(current: OrderState, u: StatusUpdate) -> bool:
+    """The ways out of a terminal state besides a larger fill on ``filled``: the broker's
+    report on a local ending, a re-send of a local ``failed``."""
+    local = current.broker_updated_at is None and current.status != "filled"
+    if not (local and current.status in TERMINAL_STATUSES):
+        return False
+    resend = (current.status, u.status, u.filled_qty) == ("failed", "pending_new", 0)
+    return u.broker_updated_at is not None or resend
+
+
 @settings(max_examples=500)
 @given(st.lists(updates, max_size=30))
 def test_model_never_loses_fill_nor_leaves_terminal(seq: list[StatusUpdate]) -> None:
@@ -138,7 +166,30 @@ def test_model_never_loses_fill_nor_leaves_terminal(seq: list[StatusUpdate]) -> 
     for u in seq:
         after = apply_to_state(current, u)
         assert after.filled_qty >= current.filled_qty
-        if current.status in TERMINAL_STATUSES and after != current:
+        if overrules_local_ending(current, u):
+            assert (after.status, after.broker_updated_at) == (u.status, u.broker_updated_at)
+        elif current.status in TERMINAL_STATUSES and after != current:
             assert current.status == after.status == "filled"
             assert after.filled_qty > current.filled_qty
         current = after
+
+
+local_updates = st.builds(
+    StatusUpdate, statuses, st.just(0), st.none(), st.sampled_from(list(Source))
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(local_updates, max_size=8), updates.filter(lambda u: u.broker_updated_at))
+def test_a_broker_report_always_wins_over_local_decisions(
+    local: list[StatusUpdate], report: StatusUpdate
+) -> None:
+    """Whatever we decided without the broker, its first report is what the order says."""
+    current = OrderState("pending_new", 0, None, 0)
+    for u in local:
+        current = apply_to_state(current, u)
+    after = apply_to_state(current, report)
+    if current.status == "filled":  # only reachable by a synthetic local "filled"
+        return
+    assert (after.status, after.broker_updated_at) == (report.status, report.broker_updated_at)
+    assert after.filled_qty == max(current.filled_qty, report.filled_qty)

@@ -17,6 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from orders.models import Order
+from reconciliation.models import ReconciliationState
 from reconciliation.services import process_start_record
 from tests.helpers import place, reconcile, token_client, totp_now
 from tradeops.models import AuditEvent
@@ -226,3 +227,56 @@ def test_run_now_endpoint_is_for_verified_staff(paper: Any, trading_switches: No
     status = trader.get("/api/v1/reconciliation/status").json()
     assert status["gate"]["open"] is True
     assert status["last_run"]["id"] == response.json()["id"]
+
+
+def test_force_complete_while_the_gate_is_open_is_refused_everywhere(
+    trading_ready: None, paper: Any
+) -> None:
+    root, device = _staff_client(superuser=True)
+    reason = "verified the account by hand"
+    api = root.post(
+        "/api/v1/reconciliation/force-complete",
+        {"reason": reason, "otp_token": totp_now(device)},
+        content_type="application/json",
+    )
+    assert api.status_code == 409
+    assert code(api) == "conflict"
+    assert api.json()["error"]["details"] == {"gate": "reconciled", "by_override": False}
+    with pytest.raises(CommandError, match="already open"):
+        call_command(
+            "force_complete_reconciliation", "--reason", reason, "--user", "root", "--otp", "1"
+        )
+    page_url = "/admin/reconciliation/reconciliationrun/status/"
+    assert b"nothing to override" in root.get(page_url).content
+    page = root.post(page_url, {"force": "1", "reason": reason, "otp_token": totp_now(device)})
+    assert page.status_code == 200
+    assert b"already open" in page.content
+    state = ReconciliationState.objects.get()
+    assert (state.override_active, state.override_at) == (False, None)
+    assert not AuditEvent.objects.filter(action="reconciliation.force_complete").exists()
+    trader = token_client("alpha")
+    assert place(trader).status_code == 201
+    assert Order.objects.get().placed_under_override is False
+
+
+def test_an_override_in_effect_is_not_extended_by_a_second_force_complete(
+    paper: Any, trading_switches: None
+) -> None:
+    root, device = _staff_client(superuser=True)
+    url = "/api/v1/reconciliation/force-complete"
+    first = root.post(
+        url,
+        {"reason": "broker list is down", "otp_token": totp_now(device)},
+        content_type="application/json",
+    )
+    assert first.status_code == 200
+    given_at = ReconciliationState.objects.get().override_at
+    with time_machine.travel(time.time() + 31, tick=True):  # the next OTP step
+        again = root.post(
+            url,
+            {"reason": "still down", "otp_token": totp_now(device)},
+            content_type="application/json",
+        )
+    assert again.status_code == 409
+    assert again.json()["error"]["details"]["by_override"] is True
+    assert ReconciliationState.objects.get().override_at == given_at

@@ -4,6 +4,7 @@ management commands and the API; orphan exposure in the position limit."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 
@@ -12,8 +13,8 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from orders.models import Order, RiskLimit
-from reconciliation.models import OrphanOrder, Quarantine
+from orders.models import Order, Position, RiskLimit
+from reconciliation.models import OrphanOrder, PositionMismatch, Quarantine
 from tests.helpers import place, reconcile
 from tradeops.models import AuditEvent
 
@@ -188,3 +189,37 @@ def test_an_adopted_order_keeps_its_broker_client_order_id(
         "desk hedge, ours",
     )
     assert Order.objects.get().client_order_id == "desk-hedge-42"
+
+
+def test_an_adopted_partly_filled_orphan_is_stored_as_the_update_path_stores_it(
+    paper: Any, trader: Any, trading_ready: None
+) -> None:
+    orphan = orphan_on(paper, "MSFT", qty=7)
+    paper.fill(orphan.broker_order_id, qty=3, price="100.00")
+    reconcile()  # the orphan's fill reaches our position as the broker's figure
+    assert Position.objects.get(symbol="MSFT").qty == 3
+    run(
+        "orphans",
+        "adopt",
+        orphan.broker_order_id,
+        "--strategy",
+        "alpha",
+        "--reason",
+        "ours, verified",
+    )
+    order = Order.objects.get(broker_order_id=orphan.broker_order_id)
+    stored = (order.status, order.status_rank, order.is_terminal, order.source_strength)
+    assert stored == ("partially_filled", 3, False, 3)  # as apply_order_update(manual) would
+    assert (order.filled_qty, order.filled_avg_price) == (3, Decimal("100.0000"))
+    event = order.events.get()
+    assert (event.reason, event.status, event.filled_qty) == ("adopted", "partially_filled", 3)
+    # the event says which broker state was adopted
+    assert event.broker_updated_at == order.broker_updated_at
+    assert event.filled_avg_price == Decimal("100.0000")
+    assert Position.objects.get(symbol="MSFT").qty == 3  # adoption does not count fills twice
+    paper.fill(orphan.broker_order_id, price="100.00")
+    reconcile()
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty) == ("filled", 7)
+    assert Position.objects.get(symbol="MSFT").qty == 7  # the new shares only
+    assert not PositionMismatch.objects.filter(symbol="MSFT", broker_qty=7).exists()

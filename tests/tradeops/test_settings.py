@@ -51,3 +51,23 @@ def test_system_check_requires_utc(settings: Any) -> None:
     assert checks.check_utc() == []
     settings.TIME_ZONE = "America/New_York"
     assert [m.id for m in checks.check_utc()] == ["tradeops.E001"]
+
+
+def test_manage_check_warns_when_the_unconfirmed_grace_is_shorter_than_a_submit(
+    settings: Any,
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.ALPACA_CONNECT_TIMEOUT_SECONDS = 3.0
+    settings.ALPACA_HTTP_TIMEOUT_SECONDS = 10.0
+    settings.ALPACA_RETRY_ATTEMPTS = 3
+    settings.ALPACA_RETRY_WAIT_SECONDS = 3.0
+    settings.RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS = 120
+    assert checks.check_unconfirmed_grace() == []
+    settings.RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS = 5  # the setting
+    err = StringIO()
+    call_command("check", stderr=err, stdout=StringIO())
+    assert "tradeops.W001" in err.getvalue()
+    assert "longest submit (61 s" in err.getvalue()
