@@ -35,6 +35,7 @@ def test_finished_orders_and_flat_positions_leave_the_universe(
     paper: Any, trader: Any, settings: Any
 ) -> None:
     settings.QUOTE_SYMBOLS = []
+    settings.SIGNAL_UNIVERSE = []
     resting = place(trader, symbol="TSLA", type="limit", limit_price="150.00").json()
     assert quote_universe() == ["TSLA"]
     trader.post(f"/api/v1/orders/{resting['client_order_id']}/cancel", {}, format="json")
