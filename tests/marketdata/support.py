@@ -116,7 +116,8 @@ class IngestorProcess:
             QUOTE_UNIVERSE_REFRESH_SECONDS="0.3",
             QUOTE_REDIS_RETRY_MAX_SECONDS="0.2",
             LOG_LEVEL="INFO",
-            **env,
+            # Only what a test asks for is watched (signals' default universe is not).
+            **{"SIGNAL_UNIVERSE": "", **env},
         )
         self.proc: subprocess.Popen | None = None
 

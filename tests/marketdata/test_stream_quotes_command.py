@@ -34,6 +34,7 @@ def test_a_fallback_port_in_use_is_refused(paper: Any) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_timed_run_streams_records_and_stops(paper: Any, settings: Any) -> None:
     settings.QUOTE_HEARTBEAT_SECONDS = 0.2
+    settings.SIGNAL_UNIVERSE = []
     out = StringIO()
     call_command("stream_quotes", "--symbols", "MSFT", "--port", "0", "--seconds", "2", stdout=out)
     output = out.getvalue()

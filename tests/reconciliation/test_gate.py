@@ -41,12 +41,14 @@ def test_a_fresh_install_is_gated_until_a_reconciliation_and_again_when_stale(
     reconcile()
     assert place(trader).status_code == 201
     later = timezone.now() + timedelta(seconds=settings.RECONCILIATION_MAX_AGE_SECONDS + 5)
+    # Limit orders: judged on their own price (the broker's quotes do not travel in time).
+    limit = {"qty": 2, "type": "limit", "limit_price": "100.00"}
     with time_machine.travel(later, tick=False):
-        stale = place(trader, qty=2)
+        stale = place(trader, **limit)
         assert stale.status_code == 503
         assert "exceeds the maximum age" in stale.json()["error"]["message"]
         reconcile()
-        assert place(trader, qty=2).status_code == 201
+        assert place(trader, **limit).status_code == 201
 
 
 def test_a_process_start_closes_the_gate_until_the_next_reconciliation(

@@ -232,8 +232,10 @@ def test_a_child_that_dies_after_start_up_stops_the_demo_and_names_it(tmp_path: 
     )
     try:
         wait_for(lambda: banner_shown(proc, tmp_path), timeout=60, interval=0.2)
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
-        (web,) = children.stdout.split()  # --only-web: the console is the only child
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "runserver"], capture_output=True, text=True
+        )
+        (web,) = children.stdout.split()  # --only-web: the console is the only manage.py child
         os.kill(int(web), signal.SIGKILL)
         output = finish(proc, tmp_path)
     finally:
