@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from orders.serializers import StrictSerializer
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
+from tradeops.api_fields import QueryBooleanField
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -131,5 +132,5 @@ class OrphanFilterSerializer(serializers.Serializer):
 
 
 class QuarantineFilterSerializer(serializers.Serializer):
-    active = serializers.BooleanField(required=False)
+    active = QueryBooleanField(help_text="true: only active quarantines; false: only cleared")
     symbol = serializers.CharField(max_length=16, required=False)

@@ -1,0 +1,69 @@
+"""The orphan and quarantine listings through HTTP: filters and their defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reconciliation.models import OrphanOrder
+from reconciliation.services import orphan_cancel
+from tests.helpers import reconcile
+
+pytestmark = pytest.mark.django_db
+
+
+def orphans_on(paper: Any, *symbols: str) -> dict[str, OrphanOrder]:
+    """A resting orphan order on each symbol, found by a reconciliation (each quarantined)."""
+    for symbol in symbols:
+        paper.place_order(symbol, 7, "buy", type="limit", limit_price="10.00", time_in_force="gtc")
+    reconcile()
+    return {o.symbol: o for o in OrphanOrder.objects.filter(symbol__in=symbols)}
+
+
+@pytest.fixture
+def one_active_one_cleared(paper: Any, trading_ready: None) -> None:
+    """MSFT quarantined (active); TSLA's orphan canceled, so its quarantine is cleared."""
+    orphans = orphans_on(paper, "MSFT", "TSLA")
+    orphan_cancel(orphan=orphans["TSLA"], actor="test", reason="not ours, canceled")
+
+
+def keys(response: Any) -> list[str]:
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    rows = body["results"] if isinstance(body, dict) else body
+    return sorted(f"{q['key']}:{'active' if q['active'] else 'cleared'}" for q in rows)
+
+
+def test_quarantines_without_a_filter_lists_active_and_cleared(
+    trader: Any, one_active_one_cleared: None
+) -> None:
+    both = ["*:MSFT:active", "*:TSLA:cleared"]
+    assert keys(trader.get("/api/v1/quarantines")) == both
+    assert keys(trader.get("/api/v1/quarantines?active=")) == both  # blank: no filter
+
+
+@pytest.mark.parametrize(
+    ("active", "expected"),
+    [
+        ("true", ["*:MSFT:active"]),
+        ("false", ["*:TSLA:cleared"]),
+        ("1", ["*:MSFT:active"]),
+        ("0", ["*:TSLA:cleared"]),
+    ],
+)
+def test_quarantines_active_filter(
+    trader: Any, one_active_one_cleared: None, active: str, expected: list[str]
+) -> None:
+    assert keys(trader.get("/api/v1/quarantines", {"active": active})) == expected
+
+
+FULL_WIDTH_TRUE = "\uff54\uff52\uff55\uff45"
+
+
+@pytest.mark.parametrize("active", ["maybe", "yes", "TRUE ", FULL_WIDTH_TRUE])
+def test_a_bad_active_filter_is_400(trader: Any, active: str) -> None:
+    response = trader.get("/api/v1/quarantines", {"active": active})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "active" in response.json()["error"]["details"]["fields"]
