@@ -6,7 +6,6 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,6 +26,7 @@ from orders.serializers import (
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
 from tradeops.errors import BrokerRejectedError, NotFound, PermissionDenied, ValidationFailed
+from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
 
 ERRORS = {
@@ -43,27 +43,18 @@ ERRORS = {
 }
 
 
-class OrderPagination(CursorPagination):
-    page_size = 100
-    page_size_query_param = "limit"
-    max_page_size = 500
-    ordering = "-id"
-
-
 class OrderFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=[*(s.value for s in OrderStatus), "open", "closed"], required=False
     )
     symbol = serializers.CharField(max_length=16, required=False)
     strategy = serializers.CharField(max_length=64, required=False)
-    cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=500, required=False)
 
 
 class OrderListCreateView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrderSerializer
-    pagination_class = OrderPagination
+    pagination_class = CursorPage
 
     @extend_schema(
         parameters=[OrderFilterSerializer],
