@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from base64 import b64encode
 from typing import Any
 
@@ -64,3 +65,89 @@ def test_the_cursors_the_api_hands_out_still_work(paper: Any, trader: Any) -> No
     assert [o["qty"] for o in first["results"] + second["results"]] == [3, 2, 1]
     assert [o["qty"] for o in back["results"]] == [3, 2]
     assert Order.objects.count() == 3
+
+
+def body_operations() -> list[tuple[str, str]]:
+    """(method, path) of every API operation that takes a request body, read from the OpenAPI
+    schema, so an endpoint added later is covered without editing this list. Path parameters
+    become 1: the body is parsed before anything is looked up."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return sorted(
+        (method.upper(), re.sub(r"\{[^}]+\}", "1", path))
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if "requestBody" in operation
+    )
+
+
+BODY_OPERATIONS = body_operations()
+
+
+def test_the_body_endpoints_are_found() -> None:
+    assert {
+        ("POST", "/api/v1/orders"),
+        ("POST", "/api/v1/orders/slice"),
+        ("POST", "/api/v1/orders/1/cancel"),
+        ("DELETE", "/api/v1/plans/1/slices"),
+        ("POST", "/api/v1/reconciliation/run"),
+        ("POST", "/api/v1/reconciliation/force-complete"),
+    } <= set(BODY_OPERATIONS)
+
+
+def send(client: Any, method: str, path: str, body: str | bytes, **extra: Any) -> Any:
+    extra.setdefault("content_type", "application/json")
+    return client.generic(method, path, body, **extra)
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_OPERATIONS)
+@pytest.mark.parametrize("depth", [1000, 100_000, 21])
+def test_deeply_nested_json_is_400_everywhere(
+    ops_admin: Any, method: str, path: str, depth: int
+) -> None:
+    for body in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+        error = assert_error(send(ops_admin, method, path, body), 400)
+        assert "nested deeper than 20" in error["message"]
+
+
+def test_deeply_nested_json_from_a_strategy_token_is_400(paper: Any, trader: Any) -> None:
+    body = '{"symbol": ' + "[" * 1000 + "]" * 1000 + "}"
+    assert_error(send(trader, "POST", "/api/v1/orders", body), 400)
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 1000,  # unbalanced, deep: json.loads would recurse before finding the error
+        '["' + "[" * 1000 + '"]',  # brackets inside a string do not nest: a plain 400
+        "{" * 25 + "}" * 24,
+    ],
+)
+def test_unbalanced_or_string_brackets_are_plain_400s(ops_admin: Any, body: str) -> None:
+    assert_error(send(ops_admin, "POST", "/api/v1/reconciliation/run", body), 400)
+
+
+@pytest.mark.parametrize(
+    ("text", "within"),
+    [
+        ("{}", True),
+        ('{"a": [1, {"b": [2]}]}', True),
+        ("[" * 20 + "]" * 20, True),
+        ("[" * 21 + "]" * 21, False),
+        ('["' + "]" * 50 + '"]', True),
+        ('["\\"[[[["]', True),
+        ('["\\\\", [[]]]', True),
+        ("[[]", False),
+        ("[]]", False),
+        ("[}", False),
+        ("][", False),
+        ('"plain"', True),
+        ("", True),
+    ],
+)
+def test_json_depth_within(text: str, within: bool) -> None:
+    from tradeops.parsers import json_depth_within
+
+    assert json_depth_within(text, 20) is within

@@ -1,0 +1,70 @@
+"""The API's one request body parser: JSON, parsed strictly.
+
+DRF's JSONParser hands the body to ``json.load`` as is, so ``[[[...]]]`` nested 1,000 deep
+raised RecursionError (a 500). Here the nesting depth is bounded *before* parsing, so the
+refusal does not depend on how deep the interpreter's stack happens to be.
+
+It subclasses JSONParser on purpose: DRF reads a JSON parser's body through
+``request.body``, which enforces ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (a 413, see
+``tradeops.errors``); another parser class would be handed the raw, unbounded stream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import IO, Any
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser, get_encoding
+
+# Order, plan and operator bodies are flat objects; 20 levels leave room for any later body.
+JSON_MAX_DEPTH = 20
+
+# A JSON string literal (the unrolled form, linear time): brackets inside strings do not nest.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth_within(text: str, limit: int) -> bool:
+    """Whether ``text`` nests arrays/objects at most ``limit`` deep, with matched brackets.
+
+    Strings and scalars are dropped (C-speed regex), then each pass deletes every innermost
+    ``[]``/``{}`` pair (``str.replace``), which removes at least one level: nothing left after
+    ``limit`` passes means at most ``limit`` levels. No Python loop over characters: the
+    worst body at Django's 2.5 MB limit (19 levels everywhere) takes ~0.4 s on this machine,
+    ordinary bodies microseconds."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(limit):
+        if not brackets:
+            return True
+        folded = brackets.replace("[]", "").replace("{}", "")
+        if folded == brackets:  # mismatched or unbalanced: "[}", "]["
+            return False
+        brackets = folded
+    return not brackets
+
+
+class StrictJSONParser(JSONParser):
+    """JSON with bounded nesting; NaN and Infinity are refused (they are not JSON)."""
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None
+    ) -> Any:
+        encoding = get_encoding(parser_context or {})
+        try:
+            text = stream.read().decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"The body is not valid {encoding}: {exc.reason}.") from None
+        if not json_depth_within(text, JSON_MAX_DEPTH):
+            raise ParseError(
+                f"JSON nested deeper than {JSON_MAX_DEPTH} levels (or unbalanced brackets)."
+            )
+        try:
+            return json.loads(text, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
