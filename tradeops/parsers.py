@@ -1,8 +1,10 @@
 """The API's one request body parser: JSON, parsed strictly.
 
 DRF's JSONParser hands the body to ``json.load`` as is, so ``[[[...]]]`` nested 1,000 deep
-raised RecursionError (a 500). Here the nesting depth is bounded *before* parsing, so the
-refusal does not depend on how deep the interpreter's stack happens to be.
+raised RecursionError (a 500), and a repeated key silently kept the last value:
+``{"qty": 1, "qty": 999}`` placed 999 shares. Here the nesting depth is bounded *before*
+parsing (the refusal does not depend on how deep the interpreter's stack happens to be) and
+any repeated key refuses the body: proxies, loggers and clients may read the other value.
 
 It subclasses JSONParser on purpose: DRF reads a JSON parser's body through
 ``request.body``, which enforces ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (a 413, see
@@ -46,7 +48,7 @@ def json_depth_within(text: str, limit: int) -> bool:
 
 
 class StrictJSONParser(JSONParser):
-    """JSON with bounded nesting; NaN and Infinity are refused (they are not JSON)."""
+    """JSON with bounded nesting and unique keys; NaN and Infinity are refused (not JSON)."""
 
     def parse(
         self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None
@@ -61,9 +63,20 @@ class StrictJSONParser(JSONParser):
                 f"JSON nested deeper than {JSON_MAX_DEPTH} levels (or unbalanced brackets)."
             )
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            return json.loads(
+                text, object_pairs_hook=_object_with_unique_keys, parse_constant=_refuse_constant
+            )
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ParseError(f"Duplicate key {key!r} in the JSON body: send each field once.")
+        obj[key] = value
+    return obj
 
 
 def _refuse_constant(name: str) -> Any:

@@ -151,3 +151,32 @@ def test_json_depth_within(text: str, within: bool) -> None:
     from tradeops.parsers import json_depth_within
 
     assert json_depth_within(text, 20) is within
+
+
+ORDER = '"symbol": "AAPL", "type": "market", "time_in_force": "day"'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{" + ORDER + ', "side": "buy", "qty": 1, "qty": 999}',  # placed 999
+        "{" + ORDER + ', "qty": 5, "side": "sell", "side": "buy"}',  # placed a buy
+        "{" + ORDER + ', "qty": 5, "side": "buy", "strategy": "alpha", "strategy": "alpha"}',
+    ],
+)
+def test_a_repeated_key_in_an_order_is_400_and_nothing_is_sent(
+    paper: Any, trader: Any, body: str
+) -> None:
+    error = assert_error(send(trader, "POST", "/api/v1/orders", body), 400)
+    assert "Duplicate key" in error["message"]
+    assert Order.objects.count() == 0
+    assert paper.requests(method="POST", path="/v2/orders") == []
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_OPERATIONS)
+@pytest.mark.parametrize("body", ['{"reason": "a", "reason": "b"}', '{"x": {"k": 1, "k": 2}}'])
+def test_a_repeated_key_is_400_everywhere(
+    ops_admin: Any, method: str, path: str, body: str
+) -> None:
+    error = assert_error(send(ops_admin, method, path, body), 400)
+    assert "Duplicate key" in error["message"]
