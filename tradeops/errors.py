@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -88,6 +90,11 @@ class BrokerRejectedError(TradeOpsError):
     code = "broker_rejected"
 
 
+class PayloadTooLarge(TradeOpsError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -144,6 +151,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, TradeOpsError):
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
         return Response(exc.as_dict(), status=exc.status_code, headers=headers)
+    if isinstance(exc, SuspiciousOperation):  # raised lazily when a view first reads the body
+        error = _suspicious_to_error(exc)
+        return Response(error.as_dict(), status=error.status_code)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -153,6 +163,28 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(body, status=status, headers=headers)
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
     return Response(error_body("internal_error", "Internal error; it has been logged."), status=500)
+
+
+def _suspicious_to_error(exc: SuspiciousOperation) -> TradeOpsError:
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return PayloadTooLarge(f"Request body too large: at most {limit} bytes.")
+    return ValidationFailed(f"Bad request: {exc}")
+
+
+def json_bad_request(request: Any, exception: Exception | None = None) -> HttpResponse:
+    """handler400 for what Django refuses before or outside a DRF view (an oversized form is a
+    SuspiciousOperation there): 413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE, the error
+    envelope under /api/."""
+    if isinstance(exception, SuspiciousOperation):
+        error = _suspicious_to_error(exception)
+    else:
+        error = ValidationFailed("Bad request.")
+    if request.path.startswith("/api/"):
+        return JsonResponse(error.as_dict(), status=error.status_code)
+    return HttpResponse(
+        f"{error.message}\n", status=error.status_code, content_type="text/plain; charset=utf-8"
+    )
 
 
 def json_not_found(request: Any, exception: Exception | None = None) -> JsonResponse:

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from tradeops.health import health_view, ready_view
 from tradeops.metrics import metrics_view
 
+handler400 = "tradeops.errors.json_bad_request"
 handler404 = "tradeops.errors.json_not_found"
 handler500 = "tradeops.errors.json_server_error"
 
