@@ -159,7 +159,7 @@ class OrderCancelView(generics.GenericAPIView):
         parameters=[OpenApiParameter("client_order_id", str, OpenApiParameter.PATH)],
     )
     def post(self, request: Request, client_order_id: str) -> Response:
-        body = CancelRequestSerializer(data=request.data or {})
+        body = CancelRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order = order_get_visible(request.user, client_order_id)
         if order is None:
@@ -244,7 +244,7 @@ class PlanSlicesView(generics.GenericAPIView):
         ),
     )
     def delete(self, request: Request, plan_id: int) -> Response:
-        body = CancelRequestSerializer(data=request.data or {})
+        body = CancelRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         outcome = plan_cancel(
             plan=_plan_or_404(request, plan_id),

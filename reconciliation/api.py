@@ -71,7 +71,7 @@ class RunView(generics.GenericAPIView):
         summary="Run a reconciliation now (409 if one is already running)",
     )
     def post(self, request: Request) -> Response:
-        body = RunRequestSerializer(data=request.data or {})
+        body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         outcome = reconciliation_run(kind="manual", dry_run=body.validated_data["dry_run"])
         if outcome.skipped:

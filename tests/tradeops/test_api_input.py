@@ -242,3 +242,18 @@ def test_a_big_form_on_the_admin_login_page_is_413_not_500(db: Any) -> None:
     )
     assert response.status_code == 413
     assert b"too large" in response.content.lower()
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_OPERATIONS)
+@pytest.mark.parametrize("body", ["[]", "null", "0", "false", '""', "[1]", '"AAPL"'])
+def test_a_body_that_is_not_an_object_is_400_everywhere(
+    ops_admin: Any, method: str, path: str, body: str
+) -> None:
+    assert_error(send(ops_admin, method, path, body), 400)
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_OPERATIONS)
+def test_a_body_with_only_whitespace_is_400_everywhere(
+    ops_admin: Any, method: str, path: str
+) -> None:
+    assert_error(send(ops_admin, method, path, "  \n"), 400)
