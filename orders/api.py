@@ -25,6 +25,7 @@ from orders.serializers import (
 )
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
+from tradeops.api_fields import SymbolField
 from tradeops.errors import BrokerRejectedError, NotFound, PermissionDenied, ValidationFailed
 from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
@@ -47,7 +48,7 @@ class OrderFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=[*(s.value for s in OrderStatus), "open", "closed"], required=False
     )
-    symbol = serializers.CharField(max_length=16, required=False)
+    symbol = SymbolField(required=False)
     strategy = serializers.CharField(max_length=64, required=False)
 
 
@@ -73,7 +74,7 @@ class OrderListCreateView(generics.GenericAPIView):
         elif f.get("status"):
             qs = qs.filter(status=f["status"])
         if f.get("symbol"):
-            qs = qs.filter(symbol=f["symbol"].strip().upper())
+            qs = qs.filter(symbol=f["symbol"])
         if f.get("strategy"):
             qs = qs.filter(strategy_id=f["strategy"])
         page = self.paginate_queryset(qs)

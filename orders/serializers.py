@@ -23,8 +23,8 @@ from orders.models import (
     TimeInForce,
 )
 from orders.slicing import PRICES_BY_TYPE
+from tradeops.api_fields import SymbolField
 
-SYMBOL_RE = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
 ONE_DOLLAR = Decimal(1)
 
 
@@ -110,21 +110,13 @@ class OrderRequestSerializer(StrictSerializer):
     strategy = serializers.RegexField(
         STRATEGY_ID_RE, required=False, error_messages={"invalid": "Not a valid strategy id."}
     )
-    symbol = serializers.CharField(max_length=16, trim_whitespace=True)
+    symbol = SymbolField()
     side = serializers.ChoiceField(choices=Side.choices)
     qty = WholeSharesField()
     type = serializers.ChoiceField(choices=OrderType.choices)
     limit_price = PriceField()
     stop_price = PriceField()
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices)
-
-    def validate_symbol(self, value: str) -> str:
-        symbol = value.strip().upper()
-        if not SYMBOL_RE.fullmatch(symbol):
-            raise serializers.ValidationError(
-                f"{value!r} is not a US equity symbol (1-6 letters, optional .class suffix)."
-            )
-        return symbol
 
     def validate_strategy(self, value: str) -> str:
         if value == RESERVED_STRATEGY_ID:

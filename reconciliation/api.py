@@ -111,7 +111,7 @@ class OrphanListView(generics.GenericAPIView):
         if "status" in filters.validated_data:
             qs = qs.filter(status=filters.validated_data["status"])
         if "symbol" in filters.validated_data:
-            qs = qs.filter(symbol=filters.validated_data["symbol"].upper())
+            qs = qs.filter(symbol=filters.validated_data["symbol"])
         return Response(OrphanSerializer(qs[:500], many=True).data)
 
 
@@ -131,5 +131,5 @@ class QuarantineListView(generics.GenericAPIView):
         if "active" in filters.validated_data:
             qs = qs.filter(cleared_at__isnull=filters.validated_data["active"])
         if "symbol" in filters.validated_data:
-            qs = qs.filter(symbol=filters.validated_data["symbol"].upper())
+            qs = qs.filter(symbol=filters.validated_data["symbol"])
         return Response(QuarantineSerializer(qs[:500], many=True).data)

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from orders.serializers import StrictSerializer
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
-from tradeops.api_fields import QueryBooleanField
+from tradeops.api_fields import QueryBooleanField, SymbolField
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -128,9 +128,9 @@ class QuarantineSerializer(serializers.ModelSerializer):
 
 class OrphanFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OrphanOrder.Status.choices, required=False)
-    symbol = serializers.CharField(max_length=16, required=False)
+    symbol = SymbolField(required=False)
 
 
 class QuarantineFilterSerializer(serializers.Serializer):
     active = QueryBooleanField(help_text="true: only active quarantines; false: only cleared")
-    symbol = serializers.CharField(max_length=16, required=False)
+    symbol = SymbolField(required=False)

@@ -213,6 +213,26 @@ BAD_BODIES = [
     ({"symbol": "AAPL!!"}, "symbol"),
     ({"symbol": ""}, "symbol"),
     ({"symbol": "A" * 40}, "symbol"),
+    ({"symbol": "A" * 100_000}, "symbol"),
+    # Upper-cased before validation these became real symbols: IBM, SS, FF, IBM, KO, SPY.
+    ({"symbol": "\u0131bm"}, "symbol"),  # dotless i
+    ({"symbol": "\u00df"}, "symbol"),  # sharp s
+    ({"symbol": "\ufb00"}, "symbol"),  # the ff ligature
+    ({"symbol": "\uff29\uff22\uff2d"}, "symbol"),  # full-width IBM
+    ({"symbol": "\u212ao"}, "symbol"),  # Kelvin sign + o
+    ({"symbol": "\u017fpy"}, "symbol"),  # long s + py
+    ({"symbol": " AAPL"}, "symbol"),
+    ({"symbol": "AAPL\n"}, "symbol"),
+    ({"symbol": "AAPL\u00a0"}, "symbol"),  # no-break space (str.strip() removed it)
+    ({"symbol": "AA\u0000PL"}, "symbol"),
+    ({"symbol": "BRK."}, "symbol"),
+    ({"symbol": ".B"}, "symbol"),
+    ({"symbol": "BRK..B"}, "symbol"),
+    ({"symbol": "BRK.BBB"}, "symbol"),
+    ({"symbol": "ABCDEFG"}, "symbol"),
+    ({"symbol": 1234}, "symbol"),
+    ({"symbol": ["AAPL"]}, "symbol"),
+    ({"symbol": True}, "symbol"),
     ({"strategy": "external"}, "strategy"),
     ({"strategy": "Not A Slug"}, "strategy"),
     ({"limitprice": "10"}, "limitprice"),
@@ -227,13 +247,35 @@ def test_bad_input_is_400_with_a_reason_and_writes_nothing(
     body.update(change)
     body = {k: v for k, v in body.items() if v is not None}
     response = trader.post("/api/v1/orders", body, format="json")
-    assert response.status_code == 400, response.json()
+    assert response.status_code == 400, response.content[:300]
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     assert field in error["details"]["fields"], error
     assert field in error["message"]
     assert Order.objects.count() == 0
     assert paper.requests(method="POST", path="/v2/orders") == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "placed"), [("aapl", "AAPL"), ("brk.b", "BRK.B"), ("Msft", "MSFT")]
+)
+def test_ascii_symbols_are_upper_cased_after_validation(
+    paper: Any, trader: Any, sent: str, placed: str
+) -> None:
+    paper.set_prices({placed: "10.00"})
+    response = place(trader, symbol=sent, qty=1)
+    assert response.status_code == 201, response.json()
+    assert response.json()["symbol"] == placed
+    assert [o["symbol"] for o in paper.state()["orders"]] == [placed]
+
+
+def test_a_symbol_filter_is_validated_like_a_symbol(paper: Any, trader: Any) -> None:
+    assert place(trader, qty=1).status_code == 201
+    assert len(trader.get("/api/v1/orders", {"symbol": "aapl"}).json()["results"]) == 1
+    for bad in ("\u0131bm", "AAPL!", "A" * 40):
+        response = trader.get("/api/v1/orders", {"symbol": bad})
+        assert response.status_code == 400
+        assert "symbol" in response.json()["error"]["details"]["fields"]
 
 
 @pytest.mark.parametrize(

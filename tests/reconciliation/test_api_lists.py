@@ -67,3 +67,16 @@ def test_a_bad_active_filter_is_400(trader: Any, active: str) -> None:
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
     assert "active" in response.json()["error"]["details"]["fields"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/orphans", "/api/v1/quarantines"])
+def test_symbol_filters_are_validated_as_sent_then_upper_cased(
+    trader: Any, one_active_one_cleared: None, path: str
+) -> None:
+    body = trader.get(path, {"symbol": "msft"}).json()
+    rows = body["results"] if isinstance(body, dict) else body
+    assert {row["symbol"] for row in rows} == {"MSFT"}
+    for bad in ("m\u0131sft", "MSFT ", "MS!FT"):
+        response = trader.get(path, {"symbol": bad})
+        assert response.status_code == 400, bad
+        assert "symbol" in response.json()["error"]["details"]["fields"]
