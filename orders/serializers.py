@@ -3,13 +3,11 @@ looks like a typo, is a 400 with a field-level reason before any row is written.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Sum
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -23,57 +21,21 @@ from orders.models import (
     TimeInForce,
 )
 from orders.slicing import PRICES_BY_TYPE
-from tradeops.api_fields import SymbolField
+from tradeops.api_fields import (
+    BoundedIntegerField,
+    DecimalStringField,
+    StrictSerializer,
+    SymbolField,
+)
 
 ONE_DOLLAR = Decimal(1)
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses unknown fields: ``limitprice`` must not silently become a market order."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class BoundedIntegerField(serializers.Field):
-    """A JSON integer (or digit string) within bounds read from settings at request time:
-    ``10.5``, ``true`` or ``"ten"`` are refused, never rounded."""
-
-    default_error_messages = {
-        "invalid": "Must be a whole number, got {value!r}.",
-        "range": "Must be between {low} and {high}.",
-    }
-
-    def __init__(self, *, low: int, high_setting: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.low, self.high_setting = low, high_setting
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int | str):
-            self.fail("invalid", value=data)
-        if isinstance(data, str):
-            if not re.fullmatch(r"\d{1,9}", data.strip()):
-                self.fail("invalid", value=data)
-            data = int(data.strip())
-        high = getattr(settings, self.high_setting)
-        if not self.low <= data <= high:
-            self.fail("range", low=self.low, high=high)
-        return data
-
-    def to_representation(self, value: int) -> int:
-        return int(value)
 
 
 class WholeSharesField(BoundedIntegerField):
     """A positive whole number of shares, at most ``ORDER_MAX_QTY``."""
 
     default_error_messages = {
-        "invalid": "Must be a whole number of shares (an integer), got {value!r}.",
+        "invalid": "Must be a whole number of shares (an integer), got {value}.",
         "range": "Must be between {low} and {high} shares.",
     }
 
@@ -81,13 +43,12 @@ class WholeSharesField(BoundedIntegerField):
         super().__init__(low=1, high_setting="ORDER_MAX_QTY", **kwargs)
 
 
-class PriceField(serializers.DecimalField):
-    """Positive, at most 4 decimals, and at most 2 decimals from $1 up (SEC sub-penny rule)."""
+class PriceField(DecimalStringField):
+    """A price as a decimal string: positive, at most ``ORDER_MAX_PRICE``, at most 4 decimals,
+    and at most 2 decimals from $1 up (SEC sub-penny rule)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            max_digits=16,
-            decimal_places=4,
             min_value=Decimal("0.0001"),
             max_value=settings.ORDER_MAX_PRICE,
             required=False,
@@ -96,8 +57,6 @@ class PriceField(serializers.DecimalField):
         )
 
     def to_internal_value(self, data: Any) -> Decimal:
-        if isinstance(data, bool):
-            self.fail("invalid")
         value = super().to_internal_value(data)
         if value >= ONE_DOLLAR and value != value.quantize(Decimal("0.01")):
             raise serializers.ValidationError(

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from orders.serializers import StrictSerializer
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
-from tradeops.api_fields import QueryBooleanField, SymbolField
+from tradeops.api_fields import QueryBooleanField, StrictSerializer, SymbolField
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import IO, Any
 
 from rest_framework.exceptions import ParseError
@@ -48,7 +49,8 @@ def json_depth_within(text: str, limit: int) -> bool:
 
 
 class StrictJSONParser(JSONParser):
-    """JSON with bounded nesting and unique keys; NaN and Infinity are refused (not JSON)."""
+    """JSON with bounded nesting and unique keys; numbers with a fraction or exponent arrive
+    as Decimal (never float); NaN and Infinity are refused (they are not JSON)."""
 
     def parse(
         self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None
@@ -64,7 +66,10 @@ class StrictJSONParser(JSONParser):
             )
         try:
             return json.loads(
-                text, object_pairs_hook=_object_with_unique_keys, parse_constant=_refuse_constant
+                text,
+                object_pairs_hook=_object_with_unique_keys,
+                parse_constant=_refuse_constant,
+                parse_float=Decimal,  # the API never holds a binary float (DESIGN: money)
             )
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -210,6 +210,42 @@ BAD_BODIES = [
     ({"type": "limit", "limit_price": "-1"}, "limit_price"),
     ({"type": "limit", "limit_price": "NaN"}, "limit_price"),
     ({"type": "limit", "limit_price": "abc"}, "limit_price"),
+    # qty: a JSON integer or a string of ASCII digits, nothing else (int() takes all of these).
+    ({"qty": "\u0661\u0660"}, "qty"),  # Arabic-Indic 10
+    ({"qty": "\uff11"}, "qty"),  # full-width 1
+    ({"qty": "1_000"}, "qty"),
+    ({"qty": " 10"}, "qty"),
+    ({"qty": "10\n"}, "qty"),
+    ({"qty": "+10"}, "qty"),
+    ({"qty": "1e3"}, "qty"),
+    ({"qty": 1e3}, "qty"),  # a JSON number with an exponent is not an integer
+    ({"qty": 10.0}, "qty"),
+    ({"qty": "10.0"}, "qty"),
+    ({"qty": "0x10"}, "qty"),
+    ({"qty": ""}, "qty"),
+    ({"qty": [10]}, "qty"),
+    ({"qty": "9" * 5000}, "qty"),
+    # Prices: a JSON string of ASCII digits with an optional single "." (Decimal() takes these).
+    ({"type": "limit", "limit_price": "1_000"}, "limit_price"),
+    ({"type": "limit", "limit_price": "1.5e2"}, "limit_price"),
+    ({"type": "limit", "limit_price": "\uff11\uff10.\uff15"}, "limit_price"),  # full-width 10.5
+    ({"type": "limit", "limit_price": "\u0661\u0660"}, "limit_price"),  # Arabic-Indic 10
+    ({"type": "limit", "limit_price": " 10.5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10.5 "}, "limit_price"),
+    ({"type": "limit", "limit_price": "+10.5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10."}, "limit_price"),
+    ({"type": "limit", "limit_price": ".5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10.5.1"}, "limit_price"),
+    ({"type": "limit", "limit_price": "1,000.00"}, "limit_price"),
+    ({"type": "limit", "limit_price": "Infinity"}, "limit_price"),
+    ({"type": "limit", "limit_price": "-0"}, "limit_price"),
+    ({"type": "limit", "limit_price": "1" * 30}, "limit_price"),
+    ({"type": "limit", "limit_price": 99.5}, "limit_price"),  # JSON numbers: refused
+    ({"type": "limit", "limit_price": 100}, "limit_price"),
+    ({"type": "limit", "limit_price": True}, "limit_price"),
+    ({"type": "limit", "limit_price": ["10"]}, "limit_price"),
+    ({"type": "stop", "stop_price": "1.5e2"}, "stop_price"),
+    ({"type": "stop", "stop_price": 150}, "stop_price"),
     ({"symbol": "AAPL!!"}, "symbol"),
     ({"symbol": ""}, "symbol"),
     ({"symbol": "A" * 40}, "symbol"),
@@ -254,6 +290,32 @@ def test_bad_input_is_400_with_a_reason_and_writes_nothing(
     assert field in error["message"]
     assert Order.objects.count() == 0
     assert paper.requests(method="POST", path="/v2/orders") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "stored"),
+    [
+        ({"qty": "12"}, {"qty": 12}),
+        ({"qty": 12}, {"qty": 12}),
+        ({"type": "limit", "limit_price": "99.5"}, {"limit_price": "99.5000"}),
+        ({"type": "limit", "limit_price": "0.5012"}, {"limit_price": "0.5012"}),
+        ({"type": "limit", "limit_price": "100"}, {"limit_price": "100.0000"}),
+        ({"type": "limit", "limit_price": "007.10"}, {"limit_price": "7.1000"}),
+    ],
+)
+def test_plain_ascii_numbers_are_accepted(
+    paper: Any, trader: Any, change: dict, stored: dict
+) -> None:
+    response = place(trader, **change)
+    assert response.status_code == 201, response.json()
+    assert {key: response.json()[key] for key in stored} == stored
+
+
+def test_a_json_number_price_is_refused_with_the_rule(paper: Any, trader: Any) -> None:
+    response = place(trader, type="limit", limit_price=99.5)
+    message = response.json()["error"]["message"]
+    assert response.status_code == 400
+    assert 'decimal string such as "99.50"' in message and "JSON number" in message
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,11 @@ def test_same_slice_request_the_same_day_returns_the_existing_plan(paper: Any, t
         ({"interval_seconds": "sixty"}, "interval_seconds"),
         ({"interval_seconds": True}, "interval_seconds"),
         ({"interval_seconds": None}, "interval_seconds"),
+        ({"interval_seconds": "\u0666\u0660"}, "interval_seconds"),  # Arabic-Indic 60
+        ({"duration_minutes": "\uff15"}, "duration_minutes"),  # full-width 5
+        ({"duration_minutes": 5.0}, "duration_minutes"),
+        ({"qty": "1_000"}, "qty"),
+        ({"type": "limit", "limit_price": 99.5}, "limit_price"),
         ({"type": "limit"}, "limit_price"),
         ({"type": "stop_limit", "stop_price": "120.00"}, "limit_price"),
         ({"limit_price": "99.00"}, "limit_price"),  # not allowed for market
