@@ -111,11 +111,19 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
     return [f"{prefix.rstrip('.')}: {detail}" if prefix else str(detail)]
 
 
+def _sentence(lines: list[str]) -> str:
+    """Field messages as one sentence: "a: Required; b: Too long." (not "Required.; b: ...");
+    the per-field lists stay in ``details.fields``."""
+    if not lines:
+        return "Invalid input."
+    text = "; ".join(line.removesuffix(".") for line in lines)
+    return text if text.endswith(("?", "!")) else f"{text}."
+
+
 def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, drf.ValidationError):
-        lines = _flatten(exc.detail)
-        message = "; ".join(lines) if lines else "Invalid input."
+        message = _sentence(_flatten(exc.detail))
         return 400, error_body("validation_error", message, {"fields": exc.detail}), headers
     if isinstance(exc, drf.UnsupportedMediaType):
         message = "Request body must be JSON (Content-Type: application/json)."

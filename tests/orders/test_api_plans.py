@@ -98,10 +98,13 @@ def test_missing_schedule_fields_are_required(paper: Any, trader: Any) -> None:
         format="json",
     )
     assert response.status_code == 400
-    assert set(response.json()["error"]["details"]["fields"]) == {
-        "duration_minutes",
-        "interval_seconds",
-    }
+    error = response.json()["error"]
+    assert set(error["details"]["fields"]) == {"duration_minutes", "interval_seconds"}
+    # One readable sentence (it read "...required.; interval_seconds: ..."), details per field.
+    assert error["message"] == (
+        "duration_minutes: This field is required; interval_seconds: This field is required."
+    )
+    assert error["details"]["fields"]["interval_seconds"] == ["This field is required."]
 
 
 def test_order_size_limits_judge_the_largest_slice_exposure_the_total(

@@ -262,3 +262,30 @@ def test_json_fractions_arrive_as_decimals_never_floats(paper: Any, trader: Any)
     body = "{" + ORDER + ', "side": "buy", "qty": 1, "limit_price": 0.1}'
     error = assert_error(send(trader, "POST", "/api/v1/orders", body), 400)
     assert "JSON number (0.1)" in error["message"]  # the text sent, not 0.1000000000000000055
+
+
+@pytest.mark.parametrize(
+    ("detail", "message"),
+    [
+        ({"qty": ["Must be between 1 and 10."]}, "qty: Must be between 1 and 10."),
+        (
+            {"a": ["Required."], "b": ["Too long.", "Not a slug."]},
+            "a: Required; b: Too long; b: Not a slug.",
+        ),
+        ({"non_field_errors": ["Pick one."]}, "Pick one."),
+        ({"x": {"y": ["Bad?"]}}, "x.y: Bad?"),
+        (
+            ["Invalid data. Expected a dictionary, but got list."],
+            "Invalid data. Expected a dictionary, but got list.",
+        ),
+        ({}, "Invalid input."),
+    ],
+)
+def test_validation_messages_read_as_one_sentence(detail: Any, message: str) -> None:
+    from rest_framework.exceptions import ValidationError
+
+    from tradeops.errors import api_exception_handler
+
+    body = api_exception_handler(ValidationError(detail), {}).data["error"]
+    assert body["message"] == message
+    assert body["code"] == "validation_error"
