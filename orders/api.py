@@ -220,18 +220,23 @@ class PlanDetailView(generics.GenericAPIView):
         return Response(PlanSerializer(_plan_or_404(request, plan_id)).data)
 
 
+class SlicePage(CursorPage):
+    ordering = "slice_num"
+
+
 class PlanSlicesView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrderSerializer
+    pagination_class = SlicePage
 
     @extend_schema(
         responses={200: OrderSerializer(many=True), **ERRORS},
-        summary="A TWAP plan's slices, in slice order",
+        summary="A TWAP plan's slices, in slice order (cursor-paginated)",
     )
     def get(self, request: Request, plan_id: int) -> Response:
         plan = _plan_or_404(request, plan_id)
-        slices = plan.slices.select_related("strategy").order_by("slice_num")
-        return Response(OrderSerializer(slices, many=True).data)
+        page = self.paginate_queryset(plan.slices.select_related("strategy"))
+        return self.get_paginated_response(OrderSerializer(page, many=True).data)
 
     @extend_schema(
         request=CancelRequestSerializer,

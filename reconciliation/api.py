@@ -24,6 +24,7 @@ from reconciliation.serializers import (
 )
 from reconciliation.services import reconciliation_force_complete
 from tradeops.errors import Conflict
+from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, IsVerifiedStaff
 
 
@@ -98,11 +99,12 @@ class ForceCompleteView(generics.GenericAPIView):
 class OrphanListView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrphanSerializer
+    pagination_class = CursorPage
 
     @extend_schema(
         parameters=[OrphanFilterSerializer],
         responses={200: OrphanSerializer(many=True), **ERRORS},
-        summary="Broker orders TradeOps did not place",
+        summary="Broker orders TradeOps did not place (newest first, cursor-paginated)",
     )
     def get(self, request: Request) -> Response:
         filters = OrphanFilterSerializer(data=request.query_params)
@@ -112,17 +114,19 @@ class OrphanListView(generics.GenericAPIView):
             qs = qs.filter(status=filters.validated_data["status"])
         if "symbol" in filters.validated_data:
             qs = qs.filter(symbol=filters.validated_data["symbol"])
-        return Response(OrphanSerializer(qs[:500], many=True).data)
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(OrphanSerializer(page, many=True).data)
 
 
 class QuarantineListView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = QuarantineSerializer
+    pagination_class = CursorPage
 
     @extend_schema(
         parameters=[QuarantineFilterSerializer],
         responses={200: QuarantineSerializer(many=True), **ERRORS},
-        summary="Quarantines (symbols fenced for a strategy or for all)",
+        summary="Quarantines: symbols fenced for a strategy or for all (newest first, paginated)",
     )
     def get(self, request: Request) -> Response:
         filters = QuarantineFilterSerializer(data=request.query_params)
@@ -132,4 +136,5 @@ class QuarantineListView(generics.GenericAPIView):
             qs = qs.filter(cleared_at__isnull=filters.validated_data["active"])
         if "symbol" in filters.validated_data:
             qs = qs.filter(symbol=filters.validated_data["symbol"])
-        return Response(QuarantineSerializer(qs[:500], many=True).data)
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(QuarantineSerializer(page, many=True).data)

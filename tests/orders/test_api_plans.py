@@ -127,6 +127,16 @@ def test_order_size_limits_judge_the_largest_slice_exposure_the_total(
     assert twap(trader, symbol="MSFT", qty=60, duration_minutes=2).status_code == 201
 
 
+def test_slices_page_in_slice_order(paper: Any, trader: Any) -> None:
+    plan = twap(trader).json()
+    url, seen = f"/api/v1/plans/{plan['id']}/slices?limit=4", []
+    while url:
+        page = trader.get(url).json()
+        seen += [s["slice_num"] for s in page["results"]]
+        url = page["next"]
+    assert seen == list(range(10))
+
+
 def test_engaged_switch_refuses_a_plan(paper: Any, trader: Any) -> None:
     trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="drill")
     response = twap(trader)
@@ -142,8 +152,10 @@ def test_read_a_plan_and_its_slices(paper: Any, trader: Any) -> None:
     assert "slices" not in got.json() and got.json()["filled_qty"] == 0
     slices = trader.get(f"/api/v1/plans/{plan['id']}/slices")
     assert slices.status_code == 200
-    assert [s["slice_num"] for s in slices.json()] == list(range(10))
-    one = trader.get(f"/api/v1/orders/{slices.json()[3]['client_order_id']}").json()
+    rows = slices.json()["results"]  # the list convention: {"next", "previous", "results"}
+    assert [s["slice_num"] for s in rows] == list(range(10))
+    assert slices.json()["next"] is None
+    one = trader.get(f"/api/v1/orders/{rows[3]['client_order_id']}").json()
     assert (one["plan"], one["slice_num"]) == (plan["id"], 3)
     assert trader.get("/api/v1/plans/999999").status_code == 404
 

@@ -30,8 +30,7 @@ def one_active_one_cleared(paper: Any, trading_ready: None) -> None:
 
 def keys(response: Any) -> list[str]:
     assert response.status_code == 200, response.json()
-    body = response.json()
-    rows = body["results"] if isinstance(body, dict) else body
+    rows = response.json()["results"]
     return sorted(f"{q['key']}:{'active' if q['active'] else 'cleared'}" for q in rows)
 
 
@@ -73,10 +72,38 @@ def test_a_bad_active_filter_is_400(trader: Any, active: str) -> None:
 def test_symbol_filters_are_validated_as_sent_then_upper_cased(
     trader: Any, one_active_one_cleared: None, path: str
 ) -> None:
-    body = trader.get(path, {"symbol": "msft"}).json()
-    rows = body["results"] if isinstance(body, dict) else body
+    rows = trader.get(path, {"symbol": "msft"}).json()["results"]
     assert {row["symbol"] for row in rows} == {"MSFT"}
     for bad in ("m\u0131sft", "MSFT ", "MS!FT"):
         response = trader.get(path, {"symbol": bad})
         assert response.status_code == 400, bad
         assert "symbol" in response.json()["error"]["details"]["fields"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/orphans", "/api/v1/quarantines"])
+def test_lists_page_like_orders_newest_first(
+    trader: Any, one_active_one_cleared: None, path: str
+) -> None:
+    first = trader.get(path, {"limit": 1}).json()
+    second = trader.get(first["next"]).json()
+    assert first["previous"] is None and second["next"] is None
+    ids = [row["id"] for row in first["results"] + second["results"]]
+    assert len(ids) == 2 and ids == sorted(ids, reverse=True)
+    assert trader.get(path, {"cursor": "cD1hYmM="}).status_code == 400
+
+
+def test_every_list_endpoint_is_paginated() -> None:
+    """One convention: no GET operation in the schema answers a bare JSON array."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    bare = []
+    for path, item in schema["paths"].items():
+        ok = item.get("get", {}).get("responses", {}).get("200", {})
+        body = ok.get("content", {}).get("application/json", {}).get("schema", {})
+        if body.get("type") == "array":
+            bare.append(path)
+        elif "$ref" in body and "Paginated" in body["$ref"]:
+            params = {p["name"] for p in item["get"].get("parameters", [])}
+            assert {"cursor", "limit"} <= params, path
+    assert bare == []
