@@ -15,7 +15,6 @@ from orders.risk import OrderIntent
 from orders.selectors import order_get_visible, orders_visible_to, plan_get_visible
 from orders.serializers import (
     CancelRequestSerializer,
-    ErrorSerializer,
     OrderRequestSerializer,
     OrderSerializer,
     PlanCancelSerializer,
@@ -26,22 +25,10 @@ from orders.serializers import (
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
 from tradeops.api_fields import SymbolField
+from tradeops.api_schema import ERRORS
 from tradeops.errors import BrokerRejectedError, NotFound, PermissionDenied, ValidationFailed
 from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
-
-ERRORS = {
-    code: OpenApiResponse(ErrorSerializer, description=text)
-    for code, text in {
-        400: "validation_error",
-        401: "not_authenticated",
-        403: "permission_denied",
-        404: "not_found",
-        409: "conflict",
-        422: "risk_limit, quarantined, reduce_only_violation, broker_rejected",
-        503: "kill_switch, circuit_breaker, gated, broker_unavailable (Retry-After)",
-    }.items()
-}
 
 
 class OrderFilterSerializer(serializers.Serializer):

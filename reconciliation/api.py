@@ -8,7 +8,6 @@ from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orders.api import ERRORS
 from reconciliation.engine import reconciliation_run, state_get
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
 from reconciliation.selectors import gate_verdict
@@ -23,6 +22,7 @@ from reconciliation.serializers import (
     StatusSerializer,
 )
 from reconciliation.services import reconciliation_force_complete
+from tradeops.api_schema import ERRORS
 from tradeops.errors import Conflict
 from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, IsVerifiedStaff

@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+from tradeops.errors import ERROR_CODE_NAMES, ERROR_CODES
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=ERROR_CODE_NAMES)
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error envelope: ``{"error": {"code", "message", "details"}}``."""
+
+    error = ErrorDetailSerializer()
+
+
+def _error_responses() -> dict[int, OpenApiResponse]:
+    by_status: dict[int, list[str]] = defaultdict(list)
+    for code, (status, _meaning) in ERROR_CODES.items():
+        by_status[status].append(code)
+    return {
+        status: OpenApiResponse(ErrorSerializer, description=", ".join(codes))
+        for status, codes in sorted(by_status.items())
+    }
+
+
+# Error responses of every operation, built from the one error table.
+ERRORS = _error_responses()
 
 
 def _as_class(serializer: Any) -> Any:

@@ -20,6 +20,32 @@ from rest_framework.response import Response
 
 logger = logging.getLogger("tradeops.errors")
 
+# Every code a client can receive, with its HTTP status and meaning. The README's error table
+# and the OpenAPI error responses must list exactly these (tests/tradeops/test_error_codes.py);
+# a new code goes here first.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "validation_error": (400, "malformed body, query or field; per-field reasons in details"),
+    "not_authenticated": (401, "no credentials, or an unknown or revoked token"),
+    "permission_denied": (403, "the token or user may not do this (another strategy's order...)"),
+    "otp_required": (403, "a fresh OTP code is needed: missing, wrong or already used"),
+    "not_found": (404, "no such object visible to the caller, or no such endpoint"),
+    "method_not_allowed": (405, "the endpoint does not take this HTTP method"),
+    "not_acceptable": (406, "the Accept header excludes application/json"),
+    "conflict": (409, "the object's state forbids it (already ended, a run is going)"),
+    "payload_too_large": (413, "a body over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)"),
+    "risk_limit": (422, "a pre-trade limit: order size, notional or position"),
+    "quarantined": (422, "the symbol is fenced for this strategy (an orphan, drift)"),
+    "reduce_only_violation": (422, "while halted or gated only reduce-only orders pass"),
+    "broker_rejected": (422, "the broker refused the order (its reason in the message)"),
+    "throttled": (429, "too many requests; Retry-After says when to try again"),
+    "internal_error": (500, "a bug: logged with its traceback"),
+    "kill_switch": (503, "the kill switch is engaged (Retry-After)"),
+    "circuit_breaker": (503, "the circuit breaker is tripped (Retry-After)"),
+    "gated": (503, "no recent reconciliation: new risk waits for one (Retry-After)"),
+    "broker_unavailable": (503, "the broker cannot be asked now (Retry-After)"),
+}
+ERROR_CODE_NAMES = sorted(ERROR_CODES)
+
 
 class TradeOpsError(Exception):
     status_code = 400

@@ -154,7 +154,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"PlanStatusEnum": "orders.models.PlanStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "PlanStatusEnum": "orders.models.PlanStatus",
+        "ErrorCodeEnum": "tradeops.errors.ERROR_CODE_NAMES",
+    },
 }
 
 # --- Jobs (django-q2; pitfalls in DESIGN §9) -------------------------------------------------
