@@ -24,14 +24,14 @@ from orders.serializers import (
 )
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
-from tradeops.api_fields import SymbolField
+from tradeops.api_fields import QueryFilterSerializer, SymbolField
 from tradeops.api_schema import ERRORS
 from tradeops.errors import BrokerRejectedError, NotFound, PermissionDenied, ValidationFailed
 from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
 
 
-class OrderFilterSerializer(serializers.Serializer):
+class OrderFilterSerializer(QueryFilterSerializer):
     status = serializers.ChoiceField(
         choices=[*(s.value for s in OrderStatus), "open", "closed"], required=False
     )

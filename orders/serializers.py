@@ -24,11 +24,11 @@ from orders.slicing import PRICES_BY_TYPE
 from tradeops.api_fields import (
     BoundedIntegerField,
     DecimalStringField,
+    PatternField,
+    StrictCharField,
     StrictSerializer,
     SymbolField,
 )
-
-ONE_DOLLAR = Decimal(1)
 
 
 class WholeSharesField(BoundedIntegerField):
@@ -43,12 +43,20 @@ class WholeSharesField(BoundedIntegerField):
         super().__init__(low=1, high_setting="ORDER_MAX_QTY", **kwargs)
 
 
+# Below $1 up to 4 decimals, from $1 up at most 2 (SEC Rule 612, sub-penny), no leading zeros:
+# one spelling per price, and the whole grammar in one pattern the OpenAPI schema can state.
+PRICE_PATTERN = r"^(0\.[0-9]{1,4}|[1-9][0-9]{0,11}(\.[0-9]{1,2})?)$"
+
+
 class PriceField(DecimalStringField):
-    """A price as a decimal string: positive, at most ``ORDER_MAX_PRICE``, at most 4 decimals,
-    and at most 2 decimals from $1 up (SEC sub-penny rule)."""
+    """A price as a decimal string: above 0, at most ``ORDER_MAX_PRICE``, at most 4 decimals
+    below $1 and at most 2 from $1 up (sub-penny rule)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
+            pattern=PRICE_PATTERN,
+            rule="ASCII digits without leading zeros and an optional '.', at most 2 decimals "
+            "from $1 up (sub-penny rule) and 4 below; no sign, exponent, '_' or spaces",
             min_value=Decimal("0.0001"),
             max_value=settings.ORDER_MAX_PRICE,
             required=False,
@@ -56,25 +64,27 @@ class PriceField(DecimalStringField):
             **kwargs,
         )
 
-    def to_internal_value(self, data: Any) -> Decimal:
-        value = super().to_internal_value(data)
-        if value >= ONE_DOLLAR and value != value.quantize(Decimal("0.01")):
-            raise serializers.ValidationError(
-                "Prices of $1.00 or more may have at most 2 decimal places (sub-penny rule)."
-            )
-        return value
+
+def _price_use(name: str) -> str:
+    types = [kind for kind, prices in PRICES_BY_TYPE.items() if name in prices]
+    return f"Required for {' and '.join(types)} orders, refused for the others."
 
 
 class OrderRequestSerializer(StrictSerializer):
-    strategy = serializers.RegexField(
-        STRATEGY_ID_RE, required=False, error_messages={"invalid": "Not a valid strategy id."}
+    """An order to place. Unknown fields are refused; prices are decimal strings."""
+
+    strategy = PatternField(
+        STRATEGY_ID_RE,
+        hint="Not a strategy id: 1-64 lowercase ASCII letters, digits, '-' or '_'",
+        max_length=64,
+        required=False,
     )
     symbol = SymbolField()
     side = serializers.ChoiceField(choices=Side.choices)
     qty = WholeSharesField()
     type = serializers.ChoiceField(choices=OrderType.choices)
-    limit_price = PriceField()
-    stop_price = PriceField()
+    limit_price = PriceField(help_text=_price_use("limit_price"))
+    stop_price = PriceField(help_text=_price_use("stop_price"))
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices)
 
     def validate_strategy(self, value: str) -> str:
@@ -230,4 +240,6 @@ class PlanCancelSerializer(serializers.Serializer):
 
 
 class CancelRequestSerializer(StrictSerializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    """An optional reason, recorded with the cancel."""
+
+    reason = StrictCharField(required=False, allow_blank=True, max_length=500)

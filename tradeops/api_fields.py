@@ -24,11 +24,11 @@ from rest_framework.fields import empty
 # matches "k" and a long s matches "s".
 SYMBOL_PATTERN = r"^[A-Za-z]{1,6}(\.[A-Za-z]{1,2})?$"
 _SYMBOL = re.compile(SYMBOL_PATTERN, re.ASCII)
-# Whole numbers sent as strings, and decimal strings: ASCII digits, one optional ".", nothing
-# else (no sign, exponent, "_", spaces or other scripts' digits).
-_DIGITS = re.compile(r"[0-9]{1,18}", re.ASCII)
-DECIMAL_STRING_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,4})?$"
-_DECIMAL_STRING = re.compile(DECIMAL_STRING_PATTERN, re.ASCII)
+# Whole numbers sent as strings, and decimal strings: ASCII digits without leading zeros, one
+# optional "." (no sign, exponent, "_", spaces or other scripts' digits). One spelling per value.
+DIGITS_PATTERN = r"^[1-9][0-9]{0,17}$"
+_DIGITS = re.compile(DIGITS_PATTERN, re.ASCII)
+DECIMAL_STRING_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,4})?$"
 
 
 def shown(value: Any, limit: int = 24) -> str:
@@ -48,31 +48,83 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class QueryFilterSerializer(serializers.Serializer):
+    """Query filters: an absent parameter means "no filter"; a blank one (``?symbol=``) is a
+    400. DRF reads a blank value as absent, so a client whose variable came out empty was
+    answered with every row instead of the few it asked for."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        blank = sorted(name for name in self.fields if name in data and data.get(name) == "")
+        if blank:
+            reason = "May not be blank: leave the parameter out for no filter."
+            raise serializers.ValidationError({name: [reason] for name in blank})
+        return super().to_internal_value(data)
+
+
 @extend_schema_field(OpenApiTypes.BOOL)
 class QueryBooleanField(serializers.Field):
-    """A boolean query filter: ``true``/``false`` (or ``1``/``0``); absent means "no filter".
+    """A boolean query filter: ``true`` or ``false``; absent means "no filter".
 
     DRF's ``BooleanField`` reads a parameter missing from a query string as ``False``
     (``default_empty_html``): ``GET /quarantines`` listed only the cleared ones."""
 
-    default_error_messages = {"invalid": "Must be true or false (or 1 or 0), got {value!r}."}
+    default_error_messages = {"invalid": "Must be true or false, got {value}."}
     default_empty_html = empty
-    TRUE, FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
+    VALUES = {"true": True, "false": False}
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> bool:
-        text = data.lower() if isinstance(data, str) and data.isascii() else None
-        if text in self.TRUE:
-            return True
-        if text in self.FALSE:
-            return False
-        self.fail("invalid", value=data)
+        if not isinstance(data, str) or data not in self.VALUES:
+            self.fail("invalid", value=shown(data))
+        return self.VALUES[data]
 
     def to_representation(self, value: bool) -> bool:
         return bool(value)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A body boolean: JSON ``true`` or ``false`` only (DRF also takes "yes", "on", 1, "t")."""
+
+    default_error_messages = {"invalid": "Must be a JSON boolean (true or false), got {value}."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", value=shown(data))
+        return data
+
+
+class StrictCharField(serializers.CharField):
+    """A body string: a JSON string only (DRF's CharField turns 123 and 1.5 into text)."""
+
+    default_error_messages = {"not_a_string": "Must be a JSON string, got {value}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", value=shown(data))
+        return super().to_internal_value(data)
+
+
+class PatternField(serializers.Field):
+    """A string that must match ``pattern`` as sent: no trimming, no numbers turned into
+    text, and ``$`` means the end (Python's ``$`` also matches before a final newline)."""
+
+    default_error_messages = {"invalid": "{hint}, got {value}."}
+
+    def __init__(self, pattern: str, *, hint: str, max_length: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pattern, self.hint, self.max_length = pattern, hint, max_length
+        self._regex = re.compile(pattern, re.ASCII)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or not self._regex.fullmatch(data):
+            self.fail("invalid", hint=self.hint, value=shown(data))
+        return data
+
+    def to_representation(self, value: str) -> str:
+        return value
 
 
 @extend_schema_field(
@@ -98,7 +150,6 @@ class SymbolField(serializers.Field):
         return value
 
 
-@extend_schema_field(OpenApiTypes.INT)
 class BoundedIntegerField(serializers.Field):
     """A JSON integer, or a string of ASCII digits, within bounds read from settings at request
     time. ``10.5``, ``10.0``, ``true``, ``"ten"``, ``"1_000"``, ``" 10"`` and other scripts'
@@ -132,33 +183,47 @@ class BoundedIntegerField(serializers.Field):
 
 
 class DecimalStringField(serializers.DecimalField):
-    """A decimal sent as a JSON string of ASCII digits with an optional single ``.`` and at
-    most 4 decimals (``"99.50"``).
+    """A decimal sent as a JSON string matching ``pattern``: ASCII digits without leading
+    zeros, one optional ``.`` (``"99.50"``).
 
     JSON numbers are refused: many clients turn ``99.5`` into a binary float before it is
     sent, so the text that arrives need not be the number the strategy meant. ``Decimal()``
     itself reads ``"1_000"``, ``"1.5e2"``, ``" 10"`` and full-width or Arabic-Indic digits;
-    none of them gets that far."""
+    none of them gets that far. The pattern is the grammar, and the OpenAPI schema states it
+    as is (tradeops.api_schema)."""
 
     default_error_messages = {
         "not_a_string": (
             'Must be a decimal string such as "99.50", not a JSON number ({value}): a JSON '
             "number is a binary float in many clients and may not be the price you meant."
         ),
-        "not_decimal": (
-            'Must be a decimal string such as "99.50": ASCII digits, an optional "." and at '
-            "most 4 decimals (no sign, exponent, '_' or spaces), got {value}."
-        ),
+        "not_decimal": 'Must be a decimal string such as "99.50": {rule}; got {value}.',
     }
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        pattern: str = DECIMAL_STRING_PATTERN,
+        rule: str = "ASCII digits without leading zeros, an optional '.' and at most 4 "
+        "decimals (no sign, exponent, '_' or spaces)",
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("max_digits", 16)
         kwargs.setdefault("decimal_places", 4)
         super().__init__(**kwargs)
+        self.pattern, self.rule = pattern, rule
+        self._regex = re.compile(pattern, re.ASCII)
+        # The schema's description (drf-spectacular shows help_text): the rule, then the use.
+        bounds = f"at least {self.min_value}, at most {self.max_value}"
+        self.help_text = " ".join(
+            filter(
+                None, [f"A decimal string, never a JSON number: {rule}; {bounds}.", self.help_text]
+            )
+        )
 
     def to_internal_value(self, data: Any) -> Decimal:
         if isinstance(data, int | float | Decimal) and not isinstance(data, bool):
             self.fail("not_a_string", value=shown(data))
-        if not isinstance(data, str) or not _DECIMAL_STRING.fullmatch(data):
-            self.fail("not_decimal", value=shown(data))
+        if not isinstance(data, str) or not self._regex.fullmatch(data):
+            self.fail("not_decimal", rule=self.rule, value=shown(data))
         return super().to_internal_value(data)

@@ -37,7 +37,7 @@ class CursorPage(CursorPagination):
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None or raw == "":
+        if raw is None:
             return self.page_size
         if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= self.max_page_size:
             raise _invalid("limit", f"Must be a whole number from 1 to {self.max_page_size}.")
@@ -45,7 +45,7 @@ class CursorPage(CursorPagination):
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         encoded = request.query_params.get(self.cursor_query_param)
-        if not encoded:  # absent or blank: the first page
+        if encoded is None:
             return None
         tokens = _cursor_tokens(encoded)
         return Cursor(
@@ -69,7 +69,8 @@ def _cursor_tokens(encoded: str) -> dict[str, int]:
         raise _invalid("cursor", "Not a cursor of this API.") from None
     keys = [key for key, _ in pairs]
     if (
-        len(set(keys)) != len(keys)
+        not pairs
+        or len(set(keys)) != len(keys)
         or not set(keys) <= _CURSOR_KEYS
         or not all(_DIGITS.fullmatch(value) for _, value in pairs)
     ):

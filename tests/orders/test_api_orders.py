@@ -239,6 +239,13 @@ BAD_BODIES = [
     ({"type": "limit", "limit_price": "1,000.00"}, "limit_price"),
     ({"type": "limit", "limit_price": "Infinity"}, "limit_price"),
     ({"type": "limit", "limit_price": "-0"}, "limit_price"),
+    # One spelling per price: no leading zeros, the sub-penny rule counts the digits sent.
+    ({"type": "limit", "limit_price": "007.10"}, "limit_price"),
+    ({"type": "limit", "limit_price": "00.5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10.500"}, "limit_price"),
+    ({"type": "limit", "limit_price": "0.50120"}, "limit_price"),
+    ({"type": "limit", "limit_price": "0.0000"}, "limit_price"),
+    ({"qty": "007"}, "qty"),
     ({"type": "limit", "limit_price": "1" * 30}, "limit_price"),
     ({"type": "limit", "limit_price": 99.5}, "limit_price"),  # JSON numbers: refused
     ({"type": "limit", "limit_price": 100}, "limit_price"),
@@ -300,7 +307,8 @@ def test_bad_input_is_400_with_a_reason_and_writes_nothing(
         ({"type": "limit", "limit_price": "99.5"}, {"limit_price": "99.5000"}),
         ({"type": "limit", "limit_price": "0.5012"}, {"limit_price": "0.5012"}),
         ({"type": "limit", "limit_price": "100"}, {"limit_price": "100.0000"}),
-        ({"type": "limit", "limit_price": "007.10"}, {"limit_price": "7.1000"}),
+        ({"type": "limit", "limit_price": "0.5"}, {"limit_price": "0.5000"}),
+        ({"type": "limit", "limit_price": "10.50"}, {"limit_price": "10.5000"}),
     ],
 )
 def test_plain_ascii_numbers_are_accepted(

@@ -37,9 +37,7 @@ def keys(response: Any) -> list[str]:
 def test_quarantines_without_a_filter_lists_active_and_cleared(
     trader: Any, one_active_one_cleared: None
 ) -> None:
-    both = ["*:MSFT:active", "*:TSLA:cleared"]
-    assert keys(trader.get("/api/v1/quarantines")) == both
-    assert keys(trader.get("/api/v1/quarantines?active=")) == both  # blank: no filter
+    assert keys(trader.get("/api/v1/quarantines")) == ["*:MSFT:active", "*:TSLA:cleared"]
 
 
 @pytest.mark.parametrize(
@@ -47,8 +45,6 @@ def test_quarantines_without_a_filter_lists_active_and_cleared(
     [
         ("true", ["*:MSFT:active"]),
         ("false", ["*:TSLA:cleared"]),
-        ("1", ["*:MSFT:active"]),
-        ("0", ["*:TSLA:cleared"]),
     ],
 )
 def test_quarantines_active_filter(
@@ -60,7 +56,7 @@ def test_quarantines_active_filter(
 FULL_WIDTH_TRUE = "\uff54\uff52\uff55\uff45"
 
 
-@pytest.mark.parametrize("active", ["maybe", "yes", "TRUE ", FULL_WIDTH_TRUE])
+@pytest.mark.parametrize("active", ["maybe", "yes", "1", "True", "TRUE ", FULL_WIDTH_TRUE])
 def test_a_bad_active_filter_is_400(trader: Any, active: str) -> None:
     response = trader.get("/api/v1/quarantines", {"active": active})
     assert response.status_code == 400

@@ -289,3 +289,24 @@ def test_validation_messages_read_as_one_sentence(detail: Any, message: str) -> 
     body = api_exception_handler(ValidationError(detail), {}).data["error"]
     assert body["message"] == message
     assert body["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/v1/orders?symbol=",
+        "/api/v1/orders?status=",
+        "/api/v1/orders?strategy=",
+        "/api/v1/orders?limit=",
+        "/api/v1/orders?cursor=",
+        "/api/v1/orphans?status=",
+        "/api/v1/orphans?symbol=",
+        "/api/v1/quarantines?active=",
+        "/api/v1/quarantines?symbol=",
+    ],
+)
+def test_a_blank_query_parameter_is_400_not_every_row(paper: Any, trader: Any, query: str) -> None:
+    assert place(trader, qty=1).status_code == 201
+    name = query.rsplit("?", 1)[1].rstrip("=")
+    error = assert_error(trader.get(query), 400)
+    assert name in error["details"]["fields"]
