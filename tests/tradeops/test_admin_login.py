@@ -202,3 +202,23 @@ def test_login_wait_seconds(failures: int, elapsed: float, wait: float) -> None:
     from tradeops.login import login_wait_seconds
 
     assert login_wait_seconds(failures=failures, elapsed=elapsed, factor=1) == pytest.approx(wait)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_guesses_are_serialised_by_the_throttle(ops_user: Any) -> None:
+    """Five wrong passwords sent at the same instant: the account's row lock makes them one
+    failure and four throttled answers, not five guesses checked in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def guess(n: int) -> str:
+        try:
+            return error_note(login(Client(), password=f"guess-{n}", code="123456"))
+        finally:
+            connections.close_all()
+
+    with at(time.time()), ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(guess, range(5)))
+    assert sum("correct username" in a for a in answers) == 1, answers
+    assert sum("Too many failed attempts" in a for a in answers) == 4, answers
