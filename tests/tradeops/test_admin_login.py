@@ -212,6 +212,11 @@ def test_parallel_guesses_are_serialised_by_the_throttle(ops_user: Any) -> None:
 
     from django.db import connections
 
+    from tradeops.models import LoginThrottle
+
+    # The row exists (an old, forgiven failure count would too): no insert race to hide behind.
+    LoginThrottle.objects.create(username="ops")
+
     def guess(n: int) -> str:
         try:
             return error_note(login(Client(), password=f"guess-{n}", code="123456"))
