@@ -43,11 +43,19 @@ FORGED_CURSORS = [
 ]
 
 
-@pytest.mark.parametrize("forged", FORGED_CURSORS)
-@pytest.mark.parametrize("path", ["/api/v1/orders"])
-def test_a_forged_cursor_is_400(paper: Any, trader: Any, path: str, forged: str) -> None:
-    error = assert_error(trader.get(path, {"cursor": forged}), 400)
-    assert "cursor" in error["details"]["fields"]
+@pytest.mark.parametrize(
+    "path", ["/api/v1/orders", "/api/v1/orphans", "/api/v1/quarantines", "/api/v1/plans/{}/slices"]
+)
+def test_a_forged_cursor_is_400_on_every_list(paper: Any, trader: Any, path: str) -> None:
+    from tests.orders.twap_support import twap
+
+    plan = twap(trader).json()
+    url = path.format(plan["id"])
+    assert trader.get(url).status_code == 200
+    for forged in FORGED_CURSORS:
+        error = assert_error(trader.get(url, {"cursor": forged}), 400)
+        assert "cursor" in error["details"]["fields"], forged
+    assert "limit" in assert_error(trader.get(url, {"limit": "0"}), 400)["details"]["fields"]
 
 
 @pytest.mark.parametrize("limit", ["0", "501", "-1", "1.5", "\uff15", "ten", "1e2"])
