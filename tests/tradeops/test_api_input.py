@@ -318,3 +318,12 @@ def test_a_blank_query_parameter_is_400_not_every_row(paper: Any, trader: Any, q
     name = query.rsplit("?", 1)[1].rstrip("=")
     error = assert_error(trader.get(query), 400)
     assert name in error["details"]["fields"]
+
+
+def test_the_schema_states_the_bounds_in_force(paper: Any, trader: Any, settings: Any) -> None:
+    settings.ORDER_MAX_QTY = 500
+    schema = trader.get("/api/schema/", {"format": "json"}).json()
+    qty = schema["components"]["schemas"]["OrderRequest"]["properties"]["qty"]["oneOf"][0]
+    assert qty["maximum"] == 500
+    assert "qty" in assert_error(place(trader, qty=501), 400)["details"]["fields"]
+    assert place(trader, qty=500).status_code == 201
