@@ -214,12 +214,13 @@ class DecimalStringField(serializers.DecimalField):
         self.pattern, self.rule = pattern, rule
         self._regex = re.compile(pattern, re.ASCII)
         # The schema's description (drf-spectacular shows help_text): the rule, then the use.
-        bounds = f"at least {self.min_value}, at most {self.max_value}"
-        self.help_text = " ".join(
-            filter(
-                None, [f"A decimal string, never a JSON number: {rule}; {bounds}.", self.help_text]
-            )
+        bounds = "".join(
+            f"; {word} {value}"
+            for word, value in (("at least", self.min_value), ("at most", self.max_value))
+            if value is not None
         )
+        described = f"A decimal string, never a JSON number: {rule}{bounds}."
+        self.help_text = f"{described} {self.help_text}" if self.help_text else described
 
     def to_internal_value(self, data: Any) -> Decimal:
         if isinstance(data, int | float | Decimal) and not isinstance(data, bool):
