@@ -7,7 +7,6 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,7 +16,6 @@ from orders.risk import OrderIntent
 from orders.selectors import order_get_visible, orders_visible_to, plan_get_visible
 from orders.serializers import (
     CancelRequestSerializer,
-    ErrorSerializer,
     OrderRequestSerializer,
     OrderSerializer,
     PlanCancelSerializer,
@@ -27,6 +25,8 @@ from orders.serializers import (
 )
 from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
+from tradeops.api_fields import QueryFilterSerializer, SymbolField
+from tradeops.api_schema import ERRORS
 from tradeops.errors import (
     BrokerRejectedError,
     NotFound,
@@ -34,44 +34,22 @@ from tradeops.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, strategy_scope
 
-ERRORS = {
-    code: OpenApiResponse(ErrorSerializer, description=text)
-    for code, text in {
-        400: "validation_error",
-        401: "not_authenticated",
-        403: "permission_denied",
-        404: "not_found",
-        409: "conflict",
-        422: "risk_limit, quarantined, reduce_only_violation, unknown_symbol, not_shortable, "
-        "broker_rejected",
-        503: "kill_switch, circuit_breaker, gated, broker_unavailable, order_failed (Retry-After)",
-    }.items()
-}
 
-
-class OrderPagination(CursorPagination):
-    page_size = 100
-    page_size_query_param = "limit"
-    max_page_size = 500
-    ordering = "-id"
-
-
-class OrderFilterSerializer(serializers.Serializer):
+class OrderFilterSerializer(QueryFilterSerializer):
     status = serializers.ChoiceField(
         choices=[*(s.value for s in OrderStatus), "open", "closed"], required=False
     )
-    symbol = serializers.CharField(max_length=16, required=False)
+    symbol = SymbolField(required=False)
     strategy = serializers.CharField(max_length=64, required=False)
-    cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=500, required=False)
 
 
 class OrderListCreateView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrderSerializer
-    pagination_class = OrderPagination
+    pagination_class = CursorPage
 
     @extend_schema(
         parameters=[OrderFilterSerializer],
@@ -90,7 +68,7 @@ class OrderListCreateView(generics.GenericAPIView):
         elif f.get("status"):
             qs = qs.filter(status=f["status"])
         if f.get("symbol"):
-            qs = qs.filter(symbol=f["symbol"].strip().upper())
+            qs = qs.filter(symbol=f["symbol"])
         if f.get("strategy"):
             qs = qs.filter(strategy_id=f["strategy"])
         page = self.paginate_queryset(qs)
@@ -189,7 +167,7 @@ class OrderCancelView(generics.GenericAPIView):
         parameters=[OpenApiParameter("client_order_id", str, OpenApiParameter.PATH)],
     )
     def post(self, request: Request, client_order_id: str) -> Response:
-        body = CancelRequestSerializer(data=request.data or {})
+        body = CancelRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order = order_get_visible(request.user, client_order_id)
         if order is None:
@@ -249,18 +227,23 @@ class PlanDetailView(generics.GenericAPIView):
         return Response(PlanSerializer(_plan_or_404(request, plan_id)).data)
 
 
+class SlicePage(CursorPage):
+    ordering = "slice_num"
+
+
 class PlanSlicesView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrderSerializer
+    pagination_class = SlicePage
 
     @extend_schema(
         responses={200: OrderSerializer(many=True), **ERRORS},
-        summary="A TWAP plan's slices, in slice order",
+        summary="A TWAP plan's slices, in slice order (cursor-paginated)",
     )
     def get(self, request: Request, plan_id: int) -> Response:
         plan = _plan_or_404(request, plan_id)
-        slices = plan.slices.select_related("strategy").order_by("slice_num")
-        return Response(OrderSerializer(slices, many=True).data)
+        page = self.paginate_queryset(plan.slices.select_related("strategy"))
+        return self.get_paginated_response(OrderSerializer(page, many=True).data)
 
     @extend_schema(
         request=CancelRequestSerializer,
@@ -274,7 +257,7 @@ class PlanSlicesView(generics.GenericAPIView):
         ),
     )
     def delete(self, request: Request, plan_id: int) -> Response:
-        body = CancelRequestSerializer(data=request.data or {})
+        body = CancelRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         outcome = plan_cancel(
             plan=_plan_or_404(request, plan_id),

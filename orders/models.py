@@ -296,6 +296,7 @@ class TradingSwitch(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name_plural = "trading switches"
 
     def __str__(self) -> str:
         state = "ENGAGED" if self.engaged else "off"

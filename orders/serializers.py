@@ -3,13 +3,11 @@ looks like a typo, is a 400 with a field-level reason before any row is written.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Sum
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -23,57 +21,21 @@ from orders.models import (
     TimeInForce,
 )
 from orders.slicing import PRICES_BY_TYPE
-
-SYMBOL_RE = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
-ONE_DOLLAR = Decimal(1)
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses unknown fields: ``limitprice`` must not silently become a market order."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class BoundedIntegerField(serializers.Field):
-    """A JSON integer (or digit string) within bounds read from settings at request time:
-    ``10.5``, ``true`` or ``"ten"`` are refused, never rounded."""
-
-    default_error_messages = {
-        "invalid": "Must be a whole number, got {value!r}.",
-        "range": "Must be between {low} and {high}.",
-    }
-
-    def __init__(self, *, low: int, high_setting: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.low, self.high_setting = low, high_setting
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int | str):
-            self.fail("invalid", value=data)
-        if isinstance(data, str):
-            if not re.fullmatch(r"\d{1,9}", data.strip()):
-                self.fail("invalid", value=data)
-            data = int(data.strip())
-        high = getattr(settings, self.high_setting)
-        if not self.low <= data <= high:
-            self.fail("range", low=self.low, high=high)
-        return data
-
-    def to_representation(self, value: int) -> int:
-        return int(value)
+from tradeops.api_fields import (
+    BoundedIntegerField,
+    DecimalStringField,
+    PatternField,
+    StrictCharField,
+    StrictSerializer,
+    SymbolField,
+)
 
 
 class WholeSharesField(BoundedIntegerField):
     """A positive whole number of shares, at most ``ORDER_MAX_QTY``."""
 
     default_error_messages = {
-        "invalid": "Must be a whole number of shares (an integer), got {value!r}.",
+        "invalid": "Must be a whole number of shares (an integer), got {value}.",
         "range": "Must be between {low} and {high} shares.",
     }
 
@@ -81,13 +43,20 @@ class WholeSharesField(BoundedIntegerField):
         super().__init__(low=1, high_setting="ORDER_MAX_QTY", **kwargs)
 
 
-class PriceField(serializers.DecimalField):
-    """Positive, at most 4 decimals, and at most 2 decimals from $1 up (SEC sub-penny rule)."""
+# Below $1 up to 4 decimals, from $1 up at most 2 (SEC Rule 612, sub-penny), no leading zeros:
+# one spelling per price, and the whole grammar in one pattern the OpenAPI schema can state.
+PRICE_PATTERN = r"^(0\.[0-9]{1,4}|[1-9][0-9]{0,11}(\.[0-9]{1,2})?)$"
+
+
+class PriceField(DecimalStringField):
+    """A price as a decimal string: above 0, at most ``ORDER_MAX_PRICE``, at most 4 decimals
+    below $1 and at most 2 from $1 up (sub-penny rule)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            max_digits=16,
-            decimal_places=4,
+            pattern=PRICE_PATTERN,
+            rule="ASCII digits without leading zeros and an optional '.', at most 2 decimals "
+            "from $1 up (sub-penny rule) and 4 below; no sign, exponent, '_' or spaces",
             min_value=Decimal("0.0001"),
             max_value=settings.ORDER_MAX_PRICE,
             required=False,
@@ -95,36 +64,28 @@ class PriceField(serializers.DecimalField):
             **kwargs,
         )
 
-    def to_internal_value(self, data: Any) -> Decimal:
-        if isinstance(data, bool):
-            self.fail("invalid")
-        value = super().to_internal_value(data)
-        if value >= ONE_DOLLAR and value != value.quantize(Decimal("0.01")):
-            raise serializers.ValidationError(
-                "Prices of $1.00 or more may have at most 2 decimal places (sub-penny rule)."
-            )
-        return value
+
+def _price_use(name: str) -> str:
+    types = [kind for kind, prices in PRICES_BY_TYPE.items() if name in prices]
+    return f"Required for {' and '.join(types)} orders, refused for the others."
 
 
 class OrderRequestSerializer(StrictSerializer):
-    strategy = serializers.RegexField(
-        STRATEGY_ID_RE, required=False, error_messages={"invalid": "Not a valid strategy id."}
+    """An order to place. Unknown fields are refused; prices are decimal strings."""
+
+    strategy = PatternField(
+        STRATEGY_ID_RE,
+        hint="Not a strategy id: 1-64 lowercase ASCII letters, digits, '-' or '_'",
+        max_length=64,
+        required=False,
     )
-    symbol = serializers.CharField(max_length=16, trim_whitespace=True)
+    symbol = SymbolField()
     side = serializers.ChoiceField(choices=Side.choices)
     qty = WholeSharesField()
     type = serializers.ChoiceField(choices=OrderType.choices)
-    limit_price = PriceField()
-    stop_price = PriceField()
+    limit_price = PriceField(help_text=_price_use("limit_price"))
+    stop_price = PriceField(help_text=_price_use("stop_price"))
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices)
-
-    def validate_symbol(self, value: str) -> str:
-        symbol = value.strip().upper()
-        if not SYMBOL_RE.fullmatch(symbol):
-            raise serializers.ValidationError(
-                f"{value!r} is not a US equity symbol (1-6 letters, optional .class suffix)."
-            )
-        return symbol
 
     def validate_strategy(self, value: str) -> str:
         if value == RESERVED_STRATEGY_ID:
@@ -279,14 +240,6 @@ class PlanCancelSerializer(serializers.Serializer):
 
 
 class CancelRequestSerializer(StrictSerializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    """An optional reason, recorded with the cancel."""
 
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
+    reason = StrictCharField(required=False, allow_blank=True, max_length=500)

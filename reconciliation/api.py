@@ -8,7 +8,6 @@ from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orders.api import ERRORS
 from reconciliation.engine import reconciliation_run, state_get
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
 from reconciliation.selectors import gate_verdict
@@ -23,7 +22,9 @@ from reconciliation.serializers import (
     StatusSerializer,
 )
 from reconciliation.services import reconciliation_force_complete
+from tradeops.api_schema import ERRORS
 from tradeops.errors import Conflict
+from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, IsVerifiedStaff
 
 
@@ -71,7 +72,7 @@ class RunView(generics.GenericAPIView):
         summary="Run a reconciliation now (409 if one is already running)",
     )
     def post(self, request: Request) -> Response:
-        body = RunRequestSerializer(data=request.data or {})
+        body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         outcome = reconciliation_run(kind="manual", dry_run=body.validated_data["dry_run"])
         if outcome.skipped:
@@ -99,11 +100,12 @@ class ForceCompleteView(generics.GenericAPIView):
 class OrphanListView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrphanSerializer
+    pagination_class = CursorPage
 
     @extend_schema(
         parameters=[OrphanFilterSerializer],
         responses={200: OrphanSerializer(many=True), **ERRORS},
-        summary="Broker orders TradeOps did not place",
+        summary="Broker orders TradeOps did not place (newest first, cursor-paginated)",
     )
     def get(self, request: Request) -> Response:
         filters = OrphanFilterSerializer(data=request.query_params)
@@ -112,18 +114,20 @@ class OrphanListView(generics.GenericAPIView):
         if "status" in filters.validated_data:
             qs = qs.filter(status=filters.validated_data["status"])
         if "symbol" in filters.validated_data:
-            qs = qs.filter(symbol=filters.validated_data["symbol"].upper())
-        return Response(OrphanSerializer(qs[:500], many=True).data)
+            qs = qs.filter(symbol=filters.validated_data["symbol"])
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(OrphanSerializer(page, many=True).data)
 
 
 class QuarantineListView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = QuarantineSerializer
+    pagination_class = CursorPage
 
     @extend_schema(
         parameters=[QuarantineFilterSerializer],
         responses={200: QuarantineSerializer(many=True), **ERRORS},
-        summary="Quarantines (symbols fenced for a strategy or for all)",
+        summary="Quarantines: symbols fenced for a strategy or for all (newest first, paginated)",
     )
     def get(self, request: Request) -> Response:
         filters = QuarantineFilterSerializer(data=request.query_params)
@@ -132,5 +136,6 @@ class QuarantineListView(generics.GenericAPIView):
         if "active" in filters.validated_data:
             qs = qs.filter(cleared_at__isnull=filters.validated_data["active"])
         if "symbol" in filters.validated_data:
-            qs = qs.filter(symbol=filters.validated_data["symbol"].upper())
-        return Response(QuarantineSerializer(qs[:500], many=True).data)
+            qs = qs.filter(symbol=filters.validated_data["symbol"])
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(QuarantineSerializer(page, many=True).data)

@@ -197,6 +197,7 @@ class PositionMismatch(models.Model):
 
     class Meta:
         ordering = ["-detected_at", "-id"]
+        verbose_name_plural = "position mismatches"
 
     def __str__(self) -> str:
         return f"{self.symbol}: database {self.db_qty}, broker {self.broker_qty}"

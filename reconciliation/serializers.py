@@ -2,8 +2,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from orders.serializers import StrictSerializer
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
+from tradeops.api_fields import (
+    QueryBooleanField,
+    QueryFilterSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSerializer,
+    SymbolField,
+)
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -58,12 +65,16 @@ class StatusSerializer(serializers.Serializer):
 
 
 class RunRequestSerializer(StrictSerializer):
-    dry_run = serializers.BooleanField(required=False, default=False)
+    """``dry_run``: report what the run would change without changing it."""
+
+    dry_run = StrictBooleanField(required=False, default=False)
 
 
 class ForceCompleteSerializer(StrictSerializer):
-    reason = serializers.CharField(min_length=5, max_length=1000)
-    otp_token = serializers.CharField(max_length=16)
+    """Why the gate is opened without a reconciliation, and a fresh OTP code."""
+
+    reason = StrictCharField(min_length=5, max_length=1000)
+    otp_token = StrictCharField(max_length=16)
 
 
 class OrphanSerializer(serializers.ModelSerializer):
@@ -125,11 +136,11 @@ class QuarantineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrphanFilterSerializer(serializers.Serializer):
+class OrphanFilterSerializer(QueryFilterSerializer):
     status = serializers.ChoiceField(choices=OrphanOrder.Status.choices, required=False)
-    symbol = serializers.CharField(max_length=16, required=False)
+    symbol = SymbolField(required=False)
 
 
-class QuarantineFilterSerializer(serializers.Serializer):
-    active = serializers.BooleanField(required=False)
-    symbol = serializers.CharField(max_length=16, required=False)
+class QuarantineFilterSerializer(QueryFilterSerializer):
+    active = QueryBooleanField(help_text="true: only active quarantines; false: only cleared")
+    symbol = SymbolField(required=False)

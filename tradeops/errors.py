@@ -11,12 +11,52 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 logger = logging.getLogger("tradeops.errors")
+
+# Every code a client can receive, with its HTTP status and meaning. The README's error table
+# and the OpenAPI error responses must list exactly these (tests/tradeops/test_error_codes.py);
+# a new code goes here first.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "validation_error": (400, "malformed body, query or field; per-field reasons in details"),
+    "not_authenticated": (401, "no credentials, or an unknown or revoked token"),
+    "permission_denied": (403, "the token or user may not do this (another strategy's order...)"),
+    "otp_required": (403, "a fresh OTP code is needed: missing, wrong or already used"),
+    "not_found": (404, "no such object visible to the caller, or no such endpoint"),
+    "method_not_allowed": (405, "the endpoint does not take this HTTP method"),
+    "not_acceptable": (406, "the Accept header excludes application/json"),
+    "conflict": (409, "the object's state forbids it (already ended, a run is going)"),
+    "payload_too_large": (413, "a body over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)"),
+    "risk_limit": (422, "a pre-trade limit: order size, notional or position"),
+    "quarantined": (422, "the symbol is fenced for this strategy (an orphan, drift)"),
+    "reduce_only_violation": (422, "while halted or gated only reduce-only orders pass"),
+    "unknown_symbol": (422, "the broker lists no active, tradable asset with this symbol"),
+    "not_shortable": (422, "a sell that could open a short of an asset that cannot be shorted"),
+    "broker_rejected": (422, "the broker refused the order (its reason in the message)"),
+    "throttled": (429, "too many requests; Retry-After says when to try again"),
+    "internal_error": (500, "a bug: logged with its traceback"),
+    "kill_switch": (503, "the kill switch is engaged (Retry-After)"),
+    "circuit_breaker": (503, "the circuit breaker is tripped (Retry-After)"),
+    "gated": (503, "no recent reconciliation: new risk waits for one (Retry-After)"),
+    "broker_unavailable": (503, "the broker cannot be asked now (Retry-After)"),
+    "order_failed": (
+        503,
+        "the order never reached the broker; asking again re-sends it (the order in details)",
+    ),
+    "quote_stale": (
+        503,
+        "the newest quote is older than QUOTE_MAX_AGE_SECONDS (its age in details)",
+    ),
+    "quote_unavailable": (503, "no quote for the symbol from any source"),
+    "signals_not_ready": (503, "the feature cache is not warm or no model is active"),
+}
+ERROR_CODE_NAMES = sorted(ERROR_CODES)
 
 
 class TradeOpsError(Exception):
@@ -88,6 +128,11 @@ class BrokerRejectedError(TradeOpsError):
     code = "broker_rejected"
 
 
+class PayloadTooLarge(TradeOpsError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -104,11 +149,19 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
     return [f"{prefix.rstrip('.')}: {detail}" if prefix else str(detail)]
 
 
+def _sentence(lines: list[str]) -> str:
+    """Field messages as one sentence: "a: Required; b: Too long." (not "Required.; b: ...");
+    the per-field lists stay in ``details.fields``."""
+    if not lines:
+        return "Invalid input."
+    text = "; ".join(line.removesuffix(".") for line in lines)
+    return text if text.endswith(("?", "!")) else f"{text}."
+
+
 def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, drf.ValidationError):
-        lines = _flatten(exc.detail)
-        message = "; ".join(lines) if lines else "Invalid input."
+        message = _sentence(_flatten(exc.detail))
         return 400, error_body("validation_error", message, {"fields": exc.detail}), headers
     if isinstance(exc, drf.UnsupportedMediaType):
         message = "Request body must be JSON (Content-Type: application/json)."
@@ -144,6 +197,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, TradeOpsError):
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
         return Response(exc.as_dict(), status=exc.status_code, headers=headers)
+    if isinstance(exc, SuspiciousOperation):  # raised lazily when a view first reads the body
+        error = _suspicious_to_error(exc)
+        return Response(error.as_dict(), status=error.status_code)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -153,6 +209,28 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(body, status=status, headers=headers)
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
     return Response(error_body("internal_error", "Internal error; it has been logged."), status=500)
+
+
+def _suspicious_to_error(exc: SuspiciousOperation) -> TradeOpsError:
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return PayloadTooLarge(f"Request body too large: at most {limit} bytes.")
+    return ValidationFailed(f"Bad request: {exc}")
+
+
+def json_bad_request(request: Any, exception: Exception | None = None) -> HttpResponse:
+    """handler400 for what Django refuses before or outside a DRF view (an oversized form is a
+    SuspiciousOperation there): 413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE, the error
+    envelope under /api/."""
+    if isinstance(exception, SuspiciousOperation):
+        error = _suspicious_to_error(exception)
+    else:
+        error = ValidationFailed("Bad request.")
+    if request.path.startswith("/api/"):
+        return JsonResponse(error.as_dict(), status=error.status_code)
+    return HttpResponse(
+        f"{error.message}\n", status=error.status_code, content_type="text/plain; charset=utf-8"
+    )
 
 
 def json_not_found(request: Any, exception: Exception | None = None) -> JsonResponse:

@@ -1,4 +1,4 @@
-"""Cross-cutting models: the audit trail of operator-visible changes."""
+"""Cross-cutting models: the audit trail of operator-visible changes, admin login throttles."""
 
 from __future__ import annotations
 
@@ -32,3 +32,19 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+class LoginThrottle(models.Model):
+    """Consecutive failed admin logins of one username (tradeops.login): the next attempt
+    waits ``factor * 2**(failures - 1)`` seconds after the last failure, like a TOTP device
+    after wrong codes. Deleting the row lifts the throttle; a successful login deletes it."""
+
+    username = models.CharField(max_length=150, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-last_failure_at"]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.failures} failed login(s)"

@@ -140,8 +140,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["tradeops.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "tradeops.api_schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "tradeops.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -157,6 +157,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PlanStatusEnum": "orders.models.PlanStatus",
         "QuoteSourceEnum": "marketdata.quoting.SOURCES",
+        "ErrorCodeEnum": "tradeops.errors.ERROR_CODE_NAMES",
     },
 }
 

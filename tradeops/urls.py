@@ -9,6 +9,7 @@ from signals.health import ready_signals_view
 from tradeops.health import health_view, ready_view
 from tradeops.metrics import metrics_view
 
+handler400 = "tradeops.errors.json_bad_request"
 handler404 = "tradeops.errors.json_not_found"
 handler500 = "tradeops.errors.json_server_error"
 

@@ -210,9 +210,72 @@ BAD_BODIES = [
     ({"type": "limit", "limit_price": "-1"}, "limit_price"),
     ({"type": "limit", "limit_price": "NaN"}, "limit_price"),
     ({"type": "limit", "limit_price": "abc"}, "limit_price"),
+    # qty: a JSON integer or a string of ASCII digits, nothing else (int() takes all of these).
+    ({"qty": "\u0661\u0660"}, "qty"),  # Arabic-Indic 10
+    ({"qty": "\uff11"}, "qty"),  # full-width 1
+    ({"qty": "1_000"}, "qty"),
+    ({"qty": " 10"}, "qty"),
+    ({"qty": "10\n"}, "qty"),
+    ({"qty": "+10"}, "qty"),
+    ({"qty": "1e3"}, "qty"),
+    ({"qty": 1e3}, "qty"),  # a JSON number with an exponent is not an integer
+    ({"qty": 10.0}, "qty"),
+    ({"qty": "10.0"}, "qty"),
+    ({"qty": "0x10"}, "qty"),
+    ({"qty": ""}, "qty"),
+    ({"qty": [10]}, "qty"),
+    ({"qty": "9" * 5000}, "qty"),
+    # Prices: a JSON string of ASCII digits with an optional single "." (Decimal() takes these).
+    ({"type": "limit", "limit_price": "1_000"}, "limit_price"),
+    ({"type": "limit", "limit_price": "1.5e2"}, "limit_price"),
+    ({"type": "limit", "limit_price": "\uff11\uff10.\uff15"}, "limit_price"),  # full-width 10.5
+    ({"type": "limit", "limit_price": "\u0661\u0660"}, "limit_price"),  # Arabic-Indic 10
+    ({"type": "limit", "limit_price": " 10.5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10.5 "}, "limit_price"),
+    ({"type": "limit", "limit_price": "+10.5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10."}, "limit_price"),
+    ({"type": "limit", "limit_price": ".5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10.5.1"}, "limit_price"),
+    ({"type": "limit", "limit_price": "1,000.00"}, "limit_price"),
+    ({"type": "limit", "limit_price": "Infinity"}, "limit_price"),
+    ({"type": "limit", "limit_price": "-0"}, "limit_price"),
+    # One spelling per price: no leading zeros, the sub-penny rule counts the digits sent.
+    ({"type": "limit", "limit_price": "007.10"}, "limit_price"),
+    ({"type": "limit", "limit_price": "00.5"}, "limit_price"),
+    ({"type": "limit", "limit_price": "10.500"}, "limit_price"),
+    ({"type": "limit", "limit_price": "0.50120"}, "limit_price"),
+    ({"type": "limit", "limit_price": "0.0000"}, "limit_price"),
+    ({"qty": "007"}, "qty"),
+    ({"type": "limit", "limit_price": "1" * 30}, "limit_price"),
+    ({"type": "limit", "limit_price": 99.5}, "limit_price"),  # JSON numbers: refused
+    ({"type": "limit", "limit_price": 100}, "limit_price"),
+    ({"type": "limit", "limit_price": True}, "limit_price"),
+    ({"type": "limit", "limit_price": ["10"]}, "limit_price"),
+    ({"type": "stop", "stop_price": "1.5e2"}, "stop_price"),
+    ({"type": "stop", "stop_price": 150}, "stop_price"),
     ({"symbol": "AAPL!!"}, "symbol"),
     ({"symbol": ""}, "symbol"),
     ({"symbol": "A" * 40}, "symbol"),
+    ({"symbol": "A" * 100_000}, "symbol"),
+    # Upper-cased before validation these became real symbols: IBM, SS, FF, IBM, KO, SPY.
+    ({"symbol": "\u0131bm"}, "symbol"),  # dotless i
+    ({"symbol": "\u00df"}, "symbol"),  # sharp s
+    ({"symbol": "\ufb00"}, "symbol"),  # the ff ligature
+    ({"symbol": "\uff29\uff22\uff2d"}, "symbol"),  # full-width IBM
+    ({"symbol": "\u212ao"}, "symbol"),  # Kelvin sign + o
+    ({"symbol": "\u017fpy"}, "symbol"),  # long s + py
+    ({"symbol": " AAPL"}, "symbol"),
+    ({"symbol": "AAPL\n"}, "symbol"),
+    ({"symbol": "AAPL\u00a0"}, "symbol"),  # no-break space (str.strip() removed it)
+    ({"symbol": "AA\u0000PL"}, "symbol"),
+    ({"symbol": "BRK."}, "symbol"),
+    ({"symbol": ".B"}, "symbol"),
+    ({"symbol": "BRK..B"}, "symbol"),
+    ({"symbol": "BRK.BBB"}, "symbol"),
+    ({"symbol": "ABCDEFG"}, "symbol"),
+    ({"symbol": 1234}, "symbol"),
+    ({"symbol": ["AAPL"]}, "symbol"),
+    ({"symbol": True}, "symbol"),
     ({"strategy": "external"}, "strategy"),
     ({"strategy": "Not A Slug"}, "strategy"),
     ({"limitprice": "10"}, "limitprice"),
@@ -227,13 +290,62 @@ def test_bad_input_is_400_with_a_reason_and_writes_nothing(
     body.update(change)
     body = {k: v for k, v in body.items() if v is not None}
     response = trader.post("/api/v1/orders", body, format="json")
-    assert response.status_code == 400, response.json()
+    assert response.status_code == 400, response.content[:300]
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     assert field in error["details"]["fields"], error
     assert field in error["message"]
     assert Order.objects.count() == 0
     assert paper.requests(method="POST", path="/v2/orders") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "stored"),
+    [
+        ({"qty": "12"}, {"qty": 12}),
+        ({"qty": 12}, {"qty": 12}),
+        ({"type": "limit", "limit_price": "99.5"}, {"limit_price": "99.5000"}),
+        ({"type": "limit", "limit_price": "0.5012"}, {"limit_price": "0.5012"}),
+        ({"type": "limit", "limit_price": "100"}, {"limit_price": "100.0000"}),
+        ({"type": "limit", "limit_price": "0.5"}, {"limit_price": "0.5000"}),
+        ({"type": "limit", "limit_price": "10.50"}, {"limit_price": "10.5000"}),
+    ],
+)
+def test_plain_ascii_numbers_are_accepted(
+    paper: Any, trader: Any, change: dict, stored: dict
+) -> None:
+    response = place(trader, **change)
+    assert response.status_code == 201, response.json()
+    assert {key: response.json()[key] for key in stored} == stored
+
+
+def test_a_json_number_price_is_refused_with_the_rule(paper: Any, trader: Any) -> None:
+    response = place(trader, type="limit", limit_price=99.5)
+    message = response.json()["error"]["message"]
+    assert response.status_code == 400
+    assert 'decimal string such as "99.50"' in message and "JSON number" in message
+
+
+@pytest.mark.parametrize(
+    ("sent", "placed"), [("aapl", "AAPL"), ("brk.b", "BRK.B"), ("Msft", "MSFT")]
+)
+def test_ascii_symbols_are_upper_cased_after_validation(
+    paper: Any, trader: Any, sent: str, placed: str
+) -> None:
+    paper.set_prices({placed: "10.00"})
+    response = place(trader, symbol=sent, qty=1)
+    assert response.status_code == 201, response.json()
+    assert response.json()["symbol"] == placed
+    assert [o["symbol"] for o in paper.state()["orders"]] == [placed]
+
+
+def test_a_symbol_filter_is_validated_like_a_symbol(paper: Any, trader: Any) -> None:
+    assert place(trader, qty=1).status_code == 201
+    assert len(trader.get("/api/v1/orders", {"symbol": "aapl"}).json()["results"]) == 1
+    for bad in ("\u0131bm", "AAPL!", "A" * 40):
+        response = trader.get("/api/v1/orders", {"symbol": bad})
+        assert response.status_code == 400
+        assert "symbol" in response.json()["error"]["details"]["fields"]
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,11 @@ def test_same_slice_request_the_same_day_returns_the_existing_plan(paper: Any, t
         ({"interval_seconds": "sixty"}, "interval_seconds"),
         ({"interval_seconds": True}, "interval_seconds"),
         ({"interval_seconds": None}, "interval_seconds"),
+        ({"interval_seconds": "\u0666\u0660"}, "interval_seconds"),  # Arabic-Indic 60
+        ({"duration_minutes": "\uff15"}, "duration_minutes"),  # full-width 5
+        ({"duration_minutes": 5.0}, "duration_minutes"),
+        ({"qty": "1_000"}, "qty"),
+        ({"type": "limit", "limit_price": 99.5}, "limit_price"),
         ({"type": "limit"}, "limit_price"),
         ({"type": "stop_limit", "stop_price": "120.00"}, "limit_price"),
         ({"limit_price": "99.00"}, "limit_price"),  # not allowed for market
@@ -93,10 +98,13 @@ def test_missing_schedule_fields_are_required(paper: Any, trader: Any) -> None:
         format="json",
     )
     assert response.status_code == 400
-    assert set(response.json()["error"]["details"]["fields"]) == {
-        "duration_minutes",
-        "interval_seconds",
-    }
+    error = response.json()["error"]
+    assert set(error["details"]["fields"]) == {"duration_minutes", "interval_seconds"}
+    # One readable sentence (it read "...required.; interval_seconds: ..."), details per field.
+    assert error["message"] == (
+        "duration_minutes: This field is required; interval_seconds: This field is required."
+    )
+    assert error["details"]["fields"]["interval_seconds"] == ["This field is required."]
 
 
 def test_order_size_limits_judge_the_largest_slice_exposure_the_total(
@@ -119,6 +127,16 @@ def test_order_size_limits_judge_the_largest_slice_exposure_the_total(
     assert twap(trader, symbol="MSFT", qty=60, duration_minutes=2).status_code == 201
 
 
+def test_slices_page_in_slice_order(paper: Any, trader: Any) -> None:
+    plan = twap(trader).json()
+    url, seen = f"/api/v1/plans/{plan['id']}/slices?limit=4", []
+    while url:
+        page = trader.get(url).json()
+        seen += [s["slice_num"] for s in page["results"]]
+        url = page["next"]
+    assert seen == list(range(10))
+
+
 def test_engaged_switch_refuses_a_plan(paper: Any, trader: Any) -> None:
     trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="drill")
     response = twap(trader)
@@ -134,8 +152,10 @@ def test_read_a_plan_and_its_slices(paper: Any, trader: Any) -> None:
     assert "slices" not in got.json() and got.json()["filled_qty"] == 0
     slices = trader.get(f"/api/v1/plans/{plan['id']}/slices")
     assert slices.status_code == 200
-    assert [s["slice_num"] for s in slices.json()] == list(range(10))
-    one = trader.get(f"/api/v1/orders/{slices.json()[3]['client_order_id']}").json()
+    rows = slices.json()["results"]  # the list convention: {"next", "previous", "results"}
+    assert [s["slice_num"] for s in rows] == list(range(10))
+    assert slices.json()["next"] is None
+    one = trader.get(f"/api/v1/orders/{rows[3]['client_order_id']}").json()
     assert (one["plan"], one["slice_num"]) == (plan["id"], 3)
     assert trader.get("/api/v1/plans/999999").status_code == 404
 

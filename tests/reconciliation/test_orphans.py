@@ -157,10 +157,10 @@ def test_unfilled_orphans_are_auto_canceled_when_the_policy_is_on(
 
 def test_orphan_and_quarantine_listings(paper: Any, trader: Any, trading_ready: None) -> None:
     orphan = orphan_on(paper)
-    orphans = trader.get("/api/v1/orphans", {"status": "untracked"}).json()
+    orphans = trader.get("/api/v1/orphans", {"status": "untracked"}).json()["results"]
     assert [o["broker_order_id"] for o in orphans] == [orphan.broker_order_id]
     assert orphans[0]["remaining_qty"] == 7 and orphans[0]["strategy_id"] == "external"
-    active = trader.get("/api/v1/quarantines", {"active": "true"}).json()
+    active = trader.get("/api/v1/quarantines", {"active": "true"}).json()["results"]
     assert [q["key"] for q in active] == ["*:MSFT"]
     assert trader.get("/api/v1/orphans", {"status": "bogus"}).status_code == 400
 

@@ -78,6 +78,16 @@ def test_openapi_schema_documents_the_order_api(client: Any) -> None:
         "description": schemes["strategyToken"]["description"],
     }
     requests = schema["components"]["schemas"]
-    assert requests["OrderRequestRequest"]["properties"]["qty"]["type"] == "integer"
-    assert requests["SliceRequestRequest"]["properties"]["interval_seconds"]["type"] == "integer"
+    order = requests["OrderRequest"]
+    assert order["additionalProperties"] is False
+    assert order["properties"]["qty"]["oneOf"][0] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1_000_000,  # ORDER_MAX_QTY
+    }
+    assert order["properties"]["symbol"]["pattern"] == "^[A-Za-z]{1,6}(\\.[A-Za-z]{1,2})?$"
+    assert order["properties"]["limit_price"]["type"] == "string"
+    assert "pattern" in order["properties"]["limit_price"]
+    interval = requests["SliceRequest"]["properties"]["interval_seconds"]["oneOf"][0]
+    assert interval == {"type": "integer", "minimum": 1, "maximum": 3600}
     assert client.get("/api/docs/").status_code == 200
