@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from marketdata.quotes import quote_latest
 from marketdata.quoting import SYMBOL_RE
 from marketdata.serializers import QuoteSerializer
-from orders.serializers import ErrorSerializer
+from tradeops.api_schema import ErrorSerializer
 from tradeops.permissions import IsStrategyOrVerifiedStaff
 
 

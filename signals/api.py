@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,22 +13,12 @@ from signals.serializers import (
     ModelFilterSerializer,
     ModelVersionSerializer,
     SignalQuerySerializer,
-    SignalsErrorSerializer,
     SignalsResponseSerializer,
 )
 from signals.serving import signals_answer
+from tradeops.api_schema import ERRORS
+from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff
-
-ERRORS = {
-    code: OpenApiResponse(SignalsErrorSerializer, description=text)
-    for code, text in {
-        400: "validation_error",
-        401: "not_authenticated",
-        403: "permission_denied",
-        404: "not_found (date not cached)",
-        503: "signals_not_ready (Retry-After)",
-    }.items()
-}
 
 
 class SignalListView(generics.GenericAPIView):
@@ -66,6 +56,7 @@ class SignalListView(generics.GenericAPIView):
 class ModelListView(generics.GenericAPIView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = ModelVersionSerializer
+    pagination_class = CursorPage
 
     @extend_schema(
         parameters=[ModelFilterSerializer],
@@ -73,7 +64,8 @@ class ModelListView(generics.GenericAPIView):
             200: ModelVersionSerializer(many=True),
             **{k: v for k, v in ERRORS.items() if k in (400, 401, 403)},
         },
-        summary="Model versions with their status and latest validation's figures",
+        summary="Model versions with their status and latest validation's figures (newest "
+        "first, cursor-paginated)",
     )
     def get(self, request: Request) -> Response:
         filters = ModelFilterSerializer(data=request.query_params)
@@ -90,4 +82,5 @@ class ModelListView(generics.GenericAPIView):
             qs = qs.filter(name=filters.validated_data["name"])
         if "status" in filters.validated_data:
             qs = qs.filter(status=filters.validated_data["status"])
-        return Response(ModelVersionSerializer(qs[:500], many=True).data)
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)

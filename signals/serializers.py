@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from signals.models import ModelVersion, ShadowValidation
+from tradeops.api_fields import QueryFilterSerializer
 
 MAX_N = 10_000
 
@@ -23,8 +24,9 @@ class CountField(serializers.Field):
     default_error_messages = {"invalid": "Must be a whole number between 0 and {high}."}
 
     def to_internal_value(self, data: Any) -> int:
-        text = str(data).strip()
-        if isinstance(data, bool) or not re.fullmatch(r"\d{1,5}", text) or int(text) > MAX_N:
+        # ASCII digits only: "\d" also matches other scripts' digits (Arabic-Indic ones...).
+        text = data if isinstance(data, str) else ""
+        if not re.fullmatch(r"[0-9]{1,5}", text) or int(text) > MAX_N:
             self.fail("invalid", high=MAX_N)
         return int(text)
 
@@ -32,7 +34,10 @@ class CountField(serializers.Field):
         return value
 
 
-class StrictQuerySerializer(serializers.Serializer):
+class StrictQuerySerializer(QueryFilterSerializer):
+    """Blank parameters are refused (the shared rule), and so are unknown ones: a misspelt
+    ``top_m`` must not silently serve the default."""
+
     def to_internal_value(self, data: Any) -> Any:
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
@@ -163,13 +168,3 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 class ModelFilterSerializer(StrictQuerySerializer):
     name = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,63}$", required=False)
     status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)
-
-
-class SignalsErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-
-
-class SignalsErrorSerializer(serializers.Serializer):
-    error = SignalsErrorDetailSerializer()

@@ -49,6 +49,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         503,
         "the order never reached the broker; asking again re-sends it (the order in details)",
     ),
+    "asset_list_unavailable": (
+        503,
+        "the broker's asset list was never loaded and the broker cannot be asked now",
+    ),
     "quote_stale": (
         503,
         "the newest quote is older than QUOTE_MAX_AGE_SECONDS (its age in details)",

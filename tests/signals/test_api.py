@@ -88,12 +88,12 @@ def test_models_list_carries_status_and_the_latest_validation(warm: ModelVersion
     from signals.promotion import model_promote
 
     model_promote(model=bad, actor="test", reason="drill")
-    rows = get("/api/v1/models").json()
+    rows = get("/api/v1/models").json()["results"]
     assert [(r["version"], r["status"]) for r in rows] == [(2, "rejected"), (1, "active")]
     latest = rows[0]["latest_validation"]
     assert latest["outcome"] == "rejected" and latest["baseline"] == "alpha v1"
     assert latest["spearman_mean"] < 0 and latest["reasons"]
-    assert [r["version"] for r in get("/api/v1/models", status="active").json()] == [1]
+    assert [r["version"] for r in get("/api/v1/models", status="active").json()["results"]] == [1]
     assert get("/api/v1/models", status="bogus").status_code == 400
     assert get("/api/v1/models", name="Not A Name").status_code == 400
 

@@ -165,8 +165,8 @@ def test_demo_serves_the_console_on_sqlite_and_stops_cleanly(tmp_path: Path) -> 
         assert len(signals["signals"]) == len(settings.SIGNAL_UNIVERSE)
         status, models = http("GET", f"{base}/api/v1/models", token=token)
         assert status == 200, models
-        assert models[0]["status"] == "active"
-        assert models[0]["latest_validation"]["kind"] == "first"
+        assert models["results"][0]["status"] == "active"
+        assert models["results"][0]["latest_validation"]["kind"] == "first"
         proc.send_signal(signal.SIGTERM)
         output = finish(proc, tmp_path, timeout=40)
     finally:

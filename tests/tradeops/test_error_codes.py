@@ -19,6 +19,17 @@ NOT_API_CODES = {
     "reserved": "a Django ValidationError code of the strategy id validator (admin forms)",
     "plan_paused": "a slice pre-send outcome inside run_slices, never an HTTP answer",
     "plan_inactive": "a slice pre-send outcome inside run_slices, never an HTTP answer",
+    **dict.fromkeys(
+        [
+            "model_error",
+            "model_artifact_invalid",
+            "model_artifact_missing",
+            "model_artifact_tampered",
+            "feature_set_mismatch",
+        ],
+        "model registry errors: told to the register/promote commands and the admin, never an "
+        "HTTP answer (a serving process keeps its loaded model and logs them)",
+    ),
 }
 CODE_LITERAL = re.compile(
     r"""(?:Rejection\(\s*|\bcode\s*=\s*|error_body\(\s*)"([a-z_]+)\"""", re.MULTILINE

@@ -2,7 +2,9 @@
 endpoint added later is fuzzed too), as a strategy token and as an OTP-verified staff session,
 with the paper broker and an open gate. No request may end in a 5xx, every response must match
 the schema (status, content type, headers, body), and the server must refuse whatever the
-schema forbids (negative_data_rejection). Bounded: --max-examples per operation."""
+schema forbids (negative_data_rejection). Signals are warm (a model active, the feature cache
+hydrated), so 503 signals_not_ready is not what /api/v1/signals answers. Bounded:
+--max-examples per operation."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.signals.conftest import redis_db, signals_env, stored_bars  # noqa: F401 - fixtures
+from tests.signals.support import activate_first, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -27,6 +32,12 @@ CHECKS = ",".join(
     ]
 )
 MAX_EXAMPLES = 30
+
+
+@pytest.fixture
+def warm_signals(stored_bars: Any, q_sync: None) -> Any:  # noqa: F811 - the imported fixture
+    """A model active and the feature cache hydrated (promotion in sync mode hydrates)."""
+    return activate_first(train("alpha"))
 
 
 def fuzz(url: str, *headers: str, report: Path) -> subprocess.CompletedProcess:
@@ -58,7 +69,12 @@ def fuzz(url: str, *headers: str, report: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_api_keeps_its_schema_for_a_strategy_token(
-    live_server: Any, paper: Any, trading_ready: None, settings: Any, tmp_path: Path
+    live_server: Any,
+    paper: Any,
+    trading_ready: None,
+    warm_signals: Any,
+    settings: Any,
+    tmp_path: Path,
 ) -> None:
     from orders.models import Strategy
     from orders.strategies import strategy_create, strategy_token_issue
@@ -72,7 +88,12 @@ def test_the_api_keeps_its_schema_for_a_strategy_token(
 
 
 def test_the_api_keeps_its_schema_for_verified_staff(
-    live_server: Any, paper: Any, trading_ready: None, ops_user: Any, tmp_path: Path
+    live_server: Any,
+    paper: Any,
+    trading_ready: None,
+    warm_signals: Any,
+    ops_user: Any,
+    tmp_path: Path,
 ) -> None:
     """The operations a token may not call (reconciliation run, force-complete) and the
     staff paths of the others: a session cookie of an OTP-verified superuser, with a CSRF
