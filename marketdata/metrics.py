@@ -42,6 +42,9 @@ QUOTE_STREAM_CONNECTS = Counter("quote_stream_connects", "Data stream (re)connec
 QUOTE_READS = Counter(
     "quote_reads", "Quote reads, by the hop that answered (or stale / unavailable)", ["source"]
 )
+# Created at 0 when the module loads, so that increase() sees the first stale read (an alert).
+for _source in ("redis", "buffer", "broker", "stale", "unavailable"):
+    QUOTE_READS.labels(_source)
 QUOTE_FALLBACK_READS = Counter(
     "quote_fallback_reads",
     "Quote reads that Redis could not answer, by the hop that did (buffer, broker)",
