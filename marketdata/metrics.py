@@ -23,6 +23,8 @@ QUOTES_SKIPPED = Counter(
     "Stream messages not used, by reason (malformed, bad_symbol, out_of_order)",
     ["reason"],
 )
+for _reason in ("malformed", "bad_symbol", "out_of_order"):
+    QUOTES_SKIPPED.labels(_reason)
 QUOTE_REDIS_WRITE_ERRORS = Counter(
     "quote_redis_write_errors", "Failed Redis batch writes of the quote ingestor"
 )
@@ -59,3 +61,5 @@ QUOTE_AGE_AT_READ = Histogram(
 QUOTE_HOP_ERRORS = Counter(
     "quote_hop_errors", "Quote hops that failed (timeout, connection, bad data)", ["hop"]
 )
+for _hop in ("redis", "buffer", "broker"):
+    QUOTE_HOP_ERRORS.labels(_hop)

@@ -61,6 +61,8 @@ ORDERS_REOPENED = Counter(
     "broker report reopened, by the source of that report",
     ["source"],
 )
+for _source in ("stream", "submit", "reconciliation", "manual"):  # orders.status.Source
+    ORDERS_REOPENED.labels(_source)
 BROKER_REQUESTS = Counter(
     "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
 )

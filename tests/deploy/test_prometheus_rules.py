@@ -27,9 +27,7 @@ from tests.deploy.promql import (
 def promtool(*args: str) -> str:
     binary = shutil.which("promtool")
     assert binary, "promtool is missing: .ci/run installs Debian's prometheus package"
-    done = subprocess.run(
-        [binary, *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, check=False)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     return output
