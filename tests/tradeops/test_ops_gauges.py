@@ -111,3 +111,18 @@ def test_alerted_counters_are_exported_at_zero_before_their_first_increment(clie
     assert scraped(client, "reconciliation_run_errors_total", cause="unexpected") is not None
     assert scraped(client, "quote_reads_total", source="stale") is not None
     assert scraped(client, "broker_rate_limited_total") is not None
+
+
+def test_operators_see_trade_stream_heartbeats_in_the_admin(ops_admin: Any) -> None:
+    from orders.stream import trade_stream_heartbeat, trade_stream_register
+
+    run = trade_stream_register()
+    trade_stream_heartbeat(run_id=run.pk, connected=True, connects=1, events=7)
+    assert scraped(ops_admin, "trade_streams_connected") == 1.0
+    page = ops_admin.get("/admin/orders/tradestreamrun/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Alive and connected" in html and 'alt="True"' in html
+    trade_stream_heartbeat(run_id=run.pk, connected=False, connects=1, events=7)
+    assert scraped(ops_admin, "trade_streams_connected") == 0.0
+    assert 'alt="False"' in ops_admin.get("/admin/orders/tradestreamrun/").content.decode()
