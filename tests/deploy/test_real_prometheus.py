@@ -87,7 +87,7 @@ class Prometheus:
             self.proc.wait(5)
 
 
-def test_rules_for_test(tmp: Path) -> Path:
+def rules_for_test(tmp: Path) -> Path:
     """alerts.yml with every ``for`` at 0 s (everything else as deployed)."""
     rules = yaml.safe_load(ALERTS.read_text())
     for group in rules["groups"]:
@@ -98,13 +98,10 @@ def test_rules_for_test(tmp: Path) -> Path:
     return path
 
 
-test_rules_for_test.__test__ = False  # a helper, not a test
-
-
 def scrape_config(tmp: Path, targets: dict[str, str]) -> Path:
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(test_rules_for_test(tmp))]
+    config["rule_files"] = [str(rules_for_test(tmp))]
     for job in config["scrape_configs"]:
         job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
     path = tmp / "prometheus.yml"
