@@ -23,6 +23,8 @@ QUOTES_SKIPPED = Counter(
     "Stream messages not used, by reason (malformed, bad_symbol, out_of_order)",
     ["reason"],
 )
+for _reason in ("malformed", "bad_symbol", "out_of_order"):
+    QUOTES_SKIPPED.labels(_reason)
 QUOTE_REDIS_WRITE_ERRORS = Counter(
     "quote_redis_write_errors", "Failed Redis batch writes of the quote ingestor"
 )
@@ -42,6 +44,9 @@ QUOTE_STREAM_CONNECTS = Counter("quote_stream_connects", "Data stream (re)connec
 QUOTE_READS = Counter(
     "quote_reads", "Quote reads, by the hop that answered (or stale / unavailable)", ["source"]
 )
+# Created at 0 when the module loads, so that increase() sees the first stale read (an alert).
+for _source in ("redis", "buffer", "broker", "stale", "unavailable"):
+    QUOTE_READS.labels(_source)
 QUOTE_FALLBACK_READS = Counter(
     "quote_fallback_reads",
     "Quote reads that Redis could not answer, by the hop that did (buffer, broker)",
@@ -56,3 +61,5 @@ QUOTE_AGE_AT_READ = Histogram(
 QUOTE_HOP_ERRORS = Counter(
     "quote_hop_errors", "Quote hops that failed (timeout, connection, bad data)", ["hop"]
 )
+for _hop in ("redis", "buffer", "broker"):
+    QUOTE_HOP_ERRORS.labels(_hop)

@@ -23,6 +23,7 @@ from orders.models import (
     SlicingPlan,
     Strategy,
     StrategyToken,
+    TradeStreamRun,
     TradingSwitch,
 )
 from orders.plans import plan_cancel, plan_set_paused
@@ -30,6 +31,7 @@ from orders.risk import effective_limits
 from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
+from orders.stream import StreamConsumer
 from tradeops.admin_tools import (
     AuditedModelAdmin,
     ReadOnlyAdminMixin,
@@ -383,3 +385,25 @@ class DispatcherRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def alive(self, obj: DispatcherRun) -> bool:
         recent = timezone.now() - timedelta(seconds=3 * SliceDispatcher.HEARTBEAT_SECONDS)
         return obj.stopped_at is None and obj.heartbeat_at >= recent
+
+
+@admin.register(TradeStreamRun)
+class TradeStreamRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "hostname",
+        "pid",
+        "started_at",
+        "heartbeat_at",
+        "connected",
+        "connects",
+        "events",
+        "stopped_at",
+        "alive",
+    ]
+    list_filter = ["hostname", "connected"]
+
+    @admin.display(boolean=True, description="Alive and connected (recent heartbeat)")
+    def alive(self, obj: TradeStreamRun) -> bool:
+        recent = timezone.now() - timedelta(seconds=3 * StreamConsumer.HEARTBEAT_SECONDS)
+        return obj.stopped_at is None and obj.connected and obj.heartbeat_at >= recent

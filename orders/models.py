@@ -395,3 +395,27 @@ class DispatcherRun(models.Model):
 
     def __str__(self) -> str:
         return f"run_slices {self.hostname}:{self.pid} since {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TradeStreamRun(models.Model):
+    """One start of ``stream_trade_updates`` and its heartbeat. Fills reach the database
+    through this websocket within a second; while no consumer is connected they arrive only
+    with the next reconciliation, minutes later. The heartbeat (written from the stream's
+    event loop, so a wedged loop stops it too) lets /metrics and the admin tell a live,
+    connected consumer from a dead or disconnected one, whichever host it runs on."""
+
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    connected = models.BooleanField(default=False, help_text="Websocket connected and subscribed")
+    connects = models.PositiveIntegerField(default=0, help_text="(Re)connections so far")
+    events = models.PositiveBigIntegerField(default=0, help_text="Trade updates applied so far")
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-heartbeat_at"]
+        indexes = [models.Index(fields=["-heartbeat_at"], name="tradestreamrun_recent")]
+
+    def __str__(self) -> str:
+        return f"stream_trade_updates {self.hostname}:{self.pid} since {self.started_at:%H:%M:%S}"

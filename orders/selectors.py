@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F
+from django.db.models import Count, F, Max, Min, Q
+from django.db.models.functions import Coalesce
 
 from orders.models import (
     PLAN_TERMINAL_STATUSES,
+    DispatcherRun,
     Order,
     OrderEvent,
     OrderQuerySet,
+    PlanStatus,
     Position,
     SlicingPlan,
+    TradeStreamRun,
 )
-from orders.status import OrderStatus
+from orders.status import UNCONFIRMED_STATUSES, OrderStatus
 from tradeops.permissions import strategy_scope
 
 
@@ -83,3 +87,51 @@ def symbols_in_play() -> set[str]:
         .distinct()
     )
     return {*open_orders, *positions, *plans}
+
+
+# --- operations (health, /metrics) ------------------------------------------------------------
+def slices_overdue(*, now: datetime, seconds: float) -> OrderQuerySet:
+    """Slices of active plans due more than ``seconds`` ago that nobody has claimed: no
+    ``run_slices`` is running, or every slice is being deferred (gate, quarantine)."""
+    return Order.objects.slices_unclaimed().filter(
+        scheduled_time__lt=now - timedelta(seconds=seconds), plan__status=PlanStatus.ACTIVE
+    )
+
+
+def orders_unconfirmed(*, now: datetime) -> dict[str, tuple[int, float]]:
+    """Per status of ``UNCONFIRMED_STATUSES``: how many orders, and the seconds since the
+    oldest was (maybe) sent: its send claim, else its insert (reconciliation's grace clock).
+    TWAP slices waiting for their time are not in doubt (never sent) and are left out."""
+    rows = (
+        Order.objects.filter(is_terminal=False, status__in=UNCONFIRMED_STATUSES)
+        .exclude(plan__isnull=False, status=OrderStatus.PENDING_NEW, send_claimed_at__isnull=True)
+        .values("status")
+        .annotate(n=Count("id"), oldest=Min(Coalesce("send_claimed_at", "created_at")))
+    )
+    found = {row["status"]: row for row in rows}
+    summary = {}
+    for status in sorted(UNCONFIRMED_STATUSES):
+        row = found.get(status)
+        age = max((now - row["oldest"]).total_seconds(), 0.0) if row else 0.0
+        summary[status] = (row["n"] if row else 0, age)
+    return summary
+
+
+def dispatchers_alive(*, now: datetime, within: float) -> tuple[int, datetime | None]:
+    """``run_slices`` processes alive (not stopped, heartbeat younger than ``within`` seconds),
+    and the newest heartbeat of any (None: none ever started)."""
+    return _heartbeat_summary(DispatcherRun, Q(), now=now, within=within)
+
+
+def trade_streams_connected(*, now: datetime, within: float) -> tuple[int, datetime | None]:
+    """``stream_trade_updates`` processes alive and connected to the broker's websocket, and
+    the newest heartbeat of any (None: none ever started)."""
+    return _heartbeat_summary(TradeStreamRun, Q(connected=True), now=now, within=within)
+
+
+def _heartbeat_summary(
+    model: type[DispatcherRun] | type[TradeStreamRun], extra: Q, *, now: datetime, within: float
+) -> tuple[int, datetime | None]:
+    alive = extra & Q(stopped_at__isnull=True, heartbeat_at__gte=now - timedelta(seconds=within))
+    row = model.objects.aggregate(alive=Count("id", filter=alive), newest=Max("heartbeat_at"))
+    return row["alive"], row["newest"]

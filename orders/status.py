@@ -95,6 +95,13 @@ STATUS_RANK: dict[str, int] = {
 
 TERMINAL_STATUSES: frozenset[str] = frozenset(s for s, r in STATUS_RANK.items() if r >= 4)
 OPEN_STATUSES: frozenset[str] = frozenset(s for s, r in STATUS_RANK.items() if r < 4)
+# Orders whose arrival at the broker is not confirmed: being sent, or sent without a definitive
+# answer. Reconciliation asks the broker about them and fails the ones it does not know once
+# RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS are over; /metrics reports how old the
+# oldest is (an order in doubt for long means reconciliation cannot settle it).
+UNCONFIRMED_STATUSES: frozenset[str] = frozenset(
+    {S.PENDING_NEW, S.SUBMITTED, S.SUBMITTED_UNCONFIRMED}
+)
 # Alpaca's trade_updates event names that differ from the order status they imply.
 EVENT_STATUS: dict[str, str] = {"partial_fill": S.PARTIALLY_FILLED, "fill": S.FILLED}
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orders.status import OrderStatus, is_terminal
+from orders.status import UNCONFIRMED_STATUSES, OrderStatus, is_terminal
 from tradeops.broker_types import OrderReport
 
 S = OrderStatus
 # Orders that may never have reached the broker: the ones a probe "not found" can fail.
-UNCONFIRMED = frozenset({S.PENDING_NEW, S.SUBMITTED, S.SUBMITTED_UNCONFIRMED})
+UNCONFIRMED = UNCONFIRMED_STATUSES
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,12 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-from reconciliation.models import OrphanOrder, Quarantine, ReconciliationState
+from reconciliation.models import (
+    OrphanOrder,
+    Quarantine,
+    ReconciliationRun,
+    ReconciliationState,
+)
 from reconciliation.selectors import gate_verdict
 from tradeops.health import DEGRADED, OK, CheckResult
 
@@ -46,6 +51,15 @@ def gate_gauges() -> Iterator[GaugeMetricFamily]:
     if state is not None and state.last_success_at is not None:
         last.add_metric([], state.last_success_at.timestamp())
     yield last
+    failures = GaugeMetricFamily(
+        "reconciliation_consecutive_failures",
+        "Reconciliation runs (not dry runs) failed since the last successful one",
+    )
+    failed = ReconciliationRun.objects.filter(status=ReconciliationRun.Status.FAILED, dry_run=False)
+    if state is not None and state.last_success_at is not None:
+        failed = failed.filter(started_at__gt=state.last_success_at)
+    failures.add_metric([], float(failed.count()))
+    yield failures
     orphans = GaugeMetricFamily("orphan_orders_untracked", "Orphan orders awaiting an operator")
     orphans.add_metric(
         [], float(OrphanOrder.objects.filter(status=OrphanOrder.Status.UNTRACKED).count())

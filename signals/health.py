@@ -102,6 +102,8 @@ def signals_gauges() -> Iterator[GaugeMetricFamily]:
         if last is not None and getattr(last, field) is not None:
             gauge.add_metric([], float(getattr(last, field)))
         yield gauge
+    yield from _last_validation_outcome(last)
+    yield _last_hydration_failed()
     ready = GaugeMetricFamily("signals_ready", "1 when /ready/signals answers 200")
     try:
         ready.add_metric([], 1.0 if signals_state(request_refill=False).ready else 0.0)
@@ -109,3 +111,34 @@ def signals_gauges() -> Iterator[GaugeMetricFamily]:
         logger.exception("signals readiness unknown")
         ready.add_metric([], 0.0)
     yield ready
+
+
+def _last_validation_outcome(last: ShadowValidation | None) -> Iterator[GaugeMetricFamily]:
+    """Whether the last shadow validation refused its candidate, and when it finished: an
+    alert on a rejection can then age out instead of firing until the next promotion."""
+    rejected = GaugeMetricFamily(
+        "signals_last_validation_rejected",
+        "1 when the last shadow validation rejected its candidate (the old model kept serving)",
+    )
+    finished = GaugeMetricFamily(
+        "signals_last_validation_timestamp_seconds",
+        "Unix time at which the last shadow validation finished",
+    )
+    if last is not None:
+        rejected.add_metric([], 1.0 if last.outcome == ShadowValidation.Outcome.REJECTED else 0.0)
+        if last.finished_at is not None:
+            finished.add_metric([], last.finished_at.timestamp())
+    yield rejected
+    yield finished
+
+
+def _last_hydration_failed() -> GaugeMetricFamily:
+    """1 while the latest feature hydration (skipped ones aside) failed; a later success
+    clears it. Read from the run's row: a counter's first increment is invisible to increase()."""
+    gauge = GaugeMetricFamily(
+        "signals_last_hydration_failed", "1 when the latest feature hydration run failed"
+    )
+    latest = HydrationRun.objects.exclude(status=HydrationRun.Status.SKIPPED).first()
+    if latest is not None:
+        gauge.add_metric([], 1.0 if latest.status == HydrationRun.Status.FAILED else 0.0)
+    return gauge

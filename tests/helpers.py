@@ -119,3 +119,16 @@ def mirror_orders(paper: Any, n: int, *, start: datetime, per_instant: int = 3) 
         batch_size=2000,
     )
     return created
+
+
+def scraped(client: Any, name: str, **labels: str) -> float | None:
+    """A sample's value on ``GET /metrics`` as Prometheus would read it (None: no such sample),
+    database gauges computed at scrape time included."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").content.decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None

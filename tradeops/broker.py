@@ -12,11 +12,13 @@ What this module adds on top of alpaca-py (facts: ../shared/reference/alpaca-py.
 - A complete order listing: Alpaca has no page token, so ``iter_orders`` pages on
   ``submitted_at`` and de-duplicates at page boundaries.
 - A count of HTTP requests actually sent (alpaca-py's internal retries included), for the
-  200-requests-per-minute budget.
+  200-requests-per-minute budget, and of every 429 answer (``broker_rate_limited_total``: the
+  ones alpaca-py retried by itself too, which no exception ever shows).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -117,7 +119,10 @@ class _TimeoutCountingAdapter(HTTPAdapter):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
         self._counter()
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        if response.status_code == 429:
+            metrics.BROKER_RATE_LIMITED.inc()
+        return response
 
 
 def _api_error_fields(exc: APIError) -> tuple[int | None, int | None, str]:
@@ -462,15 +467,52 @@ def trade_event_from_alpaca(update: Any) -> TradeEventReport:
 
 
 class _TradingStream(TradingStream):
-    """alpaca-py's stream with a hook after every successful (re)connect and auth."""
+    """alpaca-py's stream with a hook after every successful (re)connect and auth, and a
+    heartbeat hook called every ``heartbeat_seconds`` with whether the websocket is connected.
+    (Overrides alpaca-py's private ``_start_ws``/``close``/``_run_forever``: it has no public
+    connect/disconnect callbacks.)"""
 
-    def __init__(self, *args: Any, on_connect: Callable[[], Awaitable[None]], **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        on_connect: Callable[[], Awaitable[None]],
+        on_heartbeat: Callable[[bool], Awaitable[None]] | None = None,
+        heartbeat_seconds: float = 5.0,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self._on_connect = on_connect
+        self._on_heartbeat = on_heartbeat
+        self._heartbeat_seconds = heartbeat_seconds
+        self.connected = False
 
     async def _start_ws(self) -> None:
         await super()._start_ws()
+        self.connected = True
         await self._on_connect()
+
+    async def close(self) -> None:
+        # alpaca-py closes the socket on every websocket error before it reconnects.
+        self.connected = False
+        await super().close()
+
+    async def _run_forever(self) -> None:
+        # The beat runs on the stream's own event loop: if that loop is wedged, it stops too.
+        beat = asyncio.create_task(self._beat()) if self._on_heartbeat is not None else None
+        try:
+            await super()._run_forever()
+        finally:
+            if beat is not None:
+                beat.cancel()
+
+    async def _beat(self) -> None:
+        assert self._on_heartbeat is not None  # noqa: S101 - only started with a hook
+        while True:
+            try:
+                await self._on_heartbeat(self.connected)
+            except Exception:  # a failed beat (database away) must not end the stream
+                logger.exception("trade stream heartbeat failed")
+            await asyncio.sleep(self._heartbeat_seconds)
 
 
 class TradeUpdateStream:
@@ -483,6 +525,8 @@ class TradeUpdateStream:
         *,
         on_event: Callable[[TradeEventReport], Awaitable[None]],
         on_connect: Callable[[], Awaitable[None]],
+        on_heartbeat: Callable[[bool], Awaitable[None]] | None = None,
+        heartbeat_seconds: float = 5.0,
         url: str | None = None,
     ) -> None:
         self._stream = _TradingStream(
@@ -491,6 +535,8 @@ class TradeUpdateStream:
             paper=settings.ALPACA_PAPER,
             url_override=url or settings.ALPACA_STREAM_URL or None,
             on_connect=on_connect,
+            on_heartbeat=on_heartbeat,
+            heartbeat_seconds=heartbeat_seconds,
         )
 
         async def handler(update: Any) -> None:

@@ -61,10 +61,22 @@ ORDERS_REOPENED = Counter(
     "broker report reopened, by the source of that report",
     ["source"],
 )
+for _source in ("stream", "submit", "reconciliation", "manual"):  # orders.status.Source
+    ORDERS_REOPENED.labels(_source)
 BROKER_REQUESTS = Counter(
     "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
 )
 BROKER_ERRORS = Counter("broker_errors", "Broker calls that failed, by kind", ["kind"])
+BROKER_RATE_LIMITED = Counter(
+    "broker_rate_limited",
+    "HTTP 429 answers from the broker, each one (alpaca-py retries them by itself, so most never "
+    "become an error): the 200-requests-per-minute budget is spent",
+)
+
+# Label values an alert watches are created at 0 when the module loads: Prometheus' increase()
+# and rate() need a sample before the first increment, or the first error is never seen.
+for _kind in ("unavailable", "rejected", "duplicate_client_order_id", "unreadable"):
+    BROKER_ERRORS.labels(_kind)
 
 ASSET_REFRESHES = Counter(
     "asset_refreshes", "Loads of the broker's asset list, by outcome", ["outcome"]
@@ -89,6 +101,8 @@ RECONCILIATION_RUN_ERRORS = Counter(
     "database error), abandoned (its process died; found by the next run)",
     ["cause"],
 )
+for _cause in ("broker", "unexpected", "abandoned"):
+    RECONCILIATION_RUN_ERRORS.labels(_cause)
 RECONCILIATION_BROKER_CALLS = Histogram(
     "reconciliation_broker_calls",
     "Broker HTTP requests per reconciliation run",

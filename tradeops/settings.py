@@ -375,6 +375,7 @@ HEALTH_CHECKS = [
     "marketdata.health.check_quotes",
 ]
 METRICS_DB_GAUGES = [
+    "orders.health.orders_gauges",
     "reconciliation.health.gate_gauges",
     "signals.health.signals_gauges",
     "marketdata.health.ingestor_gauges",

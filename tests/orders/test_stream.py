@@ -153,3 +153,35 @@ def test_after_a_reconnect_a_reconciliation_recovers_the_missed_events(
     order = Order.objects.get()
     assert (order.status, order.filled_qty) == ("filled", 10)
     assert order.events.filter(source="reconciliation", applied=True).exists()
+
+
+def test_the_heartbeat_shows_a_connected_consumer_and_a_stopped_one(
+    paper: Any, trading_ready: None, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics' trade_streams_connected (the TradeStreamDown alert) comes from the consumer's
+    heartbeat row, written from the stream's event loop while the websocket is up."""
+    from orders.models import TradeStreamRun
+    from orders.stream import StreamConsumer
+    from tests.helpers import scraped
+
+    monkeypatch.setattr(StreamConsumer, "HEARTBEAT_SECONDS", 0.1)
+    assert scraped(client, "trade_streams_connected") == 0.0
+    assert scraped(client, "trade_stream_heartbeat_age_seconds") is None  # none ever ran
+    seen: dict[str, Any] = {}
+
+    def actions() -> None:
+        wait_for(lambda: scraped(client, "trade_streams_connected") == 1.0)
+        run = TradeStreamRun.objects.get()
+        first_beat = run.heartbeat_at
+        wait_for(lambda: TradeStreamRun.objects.get().heartbeat_at > first_beat)
+        seen["age"] = scraped(client, "trade_stream_heartbeat_age_seconds")
+        # The broker drops the websocket: the consumer says so until alpaca-py reconnects.
+        paper.disconnect_streams()
+        wait_for(lambda: not TradeStreamRun.objects.get().connected, interval=0.01)
+        wait_for(lambda: TradeStreamRun.objects.get().connects >= 2, timeout=10)
+
+    run_stream_while(actions, paper)
+    assert seen["age"] < 1
+    run = TradeStreamRun.objects.get()
+    assert run.stopped_at is not None and not run.connected and run.connects >= 2
+    assert scraped(client, "trade_streams_connected") == 0.0

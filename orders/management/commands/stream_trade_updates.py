@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from orders import hooks
-from orders.stream import StreamConsumer
+from orders.stream import StreamConsumer, trade_stream_register, trade_stream_stop
 from tradeops.broker import TradeUpdateStream
 
 
@@ -32,9 +32,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        consumer = StreamConsumer()
+        # The heartbeat row (TradeStreamRun) shows in the admin and in /metrics
+        # (trade_streams_connected) that a consumer is alive and connected.
+        run = trade_stream_register()
+        consumer = StreamConsumer(run_id=run.pk)
         stream = TradeUpdateStream(
-            on_event=consumer.on_event, on_connect=consumer.on_connect, url=options["url"]
+            on_event=consumer.on_event,
+            on_connect=consumer.on_connect,
+            on_heartbeat=consumer.on_heartbeat,
+            heartbeat_seconds=consumer.HEARTBEAT_SECONDS,
+            url=options["url"],
         )
         hooks.order_process_started.send(sender=self.__class__, kind="stream")
 
@@ -57,6 +64,7 @@ class Command(BaseCommand):
                 timer.cancel()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            trade_stream_stop(run_id=run.pk)
         self.stdout.write(
             f"trade stream stopped: {consumer.events} events, {consumer.connects} connects"
         )
