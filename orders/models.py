@@ -111,7 +111,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
 class Order(models.Model):
     """One order as TradeOps knows it. ``status`` is written ONLY by
-    ``orders.services.apply_order_update`` (and the initial insert)."""
+    ``orders.updates.apply_order_update`` (and the initial insert)."""
 
     client_order_id = models.CharField(max_length=128, unique=True)
     strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")

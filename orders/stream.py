@@ -8,8 +8,8 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from orders import hooks
-from orders.services import apply_broker_report
 from orders.status import Source
+from orders.updates import apply_broker_report
 from tradeops.broker import TradeEventReport
 
 logger = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from django.utils import timezone
 
 from orders import hooks
 from orders.models import Order, Position
-from orders.services import apply_broker_report, apply_order_update
 from orders.status import REOPENED, OrderStatus, Source
+from orders.updates import apply_broker_report, apply_order_update
 from reconciliation.diff import (
     DbOrder,
     OrdersDiff,

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from orders import hooks
 from orders.models import Order, Position, Strategy
-from orders.services import apply_broker_report
 from orders.status import SOURCE_STRENGTH, Source
+from orders.updates import apply_broker_report
 from reconciliation import engine, tasks
 from reconciliation.engine import RunOutcome, reconciliation_run, run_lock
 from reconciliation.models import OrphanOrder, PositionMismatch, ReconciliationState
