@@ -9,8 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reconciliation.engine import reconciliation_run, state_get
+from reconciliation.gate import gate_verdict, reconciliation_force_complete
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
-from reconciliation.selectors import gate_verdict
 from reconciliation.serializers import (
     ForceCompleteSerializer,
     OrphanFilterSerializer,
@@ -21,7 +21,6 @@ from reconciliation.serializers import (
     RunSerializer,
     StatusSerializer,
 )
-from reconciliation.services import reconciliation_force_complete
 from tradeops.api_schema import ERRORS
 from tradeops.errors import Conflict
 from tradeops.pagination import CursorPage

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
+from reconciliation.gate import gate_verdict
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationState
-from reconciliation.selectors import gate_verdict
 from tradeops.health import DEGRADED, OK, CheckResult
 
 logger = logging.getLogger(__name__)

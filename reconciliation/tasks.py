@@ -23,8 +23,8 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from reconciliation.engine import reconciliation_run
+from reconciliation.gate import process_start_record
 from reconciliation.models import ProcessStart
-from reconciliation.services import process_start_record
 
 logger = logging.getLogger(__name__)
 

@@ -23,13 +23,9 @@ from orders.status import SOURCE_STRENGTH, Source
 from orders.updates import apply_broker_report
 from reconciliation import engine, tasks
 from reconciliation.engine import RunOutcome, reconciliation_run, run_lock
+from reconciliation.gate import gate_verdict, process_start_record, reconciliation_force_complete
 from reconciliation.models import OrphanOrder, PositionMismatch, ReconciliationState
-from reconciliation.selectors import gate_verdict
-from reconciliation.services import (
-    orphan_adopt,
-    process_start_record,
-    reconciliation_force_complete,
-)
+from reconciliation.services import orphan_adopt
 from tests.helpers import place, reconcile, totp_now, wait_for
 from tests.orders.twap_support import make_plan
 from tradeops.broker import get_broker
