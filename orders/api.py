@@ -131,16 +131,8 @@ def _intent(request: Request, v: dict) -> OrderIntent:
         )
     if scope is not None and strategy_id != scope:
         raise PermissionDenied(f"This token acts only for strategy '{scope}'.")
-    return OrderIntent(
-        strategy_id=strategy_id,
-        symbol=v["symbol"],
-        side=v["side"],
-        qty=v["qty"],
-        order_type=v["type"],
-        time_in_force=v["time_in_force"],
-        limit_price=v.get("limit_price"),
-        stop_price=v.get("stop_price"),
-        origin=Origin.API if scope is not None else Origin.ADMIN,
+    return OrderIntent.from_request(
+        v, strategy_id=strategy_id, origin=Origin.API if scope is not None else Origin.ADMIN
     )
 
 

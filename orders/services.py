@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from orders import risk
@@ -35,7 +35,6 @@ from tradeops.broker import (
 from tradeops.errors import (
     Conflict,
     PermissionDenied,
-    RiskRejected,
     ServiceUnavailable,
     ValidationFailed,
 )
@@ -141,55 +140,59 @@ def order_create(
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
         return SubmitOutcome(existing, created=False)
     ctx = risk.prepare_context(request, now)
-    try:
-        with transaction.atomic():
-            risk.lock_symbol(request.symbol)
-            if existing is not None:
-                return _order_resend_claim(existing, request, ctx)
-            risk.run_checks(request, ctx)
-            order = Order.objects.create(
-                client_order_id=coid,
-                strategy_id=request.strategy_id,
-                symbol=request.symbol,
-                side=request.side,
-                qty=request.qty,
-                order_type=request.order_type,
-                time_in_force=request.time_in_force,
-                limit_price=request.limit_price,
-                stop_price=request.stop_price,
-                origin=request.origin,
-                trade_date=now.date(),
-                placed_under_override=bool(ctx.extras.get("placed_under_override")),
-                created_at=now,
-                updated_at=now,
-            )
-    except IntegrityError:
-        # The same request, concurrently: the other insert won; answer with its order.
-        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
-        return SubmitOutcome(Order.objects.get(client_order_id=coid), created=False)
-    except (RiskRejected, ServiceUnavailable) as exc:
-        metrics.ORDERS_REJECTED.labels(exc.code).inc()
-        logger.info("order %s refused by pre-trade checks: %s %s", coid, exc.code, exc.message)
-        raise
-    for warning in ctx.warnings:
+    if existing is None:
+        outcome = risk.pretrade_write(
+            request,
+            ctx,
+            label=f"order {coid}",
+            write=lambda: _order_insert(request, ctx, coid=coid, now=now),
+            replay=lambda: SubmitOutcome(Order.objects.get(client_order_id=coid), created=False),
+        )
+    else:
+        outcome = risk.pretrade_write(
+            request,
+            ctx,
+            label=f"order {coid}",
+            already_done=lambda: _order_resend_taken(existing),
+            write=lambda: _order_resend_claim(existing, ctx),
+            replay=lambda: SubmitOutcome(existing, created=False),  # an UPDATE: never raised
+        )
+    for warning in outcome.warnings:
         logger.warning("order %s (%s): %s", coid, actor_label(actor), warning)
+    return outcome
+
+
+def _order_insert(
+    request: risk.OrderIntent, ctx: risk.RiskContext, *, coid: str, now: datetime
+) -> SubmitOutcome:
+    order = Order.objects.create(
+        client_order_id=coid,
+        **request.terms(),
+        origin=request.origin,
+        trade_date=now.date(),
+        placed_under_override=bool(ctx.extras.get("placed_under_override")),
+        created_at=now,
+        updated_at=now,
+    )
     return SubmitOutcome(order, created=True, warnings=ctx.warnings)
 
 
-def _order_resend_claim(
-    existing: Order, request: risk.OrderIntent, ctx: risk.RiskContext
-) -> SubmitOutcome:
-    """Inside the order's transaction, under the symbol lock: if the order is still a local
-    ``failed``, judge it again as a new order and move it back to ``pending_new``, claimed
-    for sending, through the one update path. Another request that got there first (or a
-    broker report that reopened it meanwhile) makes this an ordinary replay."""
-    fresh = Order.objects.get(pk=existing.pk)  # read under the lock: a rival has committed
-    if not may_resend(fresh.status, fresh.broker_updated_at):
-        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
-        return SubmitOutcome(fresh, created=False)
-    risk.run_checks(request, ctx)
+def _order_resend_taken(existing: Order) -> SubmitOutcome | None:
+    """Under the symbol lock, before the checks: an order that is no longer a local
+    ``failed`` (a rival re-send committed first, or a broker report reopened it) is answered
+    as it stands."""
+    existing.refresh_from_db()  # read under the lock: a rival has committed
+    if may_resend(existing.status, existing.broker_updated_at):
+        return None
+    return SubmitOutcome(existing, created=False)
+
+
+def _order_resend_claim(existing: Order, ctx: risk.RiskContext) -> SubmitOutcome:
+    """Inside the order's transaction, under the symbol lock, after the checks passed again
+    (judged as a new order): move the local ``failed`` back to ``pending_new``, claimed for
+    sending, through the one update path."""
     result = apply_order_update(
-        fresh.client_order_id,
+        existing.client_order_id,
         S.PENDING_NEW,
         0,
         None,
@@ -197,16 +200,16 @@ def _order_resend_claim(
         Source.SUBMIT,
         note="re-sent: the same request came again after it failed without reaching the broker",
     )
-    fresh.refresh_from_db()
+    existing.refresh_from_db()
     if result.reason != RESEND:
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
-        return SubmitOutcome(fresh, created=False)
-    if ctx.extras.get("placed_under_override") and not fresh.placed_under_override:
-        Order.objects.filter(pk=fresh.pk).update(placed_under_override=True)
-        fresh.placed_under_override = True
+        return SubmitOutcome(existing, created=False)
+    if ctx.extras.get("placed_under_override") and not existing.placed_under_override:
+        Order.objects.filter(pk=existing.pk).update(placed_under_override=True)
+        existing.placed_under_override = True
     metrics.ORDERS_RESENT.inc()
-    logger.warning("order %s failed earlier without reaching the broker: re-sent", fresh)
-    return SubmitOutcome(fresh, created=False, resent=True, warnings=ctx.warnings)
+    logger.warning("order %s failed earlier without reaching the broker: re-sent", existing)
+    return SubmitOutcome(existing, created=False, resent=True, warnings=ctx.warnings)
 
 
 def order_submit(
