@@ -1,12 +1,16 @@
-"""Health checks the orders app contributes (settings.HEALTH_CHECKS)."""
+"""Health checks and database gauges the orders app contributes (settings.HEALTH_CHECKS,
+settings.METRICS_DB_GAUGES)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
 
-from orders.models import Order, PlanStatus
+from orders.models import Order, PlanStatus, TradingSwitch
+from orders.risk import switch_engaged
 from tradeops.health import DEGRADED, OK, CheckResult
 
 OVERDUE_SECONDS = 30
@@ -30,3 +34,16 @@ def check_twap_dispatch() -> CheckResult:
         )
         return CheckResult("twap_dispatch", DEGRADED, True, detail)
     return CheckResult("twap_dispatch", OK, True, "no overdue slices")
+
+
+def order_gauges() -> Iterator[GaugeMetricFamily]:
+    """The trading switches (a missing row counts as engaged) and the open orders."""
+    switches = GaugeMetricFamily(
+        "trading_switch_engaged", "1 when the switch is engaged", labels=["switch"]
+    )
+    for name in TradingSwitch.Name.values:
+        switches.add_metric([name], 1.0 if switch_engaged(name) else 0.0)
+    yield switches
+    open_orders = GaugeMetricFamily("orders_open", "Orders not in a terminal status")
+    open_orders.add_metric([], float(Order.objects.open().count()))
+    yield open_orders
