@@ -1,5 +1,5 @@
-"""Dependencies point one way, and one module talks to alpaca-py: checked on the source (ast),
-so a new import that breaks the layering fails here, not in review.
+"""Dependencies point one way, one module talks to alpaca-py, and modules stay readable: checked
+on the source (ast), so a change that breaks the shape fails here, not in review.
 
     tradeops  <-  marketdata  <-  orders  <-  reconciliation
                   marketdata  <-  signals
@@ -35,6 +35,8 @@ ROOTS = frozenset({"tradeops/urls.py", "tradeops/management/commands/demo.py"})
 INTERFACES = ("api", "serializers", "admin", "urls")
 # The broker seam (DESIGN §2): the only modules that import alpaca-py.
 SEAM = ("tradeops/broker.py", "tradeops/broker_types.py", "tradeops/data_stream.py")
+# STYLE.md: "a module past ~600 lines splits by concept".
+MAX_LINES = 600
 
 
 def sources() -> Iterator[tuple[str, Path]]:
@@ -106,6 +108,16 @@ def test_only_the_broker_seam_imports_alpaca() -> None:
         if module.split(".")[0] == "alpaca" and f not in SEAM
     ]
     assert wrong == []
+
+
+def test_modules_stay_under_the_size_where_they_split_by_concept() -> None:
+    base = Path(settings.BASE_DIR)
+    long = [
+        f"{path.relative_to(base).as_posix()}: {lines} lines"
+        for _, path in sources()
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+    ]
+    assert long == []
 
 
 @pytest.mark.parametrize(
