@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from marketdata.quotes import quote_latest
 from marketdata.serializers import QuoteSerializer
 from tradeops.api_schema import ErrorSerializer
+from tradeops.api_views import ApiView
 from tradeops.permissions import IsStrategyOrVerifiedStaff
 from tradeops.symbols import SYMBOL_PATTERN, SYMBOL_RULE
 
@@ -19,7 +19,7 @@ def _error(text: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=text)
 
 
-class QuoteLatestView(generics.GenericAPIView):
+class QuoteLatestView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = QuoteSerializer
 

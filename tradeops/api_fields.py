@@ -46,15 +46,30 @@ class StrictSerializer(serializers.Serializer):
 
 
 class QueryFilterSerializer(serializers.Serializer):
-    """Query filters: an absent parameter means "no filter"; a blank one (``?symbol=``) is a
-    400. DRF reads a blank value as absent, so a client whose variable came out empty was
-    answered with every row instead of the few it asked for."""
+    """The query string of every API request, one rule (applied by ``tradeops.api_views
+    .ApiView`` before the handler runs; a subclass declares the parameters a view reads):
+
+    - an unknown parameter is a 400 naming it: a misspelt ``symbl`` must not list every row,
+      a misspelt ``top_m`` must not serve the default. A paginated listing also takes its
+      paginator's ``cursor`` and ``limit`` (``context["paging"]``), nothing else does;
+    - a blank one (``?symbol=``) is a 400: DRF reads a blank value as absent, so a client
+      whose variable came out empty was answered with every row instead of the few it asked;
+    - a repeated one (``?status=open&status=filled``) is a 400: which one would count?
+    - an absent one means "no filter"."""
 
     def to_internal_value(self, data: Any) -> Any:
-        blank = sorted(name for name in self.fields if name in data and data.get(name) == "")
-        if blank:
-            reason = "May not be blank: leave the parameter out for no filter."
-            raise serializers.ValidationError({name: [reason] for name in blank})
+        allowed = set(self.fields) | set(self.context.get("paging", ()))
+        errors: dict[str, list[str]] = {}
+        for name in sorted(data):
+            values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+            if name not in allowed:
+                errors[name] = ["Unknown parameter."]
+            elif len(values) > 1:
+                errors[name] = ["Given more than once."]
+            elif name in self.fields and values[0] == "":
+                errors[name] = ["May not be blank: leave the parameter out for no filter."]
+        if errors:
+            raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 
