@@ -77,6 +77,8 @@ def gate_evaluate(
 
 # --- the verdict as the state row says -------------------------------------------------------
 def gate_verdict(now: datetime | None = None) -> GateVerdict:
+    """The gate now: what the pre-trade checks, the slice dispatcher, /health, /metrics, the
+    API and the admin's gate page read."""
     return gate_verdict_of(ReconciliationState.objects.filter(pk=1).first(), now=now)
 
 
