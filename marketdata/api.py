@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from marketdata.quotes import quote_latest
-from marketdata.quoting import SYMBOL_RE
 from marketdata.serializers import QuoteSerializer
 from tradeops.api_schema import ErrorSerializer
+from tradeops.api_views import ApiView
 from tradeops.permissions import IsStrategyOrVerifiedStaff
+from tradeops.symbols import SYMBOL_PATTERN, SYMBOL_RULE
 
 
 def _error(text: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=text)
 
 
-class QuoteLatestView(generics.GenericAPIView):
+class QuoteLatestView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = QuoteSerializer
 
@@ -29,8 +29,8 @@ class QuoteLatestView(generics.GenericAPIView):
                 "symbol",
                 OpenApiTypes.STR,
                 OpenApiParameter.PATH,
-                pattern=f"^{SYMBOL_RE.pattern}$",
-                description="US equity symbol: 1-6 ASCII letters, optional .class suffix",
+                pattern=SYMBOL_PATTERN,
+                description=f"US equity symbol: {SYMBOL_RULE}",
             )
         ],
         responses={

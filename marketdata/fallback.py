@@ -24,7 +24,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from marketdata.ingest import QuoteIngestor
-from marketdata.quoting import quote_document, symbol_parse
+from marketdata.quoting import quote_document
+from tradeops.symbols import symbol_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, _error("not_found", f"No such endpoint: {path or '/'}"))
 
     def _symbol(self, raw: str, what: str) -> None:
-        symbol = symbol_parse(raw)
+        symbol = symbol_or_none(raw)
         if symbol is None:
             self._json(400, _error("validation_error", f"Malformed symbol {raw[:20]!r}."))
             return

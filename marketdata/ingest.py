@@ -29,9 +29,9 @@ from marketdata.quoting import (
     ingestor_state,
     quote_channel,
     quote_key,
-    symbol_parse,
 )
 from tradeops.broker_types import QuoteReport
+from tradeops.symbols import symbol_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class QuoteIngestor:
         counters are published to Prometheus by the writer, per batch, not per quote."""
         symbol = self._symbols_seen.get(report.symbol)
         if symbol is None:
-            symbol = symbol_parse(report.symbol)
+            symbol = symbol_or_none(report.symbol)
             if symbol is None:
                 self._skip_bad_symbol(report.symbol)
                 return False

@@ -31,8 +31,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from marketdata import metrics
-from marketdata.quoting import Quote, decode_quote, quote_key, symbol_parse
+from marketdata.quoting import Quote, decode_quote, quote_key
 from tradeops.errors import ServiceUnavailable, ValidationFailed
+from tradeops.symbols import symbol_parse
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +140,12 @@ class QuoteClient:
     def latest(self, symbol: str) -> Quote:
         """The newest fresh quote of ``symbol``, with ``source`` and ``age_seconds``; raises
         QuoteStale / QuoteUnavailable (503) or ValidationFailed (400, malformed symbol)."""
-        parsed = symbol_parse(symbol)
-        if parsed is None:
+        try:
+            parsed = symbol_parse(symbol)
+        except ValueError as exc:
             raise ValidationFailed(
-                f"{symbol!r} is not a US equity symbol (1-6 ASCII letters, optional .class).",
-                details={"fields": {"symbol": ["Malformed symbol."]}},
-            )
+                f"{exc}.", details={"fields": {"symbol": ["Malformed symbol."]}}
+            ) from None
         hops = (
             ("redis", self.from_redis),
             ("buffer", self.from_buffer),

@@ -8,32 +8,21 @@ docs/marketdata.md; consumers other than ``QuoteClient`` (signals, dashboards) r
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tradeops.broker_types import QuoteReport
+from tradeops.symbols import symbol_or_none
 
 PRICE = Decimal("0.0001")
-# US equity symbols as the orders API accepts them: 1-6 ASCII letters, optional .class suffix.
-# The RAW value is matched (before upper-casing), so a dotless i or a sharp s never becomes an
-# IBM or SS order (str.upper() maps them to ASCII).
-SYMBOL_RE = re.compile(r"[A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?")
 
 KEY_PREFIX = "quote:latest:"
 CHANNEL_PREFIX = "quote:"
 
 STREAMING, BUFFERING, DISCONNECTED, IDLE = "streaming", "buffering", "disconnected", "idle"
 SOURCES = ("redis", "buffer", "broker")
-
-
-def symbol_parse(raw: object) -> str | None:
-    """The upper-cased symbol, or None when ``raw`` is not a well-formed US equity symbol."""
-    if not isinstance(raw, str) or not SYMBOL_RE.fullmatch(raw):
-        return None
-    return raw.upper()
 
 
 def quote_key(symbol: str) -> str:
@@ -207,7 +196,7 @@ def decode_quote(raw: bytes | str | dict[str, Any]) -> Quote:
     if not isinstance(doc, dict):
         raise ValueError("quote is not a JSON object")
     try:
-        symbol = symbol_parse(doc["symbol"])
+        symbol = symbol_or_none(doc["symbol"])
         if symbol is None:
             raise ValueError(f"bad symbol {doc['symbol']!r}")
         return Quote(

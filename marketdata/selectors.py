@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 
 from marketdata.models import QuoteIngestor
 from marketdata.quotes import quote_client
-from marketdata.quoting import symbol_parse
+from tradeops.symbols import symbol_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def quote_universe(*, extra: Iterable[str] = ()) -> list[str]:
         candidates += import_string(path)()
     symbols: set[str] = set()
     for raw in candidates:
-        symbol = symbol_parse(raw)
+        symbol = symbol_or_none(raw)
         if symbol is None:
             logger.warning("quote universe: malformed symbol %r ignored", raw)
         else:
@@ -50,7 +50,7 @@ def quote_universe(*, extra: Iterable[str] = ()) -> list[str]:
 def quote_board(ingestors: list[QuoteIngestor]) -> list[dict[str, Any]]:
     """Each watched symbol (the ingestors' and QUOTE_SYMBOLS) with what Redis or the buffer
     holds for it and whether an order could use it (the admin's Quotes page)."""
-    configured = {p for raw in settings.QUOTE_SYMBOLS if (p := symbol_parse(raw))}
+    configured = {p for raw in settings.QUOTE_SYMBOLS if (p := symbol_or_none(raw))}
     symbols = {s for row in ingestors for s in row.symbols} | configured
     max_age = settings.QUOTE_MAX_AGE_SECONDS
     return [

@@ -79,7 +79,17 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["client_order_id", "broker_order_id", "symbol"]
     list_select_related = ["strategy"]
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in Order._meta.fields]
+    # The ids first, then the terms (which Order inherits, so _meta lists them first).
+    readonly_fields = [
+        "id",
+        "client_order_id",
+        "strategy",
+        *(
+            f.name
+            for f in Order._meta.fields
+            if f.name not in ("id", "client_order_id", "strategy")
+        ),
+    ]
     inlines = [OrderEventInline]
     actions = ["cancel_orders"]
 

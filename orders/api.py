@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, serializers
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,6 +27,7 @@ from orders.services import order_cancel, order_submit
 from orders.status import OrderStatus
 from tradeops.api_fields import QueryFilterSerializer, SymbolField
 from tradeops.api_schema import ERRORS
+from tradeops.api_views import ApiView
 from tradeops.errors import (
     BrokerRejectedError,
     NotFound,
@@ -46,21 +47,19 @@ class OrderFilterSerializer(QueryFilterSerializer):
     strategy = serializers.CharField(max_length=64, required=False)
 
 
-class OrderListCreateView(generics.GenericAPIView):
+class OrderListCreateView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrderSerializer
     pagination_class = CursorPage
+    query_serializer_class = OrderFilterSerializer
 
     @extend_schema(
-        parameters=[OrderFilterSerializer],
         responses={200: OrderSerializer(many=True), **ERRORS},
         summary="List orders (newest first, cursor-paginated)",
     )
     def get(self, request: Request) -> Response:
-        filters = OrderFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
         qs = orders_visible_to(request.user)
-        f = filters.validated_data
+        f = self.query
         if f.get("status") == "open":
             qs = qs.filter(is_terminal=False)
         elif f.get("status") == "closed":
@@ -131,20 +130,12 @@ def _intent(request: Request, v: dict) -> OrderIntent:
         )
     if scope is not None and strategy_id != scope:
         raise PermissionDenied(f"This token acts only for strategy '{scope}'.")
-    return OrderIntent(
-        strategy_id=strategy_id,
-        symbol=v["symbol"],
-        side=v["side"],
-        qty=v["qty"],
-        order_type=v["type"],
-        time_in_force=v["time_in_force"],
-        limit_price=v.get("limit_price"),
-        stop_price=v.get("stop_price"),
-        origin=Origin.API if scope is not None else Origin.ADMIN,
+    return OrderIntent.from_request(
+        v, strategy_id=strategy_id, origin=Origin.API if scope is not None else Origin.ADMIN
     )
 
 
-class OrderDetailView(generics.GenericAPIView):
+class OrderDetailView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrderSerializer
 
@@ -156,7 +147,7 @@ class OrderDetailView(generics.GenericAPIView):
         return Response(OrderSerializer(order).data)
 
 
-class OrderCancelView(generics.GenericAPIView):
+class OrderCancelView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = CancelRequestSerializer
 
@@ -179,7 +170,7 @@ class OrderCancelView(generics.GenericAPIView):
 
 
 # --- TWAP plans --------------------------------------------------------------------------------
-class SliceCreateView(generics.GenericAPIView):
+class SliceCreateView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = SliceRequestSerializer
 
@@ -218,7 +209,7 @@ def _plan_or_404(request: Request, plan_id: int) -> Any:
     return plan
 
 
-class PlanDetailView(generics.GenericAPIView):
+class PlanDetailView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = PlanSerializer
 
@@ -231,7 +222,7 @@ class SlicePage(CursorPage):
     ordering = "slice_num"
 
 
-class PlanSlicesView(generics.GenericAPIView):
+class PlanSlicesView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrderSerializer
     pagination_class = SlicePage

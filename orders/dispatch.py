@@ -87,7 +87,9 @@ class SliceCheckContext:
 SliceCheck = Callable[[Order, SlicingPlan, SliceCheckContext], Rejection | None]
 
 
-def check_plan_active(order: Order, plan: SlicingPlan, ctx: SliceCheckContext) -> Rejection | None:
+def slice_check_plan_active(
+    order: Order, plan: SlicingPlan, ctx: SliceCheckContext
+) -> Rejection | None:
     if plan.status == PlanStatus.ACTIVE:
         return None
     if plan.status == PlanStatus.PAUSED:
@@ -102,13 +104,15 @@ def _switch_engaged(ctx: SliceCheckContext, name: str) -> bool:
     return ctx.extras["switches"].get(name, True)
 
 
-def check_kill_switch(order: Order, plan: SlicingPlan, ctx: SliceCheckContext) -> Rejection | None:
+def slice_check_kill_switch(
+    order: Order, plan: SlicingPlan, ctx: SliceCheckContext
+) -> Rejection | None:
     if _switch_engaged(ctx, TradingSwitch.Name.KILL_SWITCH):
         return Rejection("kill_switch", "The kill switch is engaged.", unavailable=True)
     return None
 
 
-def check_circuit_breaker(
+def slice_check_circuit_breaker(
     order: Order, plan: SlicingPlan, ctx: SliceCheckContext
 ) -> Rejection | None:
     if _switch_engaged(ctx, TradingSwitch.Name.CIRCUIT_BREAKER):
@@ -116,7 +120,7 @@ def check_circuit_breaker(
     return None
 
 
-def check_slice_quote(order: Order, plan: SlicingPlan, ctx: SliceCheckContext) -> Rejection | None:
+def slice_check_quote(order: Order, plan: SlicingPlan, ctx: SliceCheckContext) -> Rejection | None:
     """A market slice is priced right before it goes out, like a single market order: no
     fresh quote (QUOTE_MAX_AGE_SECONDS) -> deferred (``quote_stale`` / ``quote_unavailable``);
     and its notional at that price must still fit max_order_notional (the plan was judged at

@@ -1,6 +1,6 @@
-"""Health checks (settings.HEALTH_CHECKS) and database gauges (settings.METRICS_DB_GAUGES) the
-orders app contributes: TWAP dispatch, orders in doubt, and the heartbeats of ``run_slices``
-and ``stream_trade_updates``."""
+"""Health checks and database gauges the orders app contributes (settings.HEALTH_CHECKS,
+settings.METRICS_DB_GAUGES): TWAP dispatch, the trading switches, open orders, orders in doubt,
+and the heartbeats of ``run_slices`` and ``stream_trade_updates``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from orders.dispatch import SliceDispatcher
+from orders.models import Order, TradingSwitch
+from orders.risk import switch_engaged
 from orders.selectors import (
     dispatchers_alive,
     orders_unconfirmed,
@@ -38,8 +40,19 @@ def check_twap_dispatch() -> CheckResult:
     return CheckResult("twap_dispatch", OK, True, "no overdue slices")
 
 
-def orders_gauges() -> Iterator[GaugeMetricFamily]:
-    """Gauges read from the database at scrape time, right whichever process serves them."""
+def order_gauges() -> Iterator[GaugeMetricFamily]:
+    """Read from the database at scrape time, right whichever process serves them: the trading
+    switches (a missing row counts as engaged), the open orders, orders in doubt, overdue
+    slices, the dispatchers' and trade streams' heartbeats."""
+    switches = GaugeMetricFamily(
+        "trading_switch_engaged", "1 when the switch is engaged", labels=["switch"]
+    )
+    for name in TradingSwitch.Name.values:
+        switches.add_metric([name], 1.0 if switch_engaged(name) else 0.0)
+    yield switches
+    open_orders = GaugeMetricFamily("orders_open", "Orders not in a terminal status")
+    open_orders.add_metric([], float(Order.objects.open().count()))
+    yield open_orders
     now = timezone.now()
     yield from _unconfirmed_gauges(now)
     overdue = GaugeMetricFamily(

@@ -98,6 +98,36 @@ class StrategyToken(models.Model):
         return self.revoked_at is None
 
 
+class OrderTerms(models.Model):
+    """The terms of a request to trade, shared by ``Order`` and ``SlicingPlan`` (a plan's
+    slices are orders on its terms, each with its part of ``qty``): one definition, so the two
+    cannot drift apart. The strategy is a term too; each model declares it itself because the
+    reverse accessors differ (``Strategy.orders``, ``Strategy.plans``)."""
+
+    # The terms by attribute name, in the order the risk checks and the ids read them.
+    TERMS = (
+        "strategy_id",
+        "symbol",
+        "side",
+        "qty",
+        "order_type",
+        "time_in_force",
+        "limit_price",
+        "stop_price",
+    )
+
+    symbol = models.CharField(max_length=16)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    qty = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    order_type = models.CharField(max_length=10, choices=OrderType.choices)
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices)
+    limit_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
     def open(self) -> OrderQuerySet:
         return self.filter(is_terminal=False)
@@ -109,19 +139,12 @@ class OrderQuerySet(models.QuerySet["Order"]):
         )
 
 
-class Order(models.Model):
+class Order(OrderTerms):
     """One order as TradeOps knows it. ``status`` is written ONLY by
-    ``orders.services.apply_order_update`` (and the initial insert)."""
+    ``orders.updates.apply_order_update`` (and the initial insert)."""
 
     client_order_id = models.CharField(max_length=128, unique=True)
     strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")
-    symbol = models.CharField(max_length=16)
-    side = models.CharField(max_length=4, choices=Side.choices)
-    qty = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    order_type = models.CharField(max_length=10, choices=OrderType.choices)
-    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices)
-    limit_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
-    stop_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
 
     status = models.CharField(
         max_length=32, choices=[(s.value, s.value) for s in OrderStatus], default="pending_new"
@@ -314,7 +337,7 @@ class PlanStatus(models.TextChoices):
 PLAN_TERMINAL_STATUSES = frozenset({PlanStatus.COMPLETED, PlanStatus.CANCELED, PlanStatus.FAILED})
 
 
-class SlicingPlan(models.Model):
+class SlicingPlan(OrderTerms):
     """A TWAP parent. Never sent to the broker: its slices (``Order`` rows with ``plan`` set)
     are, each under its own deterministic client_order_id. Created in one transaction with all
     its slices; the database is the only job store (DESIGN §5)."""
@@ -323,13 +346,6 @@ class SlicingPlan(models.Model):
         max_length=24, unique=True, help_text="Deterministic id of the request and UTC day"
     )
     strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="plans")
-    symbol = models.CharField(max_length=16)
-    side = models.CharField(max_length=4, choices=Side.choices)
-    qty = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    order_type = models.CharField(max_length=10, choices=OrderType.choices)
-    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices)
-    limit_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
-    stop_price = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
     duration_minutes = models.PositiveIntegerField()
     interval_seconds = models.PositiveIntegerField(help_text="As requested")
     slice_interval_seconds = models.PositiveIntegerField(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -29,7 +29,7 @@ from orders.slicing import SlicePlan, SlicingError, plan_slices, rescheduled_tim
 from orders.status import OrderStatus
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
-from tradeops.errors import Conflict, RiskRejected, ServiceUnavailable, ValidationFailed
+from tradeops.errors import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,12 @@ def plan_create(
     )
     intent = dataclasses.replace(request, size_qty=sliced.largest_slice)
     ctx = risk.prepare_context(intent, now)
-    try:
-        with transaction.atomic():
-            risk.lock_symbol(request.symbol)
-            risk.run_checks(intent, ctx)
-            plan = _plan_insert(
+    outcome = risk.pretrade_write(
+        intent,
+        ctx,
+        label=f"TWAP plan {key}",
+        write=lambda: PlanOutcome(
+            _plan_insert(
                 request,
                 key,
                 sliced,
@@ -136,15 +137,14 @@ def plan_create(
                 now,
                 duration_minutes=duration_minutes,
                 interval_seconds=interval_seconds,
-            )
-    except IntegrityError:
-        # The same request, concurrently: the other insert won; answer with its plan.
-        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
-        return PlanOutcome(SlicingPlan.objects.get(key=key), created=False)
-    except (RiskRejected, ServiceUnavailable) as exc:
-        metrics.ORDERS_REJECTED.labels(exc.code).inc()
-        logger.info("TWAP plan %s refused by pre-trade checks: %s %s", key, exc.code, exc.message)
-        raise
+            ),
+            created=True,
+        ),
+        replay=lambda: PlanOutcome(SlicingPlan.objects.get(key=key), created=False),
+    )
+    if not outcome.created:
+        return outcome
+    plan = outcome.plan
     warnings = list(ctx.warnings)
     if liquidity.source == "unavailable":
         warnings.append(f"liquidity: {liquidity.note}")
@@ -175,18 +175,10 @@ def _plan_insert(
     duration_minutes: int,
     interval_seconds: int,
 ) -> SlicingPlan:
-    order_fields = {
-        "strategy_id": request.strategy_id,
-        "symbol": request.symbol,
-        "side": request.side,
-        "order_type": request.order_type,
-        "time_in_force": request.time_in_force,
-        "limit_price": request.limit_price,
-        "stop_price": request.stop_price,
-    }
+    terms = request.terms()
     plan = SlicingPlan.objects.create(
         key=key,
-        qty=request.qty,
+        **terms,
         duration_minutes=duration_minutes,
         interval_seconds=interval_seconds,
         slice_interval_seconds=sliced.interval_seconds,
@@ -202,22 +194,20 @@ def _plan_insert(
         liquidity_note=liquidity.note,
         created_at=now,
         updated_at=now,
-        **order_fields,
     )
     under_override = bool(ctx.extras.get("placed_under_override"))
     Order.objects.bulk_create(
         Order(
             client_order_id=slice_client_order_id(plan_key=key, slice_num=s.slice_num),
+            **{**terms, "qty": s.qty},
             plan=plan,
             slice_num=s.slice_num,
             scheduled_time=s.scheduled_time,
-            qty=s.qty,
             origin=Origin.TWAP,
             trade_date=now.date(),
             placed_under_override=under_override,
             created_at=now,
             updated_at=now,
-            **order_fields,
         )
         for s in sliced.slices
     )

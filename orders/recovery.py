@@ -34,9 +34,10 @@ from orders.dispatch import market_clock_get
 from orders.models import DispatcherRun, Order, PlanStatus, SlicingPlan, TradingSwitch
 from orders.plans import plan_reschedule_pending, slice_unclaim
 from orders.risk import switch_engaged
-from orders.services import apply_broker_report, order_end_locally, plan_status_follow
+from orders.services import order_end_locally
 from orders.slicing import MarketClock, Timing, slice_timing
 from orders.status import OrderStatus, Source
+from orders.updates import apply_broker_report, plan_status_follow
 from tradeops import metrics
 from tradeops.broker import BrokerNotFound, BrokerUnavailable, get_broker
 

@@ -15,22 +15,26 @@ reconciliation gate, quarantine, orphan exposure), so ``orders`` never imports t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils.module_loading import import_string
 
 from marketdata.quotes import quote_latest
-from orders.models import Order, Position, RiskLimit, TradingSwitch
+from orders.models import Order, OrderTerms, Position, RiskLimit, TradingSwitch
 from orders.positions import ReduceOnlyVerdict, reduce_only_verdict
+from tradeops import metrics
 from tradeops.errors import RiskRejected, ServiceUnavailable, TradeOpsError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,27 @@ class OrderIntent:
     @property
     def order_size(self) -> int:
         return self.qty if self.size_qty is None else self.size_qty
+
+    @classmethod
+    def from_request(cls, data: Mapping[str, Any], *, strategy_id: str, origin: str) -> OrderIntent:
+        """The intent of an order request as the API's serializer validated it (a TWAP plan's
+        request has the same order fields). The wire calls the order type ``type``."""
+        return cls(
+            strategy_id=strategy_id,
+            symbol=data["symbol"],
+            side=data["side"],
+            qty=data["qty"],
+            order_type=data["type"],
+            time_in_force=data["time_in_force"],
+            limit_price=data.get("limit_price"),
+            stop_price=data.get("stop_price"),
+            origin=origin,
+        )
+
+    def terms(self) -> dict[str, Any]:
+        """The order terms as model fields (``OrderTerms.TERMS``): what an ``Order`` or a
+        ``SlicingPlan`` (and each of its slices, with its own ``qty``) is created with."""
+        return {name: getattr(self, name) for name in OrderTerms.TERMS}
 
 
 @dataclass(frozen=True)
@@ -187,6 +212,43 @@ def run_checks(intent: OrderIntent, ctx: RiskContext) -> None:
         rejection = check(intent, ctx)
         if rejection is not None:
             raise rejection.as_error()
+
+
+def pretrade_write(
+    intent: OrderIntent,
+    ctx: RiskContext,
+    *,
+    write: Callable[[], T],
+    replay: Callable[[], T],
+    label: str,
+    already_done: Callable[[], T | None] = lambda: None,
+) -> T:
+    """The invariant of every write that puts new risk on the book (an order, a re-send, a
+    TWAP plan with its slices): in ONE transaction, under the symbol's lock, run the checks,
+    then ``write``. Phase 1 (``prepare_context``) must have run before, outside it.
+
+    Idempotency lives in unique keys: when the same request inserts concurrently, one insert
+    wins and the other's IntegrityError is answered with the winner's row (``replay``).
+    ``already_done`` is asked under the lock, before the checks: a result there (a rival
+    request got there first) is the answer, not checked again. A refusal is counted by its
+    code, logged under ``label`` and raised."""
+    try:
+        with transaction.atomic():
+            lock_symbol(intent.symbol)
+            done = already_done()
+            if done is not None:
+                metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+                return done
+            run_checks(intent, ctx)
+            return write()
+    except IntegrityError:
+        # The same request, concurrently: the other insert won; answer with its row.
+        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
+        return replay()
+    except (RiskRejected, ServiceUnavailable) as exc:
+        metrics.ORDERS_REJECTED.labels(exc.code).inc()
+        logger.info("%s refused by pre-trade checks: %s %s", label, exc.code, exc.message)
+        raise
 
 
 # --- prepare hooks -------------------------------------------------------------------------

@@ -116,22 +116,32 @@ class SliceRequestSerializer(OrderRequestSerializer):
     interval_seconds = BoundedIntegerField(low=1, high_setting="TWAP_MAX_INTERVAL_SECONDS")
 
 
-class OrderSerializer(serializers.ModelSerializer):
+# The order terms (``orders.models.OrderTerms``) as the API writes them, for an order and a
+# TWAP plan alike: the wire calls the order type ``type`` and the strategy by its id
+# (``OrderIntent.from_request`` reads them back the same way). A comment, not a docstring:
+# drf-spectacular would print an inherited docstring into every subclass's schema.
+class OrderTermsSerializer(serializers.ModelSerializer):
+    WIRE_FIELDS = [
+        "strategy",
+        "symbol",
+        "side",
+        "qty",
+        "type",
+        "limit_price",
+        "stop_price",
+        "time_in_force",
+    ]
+
     strategy = serializers.CharField(source="strategy_id")
     type = serializers.CharField(source="order_type")
 
+
+class OrderSerializer(OrderTermsSerializer):
     class Meta:
         model = Order
         fields = [
             "client_order_id",
-            "strategy",
-            "symbol",
-            "side",
-            "qty",
-            "type",
-            "limit_price",
-            "stop_price",
-            "time_in_force",
+            *OrderTermsSerializer.WIRE_FIELDS,
             "broker_order_id",
             "status",
             "filled_qty",
@@ -161,9 +171,7 @@ class LiquiditySerializer(serializers.Serializer):
     note = serializers.CharField(source="liquidity_note")
 
 
-class PlanSerializer(serializers.ModelSerializer):
-    strategy = serializers.CharField(source="strategy_id")
-    type = serializers.CharField(source="order_type")
+class PlanSerializer(OrderTermsSerializer):
     end_at = serializers.DateTimeField()
     filled_qty = serializers.SerializerMethodField()
     slices_by_status = serializers.SerializerMethodField()
@@ -174,14 +182,7 @@ class PlanSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "key",
-            "strategy",
-            "symbol",
-            "side",
-            "qty",
-            "type",
-            "limit_price",
-            "stop_price",
-            "time_in_force",
+            *OrderTermsSerializer.WIRE_FIELDS,
             "duration_minutes",
             "interval_seconds",
             "slice_interval_seconds",

@@ -1,9 +1,9 @@
-"""Order writes: submit, send, the one status-update path, cancel.
+"""Order writes: submit, send, cancel, and the adoption of an orphan into the ledger.
 
 The submit path (DESIGN §3): validate -> risk checks under the symbol lock -> insert
 ``pending_new`` -> commit -> claim -> broker submit -> apply the answer. No broker call happens
-inside a transaction, and nothing but ``apply_order_update`` (and the initial insert) writes
-``Order.status``.
+inside a transaction, and nothing but the one update path (``orders.updates``, and the
+initial insert) writes ``Order.status``.
 """
 
 from __future__ import annotations
@@ -11,39 +11,17 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db import transaction
 from django.utils import timezone
 
 from orders import risk
 from orders.controls import circuit_breaker_note_rejection
 from orders.ids import client_order_id_for
-from orders.models import (
-    Order,
-    OrderEvent,
-    Origin,
-    PlanStatus,
-    Position,
-    SlicingPlan,
-    Strategy,
-)
-from orders.positions import fill_price_of_delta, position_after_fill, signed
-from orders.status import (
-    RESEND,
-    OrderState,
-    OrderStatus,
-    Source,
-    StatusUpdate,
-    decide,
-    is_resend,
-    is_terminal,
-    may_resend,
-    stored_status,
-)
+from orders.models import Order, OrderEvent, Origin, Strategy
+from orders.status import RESEND, OrderStatus, Source, may_resend, stored_status
+from orders.updates import apply_broker_report, apply_order_update
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.broker import (
@@ -57,7 +35,6 @@ from tradeops.broker import (
 from tradeops.errors import (
     Conflict,
     PermissionDenied,
-    RiskRejected,
     ServiceUnavailable,
     ValidationFailed,
 )
@@ -65,255 +42,6 @@ from tradeops.errors import (
 logger = logging.getLogger(__name__)
 
 S = OrderStatus
-
-
-# --- the one update path -------------------------------------------------------------------
-@dataclass(frozen=True)
-class UpdateResult:
-    applied: bool
-    reason: str
-    order_id: int | None = None
-    fill_delta: int = 0
-
-
-def _cas_condition(u: StatusUpdate) -> Q:
-    """``orders.status.decide`` written as a WHERE clause (tests check they agree)."""
-    rank, fill, ts = u.rank, u.filled_qty, u.broker_updated_at
-    unlocked = Q(is_terminal=False)
-    if u.status == S.FILLED:
-        unlocked |= Q(status=S.FILLED, filled_qty__lt=fill)
-    if ts is not None:  # a status we ended locally yields to the broker's report
-        unlocked |= Q(broker_updated_at__isnull=True) & ~Q(status=S.FILLED)
-    if ts is None:
-        newer = Q(broker_updated_at__isnull=True) & (
-            Q(status_rank__lt=rank) | Q(status_rank=rank, filled_qty__lt=fill)
-        )
-    else:
-        same = Q(broker_updated_at=ts)
-        newer = (
-            Q(broker_updated_at__isnull=True)
-            | Q(broker_updated_at__lt=ts)
-            | (same & Q(status_rank__lt=rank))
-            | (same & Q(status_rank=rank, filled_qty__lt=fill))
-            | (same & Q(status_rank=rank, filled_qty=fill, source_strength__lt=u.strength))
-        )
-    if is_resend(u):  # the one way back from a local failed (orders.status.decide, rule 1)
-        return (unlocked & newer) | Q(status=S.FAILED, broker_updated_at__isnull=True)
-    return unlocked & newer
-
-
-def _cas_values(
-    u: StatusUpdate,
-    *,
-    filled_avg_price: Decimal | None,
-    broker_order_id: str | None,
-    submitted_at: datetime | None,
-    note: str,
-    now: datetime,
-    resend: bool,
-) -> dict[str, Any]:
-    price = Value(filled_avg_price, output_field=DecimalField(max_digits=16, decimal_places=4))
-    values: dict[str, Any] = {
-        **asdict(stored_status(u.status, u.source)),
-        # Both right-hand sides read the row as it was before this UPDATE (SQL semantics).
-        "filled_qty": Greatest(F("filled_qty"), Value(u.filled_qty)),
-        "filled_avg_price": Case(
-            When(filled_qty__lt=u.filled_qty, then=price), default=F("filled_avg_price")
-        ),
-        "updated_at": now,
-    }
-    if u.broker_updated_at is not None:
-        values["broker_updated_at"] = u.broker_updated_at
-    if broker_order_id:
-        values["broker_order_id"] = Coalesce(F("broker_order_id"), Value(broker_order_id))
-    if submitted_at is not None:
-        values["submitted_at"] = Coalesce(F("submitted_at"), Value(submitted_at))
-    if note and u.status in (S.REJECTED, S.FAILED):
-        values["reject_reason"] = note[:2000]
-    if resend:
-        # Claimed by whoever moved it back, in the same UPDATE: of two concurrent re-sends
-        # only the one whose update applies sends; reconciliation's grace restarts now.
-        values["send_claimed_at"] = now
-        values["reject_reason"] = ""
-    return values
-
-
-def apply_order_update(
-    client_order_id: str,
-    status: str,
-    filled_qty: int,
-    filled_avg_price: Decimal | None,
-    broker_updated_at: datetime | None,
-    source: str,
-    broker_order_id: str | None = None,
-    event_id: str | None = None,
-    *,
-    submitted_at: datetime | None = None,
-    note: str = "",
-) -> UpdateResult:
-    """THE way an order's status changes: one conditional UPDATE (compare-and-swap).
-
-    Terminal lock; a newer broker timestamp wins; on a tie higher rank, then larger fill, then
-    stronger source (manual > reconciliation/submit > stream). ``filled_qty`` never decreases.
-    Every offered update, applied or skipped, leaves an OrderEvent with its reason, and a fill
-    increase moves the symbol's Position in the same transaction.
-    """
-    update = StatusUpdate(str(status), int(filled_qty or 0), broker_updated_at, Source(source))
-    now = timezone.now()
-    with transaction.atomic():
-        row = (
-            Order.objects.select_for_update()
-            .filter(client_order_id=client_order_id)
-            .values(
-                "id",
-                "status",
-                "filled_qty",
-                "filled_avg_price",
-                "broker_updated_at",
-                "source_strength",
-                "symbol",
-                "side",
-                "plan_id",
-            )
-            .first()
-        )
-        if row is None:
-            metrics.ORDER_UPDATES.labels(update.source, "unknown_order").inc()
-            return UpdateResult(False, "unknown_order")
-        current = OrderState(
-            row["status"], row["filled_qty"], row["broker_updated_at"], row["source_strength"]
-        )
-        decision = decide(current, update)
-        values = _cas_values(
-            update,
-            filled_avg_price=filled_avg_price,
-            broker_order_id=broker_order_id,
-            submitted_at=submitted_at,
-            note=note,
-            now=now,
-            resend=decision.reason == RESEND,
-        )
-        applied = bool(
-            Order.objects.filter(pk=row["id"]).filter(_cas_condition(update)).update(**values)
-        )
-        reason = decision.reason
-        if applied != decision.apply:  # the row is locked, so this would be a bug in one of them
-            logger.error("CAS disagrees with decide() for %s: %s", client_order_id, decision)
-            reason = f"sql_{'applied' if applied else 'skipped'}"
-        delta = max(update.filled_qty - row["filled_qty"], 0) if applied else 0
-        if delta:
-            price = fill_price_of_delta(
-                old_qty=row["filled_qty"],
-                old_avg=row["filled_avg_price"],
-                new_qty=update.filled_qty,
-                new_avg=filled_avg_price,
-            )
-            _position_apply_fill(row["symbol"], signed(row["side"], delta), price, now)
-        OrderEvent.objects.create(
-            order_id=row["id"],
-            created_at=now,
-            source=update.source,
-            status=update.status,
-            filled_qty=update.filled_qty,
-            filled_avg_price=filled_avg_price,
-            broker_updated_at=broker_updated_at,
-            event_id=event_id or "",
-            applied=applied,
-            reason=reason,
-            status_before=row["status"],
-            filled_qty_before=row["filled_qty"],
-            note=note[:2000],
-        )
-        # A terminal order that moved was ended locally and reopened by the broker (a
-        # ``filled`` learning a larger fill stays filled and is not a reopen).
-        reopened = applied and is_terminal(row["status"]) and row["status"] != S.FILLED
-        if reopened and row["plan_id"] is not None:
-            plan_status_reopen(plan_id=row["plan_id"], now=now, client_order_id=client_order_id)
-        if applied and row["plan_id"] is not None and is_terminal(update.status):
-            plan_status_follow(plan_id=row["plan_id"], now=now)
-    if reopened:
-        metrics.ORDERS_REOPENED.labels(update.source).inc()
-        logger.warning(
-            "order %s: the broker reports it %s (%s filled); our local %s is overruled and "
-            "the order reopened",
-            client_order_id,
-            update.status,
-            update.filled_qty,
-            row["status"],
-        )
-    metrics.ORDER_UPDATES.labels(update.source, "applied" if applied else "skipped").inc()
-    if not applied:
-        metrics.ORDER_UPDATES_SKIPPED.labels(reason).inc()
-    return UpdateResult(applied, reason, row["id"], delta)
-
-
-def apply_broker_report(
-    report: OrderReport, source: str, *, event_id: str | None = None, note: str = ""
-) -> UpdateResult:
-    """Offer a broker's view of an order to the update path."""
-    return apply_order_update(
-        report.client_order_id,
-        report.status,
-        report.filled_qty,
-        report.filled_avg_price,
-        report.updated_at,
-        source,
-        report.broker_order_id,
-        event_id,
-        submitted_at=report.submitted_at,
-        note=note,
-    )
-
-
-def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
-    """A TWAP plan's status follows its slices: once every slice is terminal, an active (or
-    paused) plan becomes ``completed`` if any share was filled and ``failed`` if none was.
-    A canceled plan stays canceled. Returns the new status, or None if nothing changed.
-
-    Called from ``apply_order_update`` in the transaction that made a slice terminal. The plan
-    row is locked first: two slices finishing at the same time in two transactions would
-    otherwise each still see the other as open, and the plan would never end.
-    """
-    plan = SlicingPlan.objects.filter(pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED])
-    plan_qty = plan.select_for_update().values_list("qty", flat=True).first()
-    if plan_qty is None:
-        return None
-    slices = Order.objects.filter(plan_id=plan_id)
-    if slices.filter(is_terminal=False).exists():  # the partial index order_plan_open
-        return None
-    totals = slices.aggregate(filled=Sum("filled_qty"), n=Count("id"))
-    filled = totals["filled"] or 0
-    status = PlanStatus.COMPLETED if filled else PlanStatus.FAILED
-    reason = f"all {totals['n']} slices ended; {filled} of {plan_qty} shares filled"
-    plan.update(status=status, status_reason=reason, ended_at=now, updated_at=now)
-    log = logger.info if filled == plan_qty else logger.warning
-    log("TWAP plan %s %s: %s", plan_id, status, reason)
-    return status
-
-
-def plan_status_reopen(*, plan_id: int, now: datetime, client_order_id: str) -> str | None:
-    """A slice that ended locally was reopened by the broker: a plan that ``completed`` or
-    ``failed`` because all its slices had ended is active again (it has a working order), and
-    ``plan_status_follow`` ends it once more, with the right numbers, when that slice ends. A
-    canceled plan stays canceled: it sends nothing more, and the slice is cancelable as an
-    order. Called in the transaction of the update, after the slice's row was locked."""
-    reason = f"reopened: slice {client_order_id} is live at the broker"
-    reopened = SlicingPlan.objects.filter(
-        pk=plan_id, status__in=[PlanStatus.COMPLETED, PlanStatus.FAILED]
-    ).update(status=PlanStatus.ACTIVE, status_reason=reason, ended_at=None, updated_at=now)
-    if not reopened:
-        return None
-    logger.warning("TWAP plan %s %s", plan_id, reason)
-    return PlanStatus.ACTIVE
-
-
-def _position_apply_fill(symbol: str, fill_qty: int, price: Decimal | None, now: datetime) -> None:
-    position, _ = Position.objects.select_for_update().get_or_create(symbol=symbol)
-    position.qty, position.avg_entry_price = position_after_fill(
-        qty=position.qty, avg_price=position.avg_entry_price, fill_qty=fill_qty, fill_price=price
-    )
-    position.updated_at = now
-    position.save(update_fields=["qty", "avg_entry_price", "updated_at"])
 
 
 def order_adopt(*, report: OrderReport, strategy: Strategy, note: str, now: datetime) -> Order:
@@ -412,55 +140,59 @@ def order_create(
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
         return SubmitOutcome(existing, created=False)
     ctx = risk.prepare_context(request, now)
-    try:
-        with transaction.atomic():
-            risk.lock_symbol(request.symbol)
-            if existing is not None:
-                return _order_resend_claim(existing, request, ctx)
-            risk.run_checks(request, ctx)
-            order = Order.objects.create(
-                client_order_id=coid,
-                strategy_id=request.strategy_id,
-                symbol=request.symbol,
-                side=request.side,
-                qty=request.qty,
-                order_type=request.order_type,
-                time_in_force=request.time_in_force,
-                limit_price=request.limit_price,
-                stop_price=request.stop_price,
-                origin=request.origin,
-                trade_date=now.date(),
-                placed_under_override=bool(ctx.extras.get("placed_under_override")),
-                created_at=now,
-                updated_at=now,
-            )
-    except IntegrityError:
-        # The same request, concurrently: the other insert won; answer with its order.
-        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
-        return SubmitOutcome(Order.objects.get(client_order_id=coid), created=False)
-    except (RiskRejected, ServiceUnavailable) as exc:
-        metrics.ORDERS_REJECTED.labels(exc.code).inc()
-        logger.info("order %s refused by pre-trade checks: %s %s", coid, exc.code, exc.message)
-        raise
-    for warning in ctx.warnings:
+    if existing is None:
+        outcome = risk.pretrade_write(
+            request,
+            ctx,
+            label=f"order {coid}",
+            write=lambda: _order_insert(request, ctx, coid=coid, now=now),
+            replay=lambda: SubmitOutcome(Order.objects.get(client_order_id=coid), created=False),
+        )
+    else:
+        outcome = risk.pretrade_write(
+            request,
+            ctx,
+            label=f"order {coid}",
+            already_done=lambda: _order_resend_taken(existing),
+            write=lambda: _order_resend_claim(existing, ctx),
+            replay=lambda: SubmitOutcome(existing, created=False),  # an UPDATE: never raised
+        )
+    for warning in outcome.warnings:
         logger.warning("order %s (%s): %s", coid, actor_label(actor), warning)
+    return outcome
+
+
+def _order_insert(
+    request: risk.OrderIntent, ctx: risk.RiskContext, *, coid: str, now: datetime
+) -> SubmitOutcome:
+    order = Order.objects.create(
+        client_order_id=coid,
+        **request.terms(),
+        origin=request.origin,
+        trade_date=now.date(),
+        placed_under_override=bool(ctx.extras.get("placed_under_override")),
+        created_at=now,
+        updated_at=now,
+    )
     return SubmitOutcome(order, created=True, warnings=ctx.warnings)
 
 
-def _order_resend_claim(
-    existing: Order, request: risk.OrderIntent, ctx: risk.RiskContext
-) -> SubmitOutcome:
-    """Inside the order's transaction, under the symbol lock: if the order is still a local
-    ``failed``, judge it again as a new order and move it back to ``pending_new``, claimed
-    for sending, through the one update path. Another request that got there first (or a
-    broker report that reopened it meanwhile) makes this an ordinary replay."""
-    fresh = Order.objects.get(pk=existing.pk)  # read under the lock: a rival has committed
-    if not may_resend(fresh.status, fresh.broker_updated_at):
-        metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
-        return SubmitOutcome(fresh, created=False)
-    risk.run_checks(request, ctx)
+def _order_resend_taken(existing: Order) -> SubmitOutcome | None:
+    """Under the symbol lock, before the checks: an order that is no longer a local
+    ``failed`` (a rival re-send committed first, or a broker report reopened it) is answered
+    as it stands."""
+    existing.refresh_from_db()  # read under the lock: a rival has committed
+    if may_resend(existing.status, existing.broker_updated_at):
+        return None
+    return SubmitOutcome(existing, created=False)
+
+
+def _order_resend_claim(existing: Order, ctx: risk.RiskContext) -> SubmitOutcome:
+    """Inside the order's transaction, under the symbol lock, after the checks passed again
+    (judged as a new order): move the local ``failed`` back to ``pending_new``, claimed for
+    sending, through the one update path."""
     result = apply_order_update(
-        fresh.client_order_id,
+        existing.client_order_id,
         S.PENDING_NEW,
         0,
         None,
@@ -468,16 +200,16 @@ def _order_resend_claim(
         Source.SUBMIT,
         note="re-sent: the same request came again after it failed without reaching the broker",
     )
-    fresh.refresh_from_db()
+    existing.refresh_from_db()
     if result.reason != RESEND:
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
-        return SubmitOutcome(fresh, created=False)
-    if ctx.extras.get("placed_under_override") and not fresh.placed_under_override:
-        Order.objects.filter(pk=fresh.pk).update(placed_under_override=True)
-        fresh.placed_under_override = True
+        return SubmitOutcome(existing, created=False)
+    if ctx.extras.get("placed_under_override") and not existing.placed_under_override:
+        Order.objects.filter(pk=existing.pk).update(placed_under_override=True)
+        existing.placed_under_override = True
     metrics.ORDERS_RESENT.inc()
-    logger.warning("order %s failed earlier without reaching the broker: re-sent", fresh)
-    return SubmitOutcome(fresh, created=False, resent=True, warnings=ctx.warnings)
+    logger.warning("order %s failed earlier without reaching the broker: re-sent", existing)
+    return SubmitOutcome(existing, created=False, resent=True, warnings=ctx.warnings)
 
 
 def order_submit(

@@ -1,7 +1,7 @@
 """Order statuses, their ranks, and the compare-and-swap rule for status updates.
 
 Pure: no ORM, no clock. ``decide`` is the reference statement of the rule; the conditional
-UPDATE in ``orders.services.apply_order_update`` is the same rule written as SQL, and the tests
+UPDATE in ``orders.updates.apply_order_update`` is the same rule written as SQL, and the tests
 check the two against each other.
 
 Rank table (DESIGN §3). Odd edges, commented where they bite:

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from orders import hooks
 from orders.models import TradeStreamRun
-from orders.services import apply_broker_report
 from orders.status import Source
+from orders.updates import apply_broker_report
 from tradeops.broker import TradeEventReport
 
 logger = logging.getLogger(__name__)

@@ -4,28 +4,35 @@ No Django, no network. Time comes from an injectable clock; every public method 
 engine lock, so the ASGI loop and in-process callers (tests) can share one engine. Changes are
 announced to listeners (the websocket hub) synchronously, in the order they happen.
 The clock, the price book and the portfolio live in their own modules; this one ties them
-together.
+together. ``Engine`` is one class (one state, one lock) written in three modules: this one
+(lifecycle, clock, prices, assets, the order and position API), ``execution`` (how orders are
+accepted, fill and end) and ``snapshot`` (the state as a whole: view, state file, restore).
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from paperbroker import marketdata
 from paperbroker.assets import Asset, AssetBook
 from paperbroker.clock import CLOCK_MODES, MarketClock, calendar
 from paperbroker.config import FILL_MODELS, EngineConfig
+from paperbroker.execution import (
+    Listener,
+    OrderExecution,
+    exposure_increase,
+    fill_price_for,
+    split_parts,
+)
 from paperbroker.faults import FaultBook
+from paperbroker.locking import locked
 from paperbroker.models import (
-    CODE_BAD_REQUEST,
-    CODE_FORBIDDEN,
     CODE_NOT_FOUND,
     ApiError,
     Order,
@@ -37,43 +44,23 @@ from paperbroker.models import (
     to_whole,
 )
 from paperbroker.orderbook import OrderBook
-from paperbroker.orderspec import OrderSpec, parse_order_request, validate_symbol
+from paperbroker.orderspec import parse_order_request, validate_symbol
 from paperbroker.portfolio import Portfolio, liquidation_qty
 from paperbroker.prices import PriceBook
+from paperbroker.snapshot import EngineSnapshot
 from paperbroker.timeutil import (
+    NEVER,
     ONE_MICROSECOND,
     et_date,
-    iso_z,
-    parse_timestamp,
     previous_trading_day,
     session_bounds,
     utcnow,
 )
 
-_NEVER = datetime.min.replace(tzinfo=UTC)
-_TERMINAL_STAMP = {
-    "canceled": "canceled_at",
-    "expired": "expired_at",
-    "rejected": "failed_at",
-    "replaced": "replaced_at",
-}
-
-Listener = Callable[[str, dict[str, Any]], None]
-F = TypeVar("F", bound=Callable[..., Any])
-
 __all__ = ["CLOCK_MODES", "FILL_MODELS", "Engine", "EngineConfig"]
 
 
-def _locked(method: F) -> F:
-    @functools.wraps(method)
-    def wrapper(self: Engine, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-class Engine:
+class Engine(OrderExecution, EngineSnapshot):
     """One Alpaca equities account, simulated."""
 
     def __init__(
@@ -107,19 +94,19 @@ class Engine:
         self.orders = OrderBook()
         self._seq = 0
         self.tick_no = 0
-        self._last_stamp = _NEVER
+        self._last_stamp = NEVER
         self.faults.clear()
         self.request_log.clear()
         self._was_open = self.clock.is_open()
 
-    @_locked
+    @locked
     def reset(self, overrides: Mapping[str, Any] | None = None) -> None:
         """Back to the start-up configuration (plus ``overrides``) with an empty account."""
         self._clear(self._base_config.updated(overrides or {}))
         self._changed()
         self._emit("reset", {})
 
-    @_locked
+    @locked
     def update_config(self, changes: Mapping[str, Any]) -> EngineConfig:
         self.config = self.config.updated(changes)
         self._changed()
@@ -157,7 +144,7 @@ class Engine:
         self._last_stamp = moment
         return moment
 
-    @_locked
+    @locked
     def set_clock(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Open/close the market, override next_open/next_close, freeze or thaw time."""
         self.clock.update(changes)
@@ -165,32 +152,12 @@ class Engine:
         self._changed()
         return self.clock.to_json()
 
-    @_locked
+    @locked
     def clock_json(self) -> dict[str, Any]:
         return self.clock.to_json()
 
     def calendar(self, start: date, end: date) -> list[dict[str, Any]]:
         return calendar(start, end)
-
-    def _sync_market_state(self) -> None:
-        """Act on open/close transitions: release waiting orders at the open, expire day
-        orders at the close (orders accepted while closed wait for the next session)."""
-        is_open = self.is_open()
-        if is_open == self._was_open:
-            return
-        self._was_open = is_open
-        if is_open:
-            for order in self.orders.open_orders():
-                if order.status == "accepted":
-                    order.status = "new"
-                    order.updated_at = self._stamp(order)
-                    self._emit_trade_update("new", order)
-            self._execute_all()
-        else:
-            for order in self.orders.open_orders():
-                if order.time_in_force == "day" and order.status != "accepted":
-                    self._close_order(order, "expired")
-        self._changed()
 
     # ------------------------------------------------------------------ prices
     def _last_close_day(self) -> date:
@@ -212,7 +179,7 @@ class Engine:
     def symbol_adv(self, symbol: str) -> int:
         return self.book.adv_for(symbol)
 
-    @_locked
+    @locked
     def set_prices(self, prices: Mapping[str, Any]) -> dict[str, str | None]:
         """Move prices (as a feed would); resting limit/stop orders may fill."""
         parsed = {}
@@ -235,7 +202,7 @@ class Engine:
         self.book.set(symbol, value, self._stamp())
         self._emit("quote", {"symbol": symbol})
 
-    @_locked
+    @locked
     def set_symbol(self, symbol: str, profile: Mapping[str, Any]) -> dict[str, Any]:
         """Per-symbol market profile: ``adv`` (average daily volume), ``price`` and/or
         ``listed`` (ISO date: no bars before it; null: the full synthetic history)."""
@@ -262,11 +229,11 @@ class Engine:
         self._changed()
         return self.symbol_json(symbol)
 
-    @_locked
+    @locked
     def prices_json(self) -> dict[str, str | None]:
         return self.book.to_json()
 
-    @_locked
+    @locked
     def symbols_json(self) -> dict[str, dict[str, Any]]:
         """Profiles of the symbols given an ``adv`` or a listing date (``GET /_paper/symbols``)."""
         return {
@@ -274,7 +241,7 @@ class Engine:
             for symbol in sorted(set(self.book.adv) | set(self.book.listed))
         }
 
-    @_locked
+    @locked
     def symbol_json(self, symbol: str) -> dict[str, Any]:
         return {
             "adv": self.symbol_adv(symbol),
@@ -283,11 +250,11 @@ class Engine:
             "listed": self.book.listed[symbol].isoformat() if symbol in self.book.listed else None,
         }
 
-    @_locked
+    @locked
     def symbol_listed(self, symbol: str) -> date | None:
         return self.book.listed.get(symbol)
 
-    @_locked
+    @locked
     def tick(self, count: int = 1) -> int:
         """Advance the simulation: quotes refresh, a random-walk step, clock transitions,
         the next part of partial fills."""
@@ -310,19 +277,19 @@ class Engine:
         if moved != self.book.prices[symbol]:
             self._move_price(symbol, moved)
 
-    @_locked
+    @locked
     def quote(self, symbol: str) -> dict[str, Any]:
         """Latest quote around the current price, in the REST wire shape (no ``T``/``S``)."""
         self.price(symbol)
         return self.book.quote(symbol)
 
-    @_locked
+    @locked
     def latest_trade(self, symbol: str) -> tuple[Decimal, datetime]:
         price = self.price(symbol)
         return price, self.book.quoted_at[symbol]
 
     # ------------------------------------------------------------------ orders: submit
-    @_locked
+    @locked
     def submit_order(
         self,
         payload: Mapping[str, Any],
@@ -342,7 +309,7 @@ class Engine:
         self._changed()
         return order
 
-    @_locked
+    @locked
     def submit_orders(self, payloads: Iterable[Mapping[str, Any]]) -> list[Order]:
         """Bulk placement behind the client's back: all-or-nothing validation first."""
         self._sync_market_state()
@@ -362,7 +329,7 @@ class Engine:
         self._changed()
         return orders
 
-    @_locked
+    @locked
     def replace_order(self, order_id: str, changes: Mapping[str, Any]) -> Order:
         """``PATCH /v2/orders/{id}``: a new order replaces an unfilled open one; the old one
         ends ``replaced`` (event ``replaced``), the new one starts with ``new``."""
@@ -401,65 +368,18 @@ class Engine:
         self._changed()
         return new
 
-    def _check_unique(self, spec: OrderSpec, also: set[str] | None = None) -> None:
-        # Unique for the account's whole history, canceled orders included (alpaca-py #260).
-        taken = self.orders.has_client_order_id(spec.client_order_id)
-        if taken or (also and spec.client_order_id in also):
-            raise ApiError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
-
-    def _create(self, spec: OrderSpec, origin: str, replaces: Order | None = None) -> Order:
-        now = self._stamp(not_before=spec.submitted_at)
-        submitted = spec.submitted_at or now
-        self._seq += 1
-        order = Order(
-            id=str(uuid.uuid4()),
-            client_order_id=spec.client_order_id,
-            symbol=spec.symbol,
-            side=spec.side,
-            type=spec.type,
-            time_in_force=spec.time_in_force,
-            qty=spec.qty,
-            limit_price=spec.limit_price,
-            stop_price=spec.stop_price,
-            extended_hours=spec.extended_hours,
-            status="new" if self.is_open() else "accepted",
-            created_at=submitted,
-            updated_at=now,
-            submitted_at=submitted,
-            seq=self._seq,
-            position_intent=_position_intent(spec.side, self.portfolio.qty(spec.symbol)),
-            origin=origin,
-            replaces=replaces.id if replaces else None,
-        )
-        if replaces is not None:
-            replaces.replaced_by = order.id
-        self.orders.add(order)
-        self._emit_trade_update(order.status, order)
-        self._execute(order)
-        return order
-
-    def _check_asset(self, spec: OrderSpec) -> None:
-        opens_short = spec.side == "sell" and spec.qty > self._sellable(spec.symbol)
-        self.assets.check_order(spec.symbol, opens_short=opens_short)
-
-    def _sellable(self, symbol: str) -> int:
-        """Shares a sell can take without going short: the long position minus what open
-        sells already claim."""
-        held = sum(o.remaining for o in self.orders.open_for_symbol(symbol) if o.side == "sell")
-        return max(self.portfolio.qty(symbol), 0) - held
-
     # ------------------------------------------------------------------ assets
-    @_locked
+    @locked
     def asset(self, symbol_or_id: str) -> Asset:
         return self.assets.find(symbol_or_id)
 
-    @_locked
+    @locked
     def list_assets(
         self, *, status: str | None, asset_class: str | None, exchange: str | None
     ) -> list[Asset]:
         return self.assets.query(status=status, asset_class=asset_class, exchange=exchange)
 
-    @_locked
+    @locked
     def set_assets(self, changes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Add, halt, delist or restrict assets (``POST /_paper/assets``); all or nothing."""
         before = dict(self.assets.assets)
@@ -471,116 +391,20 @@ class Engine:
         self._changed()
         return {asset.symbol: asset.to_json() for asset in updated.values()}
 
-    @_locked
+    @locked
     def assets_json(self) -> dict[str, dict[str, Any]]:
         return self.assets.to_json()
 
-    def _check_stop_price(self, spec: OrderSpec) -> None:
-        # Alpaca refuses stops that would trigger immediately (42210000).
-        if spec.stop_price is None:
-            return
-        current = self.price(spec.symbol)
-        if spec.side == "buy" and spec.stop_price <= current:
-            raise invalid(f"stop price must be greater than current price ({dstr(current)})")
-        if spec.side == "sell" and spec.stop_price >= current:
-            raise invalid(f"stop price must be less than current price ({dstr(current)})")
-
-    def _check_buying_power(self, spec: OrderSpec) -> None:
-        increase = _exposure_increase(self.portfolio.qty(spec.symbol), spec.side, spec.qty)
-        if not increase:
-            return
-        needed = increase * (spec.limit_price or spec.stop_price or self.price(spec.symbol))
-        if needed > self.buying_power():
-            raise ApiError(403, CODE_FORBIDDEN, "insufficient buying power")
-
-    # ------------------------------------------------------------------ orders: execution
-    def _execute_all(self) -> None:
-        for order in self.orders.open_orders():
-            self._execute(order)
-
-    def _execute(self, order: Order) -> None:
-        """Fill whatever the order type, the current price and the fill model allow now."""
-        if not order.is_open or not self.is_open() or self.config.fill_model == "manual":
-            return
-        price = self.price(order.symbol)
-        if order.stop_price is not None and not order.stop_triggered:
-            above = price >= order.stop_price
-            order.stop_triggered = above if order.side == "buy" else price <= order.stop_price
-        if not _marketable(order, price):
-            if order.time_in_force in ("ioc", "fok"):
-                self._close_order(order, "canceled")
-            return
-        if self.config.fill_model == "partial":
-            if order.last_fill_tick == self.tick_no:
-                return  # one part per tick
-            if not order.planned_parts:
-                order.planned_parts = _split(order.remaining, self.config.partial_fills)
-            if order.time_in_force == "fok" and order.planned_parts[0] < order.remaining:
-                self._close_order(order, "canceled")  # not enough liquidity at once
-                return
-            quantity = order.planned_parts.pop(0)
-        else:
-            quantity = order.remaining
-        self._fill(order, quantity, _fill_price(order, price))
-        order.last_fill_tick = self.tick_no
-        if order.is_open and order.time_in_force == "ioc":
-            self._close_order(order, "canceled")
-
-    def _fill(self, order: Order, quantity: int, price: Decimal, *, silent: bool = False) -> None:
-        moment = self._stamp(order)
-        paid = (order.filled_avg_price or Decimal(0)) * order.filled_qty + price * quantity
-        order.filled_qty += quantity
-        order.filled_avg_price = paid / order.filled_qty
-        order.updated_at = moment
-        if order.filled_qty == order.qty:
-            order.status = "filled"
-            order.filled_at = moment
-            order.planned_parts = []
-            self.orders.mark_closed(order)
-        else:
-            order.status = "partially_filled"
-        signed = quantity if order.side == "buy" else -quantity
-        position_qty = self.portfolio.apply_fill(order.symbol, signed, price)
-        if silent:
-            return
-        event = "fill" if order.status == "filled" else "partial_fill"
-        self._emit_trade_update(
-            event,
-            order,
-            execution_id=str(uuid.uuid4()),
-            price=dstr(price),
-            qty=str(quantity),
-            position_qty=str(position_qty),
-        )
-        self._emit("trade", {"symbol": order.symbol, "price": price, "size": quantity})
-
-    def _close_order(self, order: Order, status: str, *, silent: bool = False) -> None:
-        """Move an open order to a terminal status and tell the stream (unless silent)."""
-        moment = self._stamp(order)
-        order.status = status
-        order.updated_at = moment
-        order.planned_parts = []
-        setattr(order, _TERMINAL_STAMP[status], moment)
-        self.orders.mark_closed(order)
-        if not silent:
-            self._emit_trade_update(status, order)
-
-    def _emit_trade_update(self, event: str, order: Order, **extra: Any) -> None:
-        if not self._listeners:
-            return  # building the payload is the expensive part of bulk placement
-        data = {"event": event, "order": order.to_json(), "timestamp": iso_z(order.updated_at)}
-        self._emit("trade_update", data | extra)
-
     # ------------------------------------------------------------------ orders: queries
-    @_locked
+    @locked
     def get_order(self, order_id: str) -> Order:
         return self.orders.get(order_id)
 
-    @_locked
+    @locked
     def get_order_by_client_id(self, client_order_id: str) -> Order:
         return self.orders.by_client_order_id(client_order_id)
 
-    @_locked
+    @locked
     def list_orders(
         self,
         *,
@@ -603,7 +427,7 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ orders: changes
-    @_locked
+    @locked
     def cancel_order(
         self, order_id: str, *, silent: bool = False, by_client: bool = False
     ) -> Order:
@@ -614,7 +438,7 @@ class Engine:
         self._changed()
         return order
 
-    @_locked
+    @locked
     def cancel_all_orders(self) -> list[dict[str, Any]]:
         results = []
         for order in self.orders.open_orders():
@@ -623,7 +447,7 @@ class Engine:
         self._changed()
         return results
 
-    @_locked
+    @locked
     def fill_order(
         self,
         order_ref: str,
@@ -640,16 +464,16 @@ class Engine:
         if not 0 < quantity <= order.remaining:
             raise invalid(f"qty must be between 1 and {order.remaining}")
         if price is None:
-            fill_price = _fill_price(order, self.price(order.symbol))
+            fill_price = fill_price_for(order, self.price(order.symbol))
         else:
             fill_price = round_price(to_decimal(price, "price"))
         if order.planned_parts:
-            order.planned_parts = _split(order.remaining - quantity, len(order.planned_parts))
+            order.planned_parts = split_parts(order.remaining - quantity, len(order.planned_parts))
         self._fill(order, quantity, fill_price, silent=silent)
         self._changed()
         return order
 
-    @_locked
+    @locked
     def reject_order(self, order_ref: str, *, silent: bool = False) -> Order:
         order = self.orders.find(order_ref)
         if not order.is_open:
@@ -673,7 +497,7 @@ class Engine:
                 return symbol
         return symbol_or_asset_id.upper()
 
-    @_locked
+    @locked
     def position_json(self, symbol_or_asset_id: str) -> dict[str, Any]:
         symbol = self._resolve_position_symbol(symbol_or_asset_id)
         position = self.portfolio.positions.get(symbol)
@@ -683,11 +507,11 @@ class Engine:
         held = self._held_for_orders(symbol, position.qty)
         return position.to_json(self.price(symbol), lastday, held)
 
-    @_locked
+    @locked
     def positions_json(self) -> list[dict[str, Any]]:
         return [self.position_json(symbol) for symbol in sorted(self.portfolio.positions)]
 
-    @_locked
+    @locked
     def close_position(
         self, symbol_or_asset_id: str, *, qty: str | None = None, percentage: str | None = None
     ) -> Order:
@@ -707,7 +531,7 @@ class Engine:
         }
         return self.submit_order(payload, check_buying_power=False)
 
-    @_locked
+    @locked
     def close_all_positions(self, *, cancel_orders: bool = False) -> list[dict[str, Any]]:
         if cancel_orders:
             self.cancel_all_orders()
@@ -724,16 +548,16 @@ class Engine:
         """Buying power held by open orders that would add exposure."""
         reserved = Decimal(0)
         for order in self.orders.open_orders():
-            if _exposure_increase(self.portfolio.qty(order.symbol), order.side, 1):
+            if exposure_increase(self.portfolio.qty(order.symbol), order.side, 1):
                 price = order.limit_price or order.stop_price or self.price(order.symbol)
                 reserved += order.remaining * price
         return reserved
 
-    @_locked
+    @locked
     def buying_power(self) -> Decimal:
         return self.portfolio.buying_power(self.price, self._reserved_for_orders())
 
-    @_locked
+    @locked
     def account_json(self) -> dict[str, Any]:
         return self.portfolio.account_json(
             account_id=self.account_id,
@@ -743,118 +567,7 @@ class Engine:
             reserved=self._reserved_for_orders(),
         )
 
-    # ------------------------------------------------------------------ state
-    @_locked
+    # ------------------------------------------------------------------ request log
+    @locked
     def log_request(self, entry: dict[str, Any]) -> None:
         self.request_log.append(entry)
-
-    @_locked
-    def state_json(self, *, include_orders: bool = True) -> dict[str, Any]:
-        """Everything an operator or a test wants to see (``GET /_paper/state``)."""
-        orders = None
-        if include_orders:
-            orders = [order.to_json() | {"origin": order.origin} for order in self.orders]
-        clock = self.clock.to_json() | {
-            "mode": self.clock.mode,
-            "frozen_now": iso_z(self.clock.frozen_now),
-        }
-        return {
-            "orders": orders,
-            "order_count": len(self.orders),
-            "open_order_count": self.orders.open_count,
-            "positions": self.positions_json(),
-            "account": self.account_json(),
-            "clock": clock,
-            "prices": self.prices_json(),
-            "symbols": self.symbols_json(),
-            "config": self.config.to_json(),
-            "faults": self.faults.to_json(),
-            "tick": self.tick_no,
-        }
-
-    @_locked
-    def snapshot(self) -> dict[str, Any]:
-        """What the state file holds (the request log and faults are deliberately transient)."""
-        return {
-            "format": 1,
-            "config": self.config.to_json(),
-            "clock": self.clock.snapshot(),
-            "book": self.book.snapshot(),
-            "assets": self.assets.snapshot(),
-            "portfolio": self.portfolio.snapshot(),
-            "orders": [order.to_state() for order in self.orders],
-            "seq": self._seq,
-            "tick_no": self.tick_no,
-            "last_stamp": iso_z(self._last_stamp) if self._last_stamp > _NEVER else None,
-            "was_open": self._was_open,
-        }
-
-    @_locked
-    def restore(self, data: Mapping[str, Any]) -> None:
-        if data.get("format") != 1:
-            raise ValueError("unsupported paper broker state format")
-        self._clear(EngineConfig().updated(data["config"]))
-        self.clock.restore(data["clock"])
-        self.book.restore(data["book"], self.now())
-        self.assets.restore(data.get("assets"))
-        self.portfolio.restore(data["portfolio"])
-        for raw in data["orders"]:
-            self.orders.add(Order.from_state(raw))
-        self._seq = int(data["seq"])
-        self.tick_no = int(data["tick_no"])
-        if data.get("last_stamp"):
-            self._last_stamp = parse_timestamp(data["last_stamp"])
-        # The market may have opened or closed while the broker was down: day orders saved
-        # during the session must expire now, orders accepted while closed be released.
-        self._was_open = bool(data.get("was_open", self.is_open()))
-        self._sync_market_state()
-        self._changed()
-
-    @_locked
-    def apply_startup_options(self, config: Mapping[str, Any], clock_mode: str | None) -> None:
-        """Options given on the command line win over a restored state file, and become the
-        baseline that ``reset`` returns to."""
-        self._base_config = self._base_config.updated(config)
-        self.config = self.config.updated(config)
-        if clock_mode is not None:
-            self._base_clock_mode = clock_mode
-            self.clock.mode = clock_mode
-            self._sync_market_state()
-
-
-def _position_intent(side: str, position_qty: int) -> str:
-    if side == "buy":
-        return "buy_to_close" if position_qty < 0 else "buy_to_open"
-    return "sell_to_close" if position_qty > 0 else "sell_to_open"
-
-
-def _exposure_increase(position_qty: int, side: str, qty: int) -> int:
-    """Shares of an order that open or extend a position (the part that needs buying power)."""
-    signed = qty if side == "buy" else -qty
-    if position_qty == 0 or (position_qty > 0) == (signed > 0):
-        return qty
-    return max(0, qty - abs(position_qty))
-
-
-def _marketable(order: Order, price: Decimal) -> bool:
-    if order.stop_price is not None and not order.stop_triggered:
-        return False
-    if order.limit_price is None:
-        return True
-    return price <= order.limit_price if order.side == "buy" else price >= order.limit_price
-
-
-def _fill_price(order: Order, price: Decimal) -> Decimal:
-    """Market and stop orders take the current price; a limit never fills worse than its
-    limit (a gap through the limit fills at the better current price)."""
-    if order.limit_price is None:
-        return price
-    return min(price, order.limit_price) if order.side == "buy" else max(price, order.limit_price)
-
-
-def _split(quantity: int, parts: int) -> list[int]:
-    if quantity <= 0:
-        return []
-    parts = max(1, min(parts, quantity))
-    base, extra = divmod(quantity, parts)
-    return [base + (1 if index < extra else 0) for index in range(parts)]

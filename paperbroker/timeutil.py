@@ -18,6 +18,7 @@ ET = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
 SESSION_CLOSE = time(16, 0)
 ONE_MICROSECOND = timedelta(microseconds=1)
+NEVER = datetime.min.replace(tzinfo=UTC)  # earlier than any timestamp
 
 
 def utcnow() -> datetime:

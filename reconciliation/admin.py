@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from orders.models import Strategy
 from reconciliation.api import status_payload
 from reconciliation.engine import reconciliation_run
+from reconciliation.gate import reconciliation_force_complete
 from reconciliation.models import OrphanOrder, PositionMismatch, Quarantine, ReconciliationRun
 from reconciliation.services import (
     orphan_adopt,
@@ -21,7 +22,6 @@ from reconciliation.services import (
     orphan_narrow,
     orphan_resolve,
     quarantine_clear,
-    reconciliation_force_complete,
 )
 from tradeops.admin_tools import (
     ReadOnlyAdminMixin,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reconciliation.engine import reconciliation_run, state_get
+from reconciliation.gate import gate_verdict, reconciliation_force_complete
 from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
-from reconciliation.selectors import gate_verdict
 from reconciliation.serializers import (
     ForceCompleteSerializer,
     OrphanFilterSerializer,
@@ -21,8 +20,8 @@ from reconciliation.serializers import (
     RunSerializer,
     StatusSerializer,
 )
-from reconciliation.services import reconciliation_force_complete
 from tradeops.api_schema import ERRORS
+from tradeops.api_views import ApiView
 from tradeops.errors import Conflict
 from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff, IsVerifiedStaff
@@ -51,7 +50,7 @@ def status_payload() -> dict:
     }
 
 
-class StatusView(generics.GenericAPIView):
+class StatusView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = StatusSerializer
 
@@ -62,7 +61,7 @@ class StatusView(generics.GenericAPIView):
         return Response(StatusSerializer(status_payload()).data)
 
 
-class RunView(generics.GenericAPIView):
+class RunView(ApiView):
     permission_classes = [IsVerifiedStaff]
     serializer_class = RunRequestSerializer
 
@@ -80,7 +79,7 @@ class RunView(generics.GenericAPIView):
         return Response(RunSerializer(outcome.run).data)
 
 
-class ForceCompleteView(generics.GenericAPIView):
+class ForceCompleteView(ApiView):
     permission_classes = [IsVerifiedStaff]
     serializer_class = ForceCompleteSerializer
 
@@ -97,45 +96,41 @@ class ForceCompleteView(generics.GenericAPIView):
         return Response(StatusSerializer(status_payload()).data)
 
 
-class OrphanListView(generics.GenericAPIView):
+class OrphanListView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = OrphanSerializer
     pagination_class = CursorPage
+    query_serializer_class = OrphanFilterSerializer
 
     @extend_schema(
-        parameters=[OrphanFilterSerializer],
         responses={200: OrphanSerializer(many=True), **ERRORS},
         summary="Broker orders TradeOps did not place (newest first, cursor-paginated)",
     )
     def get(self, request: Request) -> Response:
-        filters = OrphanFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
         qs = OrphanOrder.objects.select_related("adopted_order")
-        if "status" in filters.validated_data:
-            qs = qs.filter(status=filters.validated_data["status"])
-        if "symbol" in filters.validated_data:
-            qs = qs.filter(symbol=filters.validated_data["symbol"])
+        if "status" in self.query:
+            qs = qs.filter(status=self.query["status"])
+        if "symbol" in self.query:
+            qs = qs.filter(symbol=self.query["symbol"])
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(OrphanSerializer(page, many=True).data)
 
 
-class QuarantineListView(generics.GenericAPIView):
+class QuarantineListView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = QuarantineSerializer
     pagination_class = CursorPage
+    query_serializer_class = QuarantineFilterSerializer
 
     @extend_schema(
-        parameters=[QuarantineFilterSerializer],
         responses={200: QuarantineSerializer(many=True), **ERRORS},
         summary="Quarantines: symbols fenced for a strategy or for all (newest first, paginated)",
     )
     def get(self, request: Request) -> Response:
-        filters = QuarantineFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
         qs = Quarantine.objects.select_related("orphan")
-        if "active" in filters.validated_data:
-            qs = qs.filter(cleared_at__isnull=filters.validated_data["active"])
-        if "symbol" in filters.validated_data:
-            qs = qs.filter(symbol=filters.validated_data["symbol"])
+        if "active" in self.query:
+            qs = qs.filter(cleared_at__isnull=self.query["active"])
+        if "symbol" in self.query:
+            qs = qs.filter(symbol=self.query["symbol"])
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(QuarantineSerializer(page, many=True).data)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,8 +31,8 @@ from django.utils import timezone
 
 from orders import hooks
 from orders.models import Order, Position
-from orders.services import apply_broker_report, apply_order_update
 from orders.status import REOPENED, OrderStatus, Source
+from orders.updates import apply_broker_report, apply_order_update
 from reconciliation.diff import (
     DbOrder,
     OrdersDiff,
@@ -58,6 +57,7 @@ from tradeops.broker import (
     PositionReport,
     get_broker,
 )
+from tradeops.locks import advisory_lock
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,6 @@ ADVISORY_LOCK_KEY = 0x7472_6F70_7265_636E  # "tropreconc": one key for every nod
 # the gate (and, for ``startup``, triggers TWAP recovery). The run holding the lock may have
 # started before it; skipping would leave the gate closed until the next periodic run.
 LOCK_WAITING_KINDS = frozenset({"startup", "stream"})
-LOCK_POLL_SECONDS = 0.2
 INITIAL_LOOKBACK = timedelta(days=1)
 DB_FIELDS = (
     "client_order_id",
@@ -91,43 +90,9 @@ class RunOutcome:
         return self.run is not None and self.run.status == ReconciliationRun.Status.SUCCEEDED
 
 
-def _lock_try() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-        return bool(cursor.fetchone()[0])
-
-
-@contextlib.contextmanager
-def run_lock(*, wait_seconds: float = 0) -> Iterator[bool]:
-    """A PostgreSQL session-level advisory lock: held across the run's many short
-    transactions (and its broker calls, which must not sit inside a transaction).
-
-    With ``wait_seconds`` it is retried until then. Polled with ``pg_try_advisory_lock`` rather
-    than ``pg_advisory_lock`` under a ``lock_timeout``: a lock timeout is an error, which would
-    abort a caller's enclosing transaction, and it needs a session setting put back after."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    deadline = time.monotonic() + wait_seconds
-    acquired = _lock_try()
-    while not acquired and (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(LOCK_POLL_SECONDS, left))
-        acquired = _lock_try()
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            _unlock()
-
-
-def _unlock() -> None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
-    except DatabaseError:
-        # The session is gone (the database restarted, the connection broke): PostgreSQL
-        # released its session locks with it. Raising here would hide the run's own outcome.
-        logger.warning("reconciliation lock not released explicitly: the session ended")
+def run_lock(*, wait_seconds: float = 0) -> contextlib.AbstractContextManager[bool]:
+    """The reconciliation's advisory lock (``tradeops.locks``): one run at a time, every node."""
+    return advisory_lock(ADVISORY_LOCK_KEY, name="reconciliation", wait_seconds=wait_seconds)
 
 
 def state_get() -> ReconciliationState:

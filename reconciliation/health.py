@@ -9,13 +9,13 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
+from reconciliation.gate import gate_verdict
 from reconciliation.models import (
     OrphanOrder,
     Quarantine,
     ReconciliationRun,
     ReconciliationState,
 )
-from reconciliation.selectors import gate_verdict
 from tradeops.health import DEGRADED, OK, CheckResult
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from django.conf import settings
 
 from orders.positions import reduce_only_verdict
 from orders.risk import OrderIntent, Rejection, RiskContext
-from reconciliation.selectors import active_quarantine_for, gate_verdict, orphan_open_exposure
+from reconciliation.gate import gate_verdict
+from reconciliation.selectors import active_quarantine_for, orphan_open_exposure
 from tradeops.broker import BrokerError, get_broker
 
 logger = logging.getLogger(__name__)

@@ -1,35 +1,11 @@
-"""Reconciliation reads: the gate, quarantines, orphan exposure."""
+"""Reconciliation reads: quarantines, orphan exposure (the gate's reads are in ``gate``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from django.conf import settings
 from django.db.models import F, Q, Sum
-from django.utils import timezone
 
 from orders.status import TERMINAL_STATUSES
-from reconciliation.diff import GateVerdict, gate_evaluate
-from reconciliation.models import ANY_STRATEGY, OrphanOrder, Quarantine, ReconciliationState
-
-
-def gate_verdict(now: datetime | None = None) -> GateVerdict:
-    return gate_verdict_of(ReconciliationState.objects.filter(pk=1).first(), now=now)
-
-
-def gate_verdict_of(
-    state: ReconciliationState | None, *, now: datetime | None = None
-) -> GateVerdict:
-    """The gate as a given state row says (e.g. one the caller holds locked)."""
-    if state is None:
-        return GateVerdict(False, "no reconciliation has succeeded yet")
-    return gate_evaluate(
-        last_success_at=state.last_success_at,
-        last_process_start_at=state.last_process_start_at,
-        override_at=state.override_at if state.override_active else None,
-        now=now or timezone.now(),
-        max_age=timedelta(seconds=settings.RECONCILIATION_MAX_AGE_SECONDS),
-    )
+from reconciliation.models import ANY_STRATEGY, OrphanOrder, Quarantine
 
 
 def active_quarantine_for(strategy_id: str, symbol: str) -> Quarantine | None:

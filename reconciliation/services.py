@@ -1,5 +1,5 @@
-"""Reconciliation writes: orphans and quarantines, operators' resolutions, the gate's inputs
-(process starts, force-complete override)."""
+"""Reconciliation writes: orphans and quarantines, operators' resolutions (the gate's inputs
+are in ``reconciliation.gate``)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,11 @@ from django.utils import timezone
 from orders.models import RESERVED_STRATEGY_ID, Order, Strategy
 from orders.services import order_adopt
 from orders.status import is_terminal
-from reconciliation.diff import GateVerdict
 from reconciliation.models import (
     ANY_STRATEGY,
     OrphanOrder,
     Quarantine,
-    ReconciliationState,
 )
-from reconciliation.selectors import gate_verdict, gate_verdict_of
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.broker import (
@@ -34,75 +31,12 @@ from tradeops.broker import (
 )
 from tradeops.errors import (
     Conflict,
-    PermissionDenied,
     ServiceUnavailable,
     ValidationFailed,
 )
-from tradeops.otp import otp_step_up
 
 logger = logging.getLogger(__name__)
 Status = OrphanOrder.Status
-
-
-# --- the gate's inputs ------------------------------------------------------------------------
-def process_start_record(*, kind: str, now: datetime | None = None) -> None:
-    """An order-executing process started: the gate closes until a reconciliation runs after
-    this moment (what the process believes about the broker is unverified)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        state, _ = ReconciliationState.objects.select_for_update().get_or_create(pk=1)
-        if state.last_process_start_at is None or now > state.last_process_start_at:
-            state.last_process_start_at = now
-            state.last_process_start_kind = kind
-            state.save(update_fields=["last_process_start_at", "last_process_start_kind"])
-    logger.info("order-executing process started (%s): gate closed until reconciliation", kind)
-
-
-def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) -> None:
-    """Open the gate without a reconciliation. Needs ``manage_reconciliation``, a reason and a
-    fresh OTP code; the override counts as a reconciliation at this moment and ages like one,
-    and every order placed under it is flagged and logged. Refused (409) while the gate is
-    open, an override already in effect included."""
-    if not getattr(actor, "has_perm", lambda p: False)("reconciliation.manage_reconciliation"):
-        raise PermissionDenied("Permission reconciliation.manage_reconciliation is required.")
-    reason = _require_reason(reason)
-    _require_gate_closed(gate_verdict())  # before the OTP code is spent
-    if not otp_step_up(actor, otp_token):
-        raise PermissionDenied("Invalid or already used OTP code.", code="otp_required")
-    now = timezone.now()
-    with transaction.atomic():
-        state, _ = ReconciliationState.objects.select_for_update().get_or_create(pk=1)
-        _require_gate_closed(gate_verdict_of(state, now=now))  # again, locked: a run may have ended
-        before = {
-            "override_active": state.override_active,
-            "last_success_at": state.last_success_at,
-        }
-        state.override_active = True
-        state.override_reason = reason
-        state.override_by = actor_label(actor)
-        state.override_at = now
-        state.save()
-        audit_record(
-            actor=actor,
-            action="reconciliation.force_complete",
-            object_type="reconciliation",
-            object_id=1,
-            reason=reason,
-            before=before,
-            after={"override_active": True, "override_at": now},
-        )
-    logger.warning("reconciliation FORCE-COMPLETED by %s: %s", actor_label(actor), reason)
-
-
-def _require_gate_closed(verdict: GateVerdict) -> None:
-    """An override of an open gate would change nothing but flag every order placed in the
-    next RECONCILIATION_MAX_AGE_SECONDS as "under override" (and extend an override already
-    in effect): refused, so the flag keeps meaning "nobody reconciled this"."""
-    if verdict.open:
-        raise Conflict(
-            f"The gate is already open ({verdict.reason}): there is nothing to force-complete.",
-            details={"gate": verdict.reason, "by_override": verdict.by_override},
-        )
 
 
 # --- orphans found by a run -------------------------------------------------------------------

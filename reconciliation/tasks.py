@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -23,8 +21,9 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from reconciliation.engine import reconciliation_run
+from reconciliation.gate import process_start_record
 from reconciliation.models import ProcessStart
-from reconciliation.services import process_start_record
+from tradeops.processes import process_identity
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +78,6 @@ def schedules_ensure() -> Schedule:
     return schedule
 
 
-def _process_identity(pid: int) -> str:
-    """host:pid:start-time. The start time (from /proc where available) keeps a reused pid
-    from looking like the same process."""
-    try:
-        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        start = "?"
-    return f"{socket.gethostname()}:{pid}:{start}"
-
-
 def process_started(*, kind: str, identity: str) -> bool:
     """Record a process start once per identity; True if this call recorded it."""
     _, created = ProcessStart.objects.get_or_create(identity=identity, defaults={"kind": kind})
@@ -104,7 +93,7 @@ def on_worker_spawn(sender: Any = None, proc_name: str = "", **kwargs: Any) -> N
     if Conf.SYNC:  # sync mode runs tasks inline and sends post_spawn too: no cluster started
         return
     try:
-        if process_started(kind="cluster", identity=f"cluster:{_process_identity(os.getppid())}"):
+        if process_started(kind="cluster", identity=f"cluster:{process_identity(os.getppid())}"):
             schedules_ensure()
             logger.info("job cluster started: startup reconciliation requested")
     except Exception:  # a worker must come up even if this bookkeeping fails
@@ -114,7 +103,7 @@ def on_worker_spawn(sender: Any = None, proc_name: str = "", **kwargs: Any) -> N
 
 
 def on_order_process_started(sender: Any = None, kind: str = "", **kwargs: Any) -> None:
-    process_started(kind=kind, identity=f"{kind}:{_process_identity(os.getpid())}")
+    process_started(kind=kind, identity=f"{kind}:{process_identity(os.getpid())}")
 
 
 def on_stream_connected(sender: Any = None, **kwargs: Any) -> None:

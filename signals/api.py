@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,26 +17,25 @@ from signals.serializers import (
 )
 from signals.serving import signals_answer
 from tradeops.api_schema import ERRORS
+from tradeops.api_views import ApiView
 from tradeops.pagination import CursorPage
 from tradeops.permissions import IsStrategyOrVerifiedStaff
 
 
-class SignalListView(generics.GenericAPIView):
+class SignalListView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = SignalsResponseSerializer
+    query_serializer_class = SignalQuerySerializer
 
     @extend_schema(
-        parameters=[SignalQuerySerializer],
         responses={200: SignalsResponseSerializer, **ERRORS},
         summary="Ranked signals of the active model for a trading day (503 until warm)",
     )
     def get(self, request: Request) -> Response:
-        query = SignalQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
         answer = signals_answer(
-            day=query.validated_data.get("date"),
-            top_n=query.validated_data["top_n"],
-            bottom_n=query.validated_data["bottom_n"],
+            day=self.query.get("date"),
+            top_n=self.query["top_n"],
+            bottom_n=self.query["bottom_n"],
         )
         # Built directly (the serializer documents the shape): with 500 names a per-item
         # serializer would be most of the request's time.
@@ -53,13 +52,13 @@ class SignalListView(generics.GenericAPIView):
         return Response(body)
 
 
-class ModelListView(generics.GenericAPIView):
+class ModelListView(ApiView):
     permission_classes = [IsStrategyOrVerifiedStaff]
     serializer_class = ModelVersionSerializer
     pagination_class = CursorPage
+    query_serializer_class = ModelFilterSerializer
 
     @extend_schema(
-        parameters=[ModelFilterSerializer],
         responses={
             200: ModelVersionSerializer(many=True),
             **{k: v for k, v in ERRORS.items() if k in (400, 401, 403)},
@@ -68,8 +67,6 @@ class ModelListView(generics.GenericAPIView):
         "first, cursor-paginated)",
     )
     def get(self, request: Request) -> Response:
-        filters = ModelFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
         latest = Prefetch(
             "validations",
             queryset=ShadowValidation.objects.select_related("baseline").order_by(
@@ -78,9 +75,9 @@ class ModelListView(generics.GenericAPIView):
             to_attr="latest_validations",
         )
         qs = ModelVersion.objects.prefetch_related(latest)
-        if "name" in filters.validated_data:
-            qs = qs.filter(name=filters.validated_data["name"])
-        if "status" in filters.validated_data:
-            qs = qs.filter(status=filters.validated_data["status"])
+        if "name" in self.query:
+            qs = qs.filter(name=self.query["name"])
+        if "status" in self.query:
+            qs = qs.filter(status=self.query["status"])
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)

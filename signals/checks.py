@@ -8,14 +8,14 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from marketdata.symbols import symbol_clean
+from tradeops.symbols import symbol_parse
 
 
 def check_signals_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors = []
     for raw in settings.SIGNAL_UNIVERSE:
         try:
-            symbol_clean(raw)
+            symbol_parse(raw)
         except ValueError:
             errors.append(
                 checks.Error(f"SIGNAL_UNIVERSE: {raw!r} is not a symbol.", id="signals.E001")

@@ -10,16 +10,14 @@ fatal to the others), and the dates it cached.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import pandas as pd
 import redis
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from marketdata.bars import bars_frame, bars_sync
@@ -30,6 +28,7 @@ from signals.cache import FeatureCacheUnavailable, cache_write, redis_client
 from signals.features import FEATURE_SET_VERSION, HISTORY_BARS, features_compute
 from signals.models import HydrationRun, ModelVersion
 from tradeops.broker import BrokerError
+from tradeops.locks import advisory_lock
 
 logger = logging.getLogger(__name__)
 
@@ -39,24 +38,6 @@ CHUNK_SYMBOLS = 50  # symbols computed and written per step (progress and deadli
 
 class HydrationTimeout(Exception):
     pass
-
-
-@contextlib.contextmanager
-def _run_lock() -> Iterator[bool]:
-    """A session advisory lock held across the run's short transactions (no-op on SQLite,
-    where the demo runs one job cluster)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
 
 
 def skip_reason() -> str:
@@ -100,7 +81,7 @@ def hydration_run(
             trigger=trigger, feature_set_version=FEATURE_SET_VERSION, days=days
         )
         return _finish(run, HydrationRun.Status.SKIPPED, reason=reason)
-    with _run_lock() as acquired:
+    with advisory_lock(ADVISORY_LOCK_KEY, name="feature hydration") as acquired:
         if not acquired:
             logger.info("feature hydration (%s) not started: another run holds the lock", trigger)
             return None

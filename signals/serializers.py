@@ -1,4 +1,5 @@
-"""Signal and model API input/output. Query parameters are strict: an unknown parameter, a
+"""Signal and model API input/output. Query parameters follow the one rule of every API
+query (``tradeops.api_fields.QueryFilterSerializer``): an unknown or blank parameter, a
 non-integer count or a malformed date is a 400, never ignored."""
 
 from __future__ import annotations
@@ -34,18 +35,7 @@ class CountField(serializers.Field):
         return value
 
 
-class StrictQuerySerializer(QueryFilterSerializer):
-    """Blank parameters are refused (the shared rule), and so are unknown ones: a misspelt
-    ``top_m`` must not silently serve the default."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
-        return super().to_internal_value(data)
-
-
-class SignalQuerySerializer(StrictQuerySerializer):
+class SignalQuerySerializer(QueryFilterSerializer):
     date = serializers.DateField(
         required=False,
         input_formats=["%Y-%m-%d"],
@@ -165,6 +155,6 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         return ValidationSummarySerializer(latest).data if latest else None
 
 
-class ModelFilterSerializer(StrictQuerySerializer):
+class ModelFilterSerializer(QueryFilterSerializer):
     name = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,63}$", required=False)
     status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +27,7 @@ from django_q.tasks import async_task
 from signals.hydration import hydration_run
 from signals.models import ShadowValidation
 from signals.promotion import shadow_validation_run, validation_fail
+from tradeops.processes import process_identity
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +116,6 @@ def schedules_ensure() -> list[Schedule]:
     return [daily, watchdog_schedule]
 
 
-def _cluster_identity() -> str:
-    """host:sentinel-pid:start-time of this worker's parent (a reused pid is another start)."""
-    pid = os.getppid()
-    try:
-        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        start = "?"
-    return f"{socket.gethostname()}:{pid}:{start}"
-
-
 def cluster_started(identity: str) -> bool:
     """Once per cluster (its identity): upsert the schedules and ask for the startup
     hydration (the job runs in a worker; nothing waits for it). True if this call did it."""
@@ -142,7 +131,8 @@ def on_worker_spawn(sender: Any = None, proc_name: str = "", **kwargs: Any) -> N
     if Conf.SYNC:  # sync mode runs tasks inline and sends post_spawn too: no cluster started
         return
     try:
-        cluster_started(_cluster_identity())
+        # host:pid:start of the cluster's sentinel, this worker's parent
+        cluster_started(process_identity(os.getppid()))
     except Exception:  # a worker must come up even if this bookkeeping fails
         logger.exception("signals: could not handle the cluster start")
     finally:

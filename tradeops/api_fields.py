@@ -19,11 +19,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-# A US equity symbol as sent: 1-6 ASCII letters, optionally "." and a 1-2 letter share class
-# (BRK.B). Explicit ASCII ranges, never IGNORECASE: under Unicode case folding the Kelvin sign
-# matches "k" and a long s matches "s".
-SYMBOL_PATTERN = r"^[A-Za-z]{1,6}(\.[A-Za-z]{1,2})?$"
-_SYMBOL = re.compile(SYMBOL_PATTERN, re.ASCII)
+from tradeops.symbols import SYMBOL_MAX_LENGTH, SYMBOL_PATTERN, SYMBOL_RULE, symbol_or_none
+
 # Whole numbers sent as strings, and decimal strings: ASCII digits without leading zeros, one
 # optional "." (no sign, exponent, "_", spaces or other scripts' digits). One spelling per value.
 DIGITS_PATTERN = r"^[1-9][0-9]{0,17}$"
@@ -49,15 +46,30 @@ class StrictSerializer(serializers.Serializer):
 
 
 class QueryFilterSerializer(serializers.Serializer):
-    """Query filters: an absent parameter means "no filter"; a blank one (``?symbol=``) is a
-    400. DRF reads a blank value as absent, so a client whose variable came out empty was
-    answered with every row instead of the few it asked for."""
+    """The query string of every API request, one rule (applied by ``tradeops.api_views
+    .ApiView`` before the handler runs; a subclass declares the parameters a view reads):
+
+    - an unknown parameter is a 400 naming it: a misspelt ``symbl`` must not list every row,
+      a misspelt ``top_m`` must not serve the default. A paginated listing also takes its
+      paginator's ``cursor`` and ``limit`` (``context["paging"]``), nothing else does;
+    - a blank one (``?symbol=``) is a 400: DRF reads a blank value as absent, so a client
+      whose variable came out empty was answered with every row instead of the few it asked;
+    - a repeated one (``?status=open&status=filled``) is a 400: which one would count?
+    - an absent one means "no filter"."""
 
     def to_internal_value(self, data: Any) -> Any:
-        blank = sorted(name for name in self.fields if name in data and data.get(name) == "")
-        if blank:
-            reason = "May not be blank: leave the parameter out for no filter."
-            raise serializers.ValidationError({name: [reason] for name in blank})
+        allowed = set(self.fields) | set(self.context.get("paging", ()))
+        errors: dict[str, list[str]] = {}
+        for name in sorted(data):
+            values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+            if name not in allowed:
+                errors[name] = ["Unknown parameter."]
+            elif len(values) > 1:
+                errors[name] = ["Given more than once."]
+            elif name in self.fields and values[0] == "":
+                errors[name] = ["May not be blank: leave the parameter out for no filter."]
+        if errors:
+            raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 
@@ -128,23 +140,23 @@ class PatternField(serializers.Field):
 
 
 @extend_schema_field(
-    {"type": "string", "pattern": SYMBOL_PATTERN, "maxLength": 9, "example": "AAPL"}
+    {
+        "type": "string",
+        "pattern": SYMBOL_PATTERN,
+        "maxLength": SYMBOL_MAX_LENGTH,
+        "example": "AAPL",
+    }
 )
 class SymbolField(serializers.Field):
-    """A symbol, validated as sent and only then upper-cased: ``str.upper()`` first turned
-    ``"\u0131bm"`` into IBM, ``"\u00df"`` into SS and the ``"\ufb00"`` ligature into FF."""
+    """A symbol, validated as sent and only then upper-cased (``tradeops.symbols``)."""
 
-    default_error_messages = {
-        "invalid": (
-            "{value} is not a US equity symbol: 1-6 ASCII letters, optionally '.' and a 1-2 "
-            "letter class (AAPL, BRK.B)."
-        )
-    }
+    default_error_messages = {"invalid": f"{{value}} is not a US equity symbol: {SYMBOL_RULE}."}
 
     def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or not _SYMBOL.fullmatch(data):
+        symbol = symbol_or_none(data)
+        if symbol is None:
             self.fail("invalid", value=shown(data))
-        return data.upper()
+        return symbol
 
     def to_representation(self, value: str) -> str:
         return value

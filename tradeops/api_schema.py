@@ -13,7 +13,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from tradeops.api_fields import DIGITS_PATTERN
+from tradeops.api_fields import DIGITS_PATTERN, QueryFilterSerializer
 from tradeops.errors import ERROR_CODE_NAMES, ERROR_CODES
 
 
@@ -48,9 +48,19 @@ def _as_class(serializer: Any) -> Any:
 
 
 class ApiAutoSchema(AutoSchema):
-    """DEFAULT_SCHEMA_CLASS. drf-spectacular documents request bodies only for PUT, PATCH and
-    POST; ``DELETE /plans/{id}/slices`` takes one (a reason) and must say so, or a schema-driven
-    client never sends it and a fuzzer never tries it."""
+    """DEFAULT_SCHEMA_CLASS. A GET's query parameters come from the view's query serializer.
+    drf-spectacular documents request bodies only for PUT, PATCH and POST; ``DELETE
+    /plans/{id}/slices`` takes one (a reason) and must say so, or a schema-driven client never
+    sends it and a fuzzer never tries it."""
+
+    def get_override_parameters(self) -> list[Any]:
+        """A GET's query parameters: the view's ``query_serializer_class`` (the same class
+        that checks them, ``tradeops.api_views.ApiView``)."""
+        parameters = list(super().get_override_parameters())
+        declared = getattr(self.view, "query_serializer_class", QueryFilterSerializer)
+        if self.method == "GET" and declared is not QueryFilterSerializer:
+            parameters.insert(0, declared)
+        return parameters
 
     def _get_request_body(self, direction: str = "request") -> Any:
         if self.method != "DELETE" or not self._declares_request_body():

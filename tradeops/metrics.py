@@ -124,40 +124,26 @@ TWAP_SLICES = Counter("twap_slices", "Slices dispatched, by outcome", ["outcome"
 
 
 class DatabaseStateCollector(Collector):
-    """Gauges read from the database at scrape time."""
+    """Gauges read from the database at scrape time: each app lists its own in
+    settings.METRICS_DB_GAUGES (callables yielding metric families), so this module knows no
+    app. A scrape never fails because the database is down: an app whose gauges cannot be
+    read is logged and left out."""
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
-        # Declared so that registering does not run collect() (a query during app start).
-        yield GaugeMetricFamily("trading_switch_engaged", "1 when the switch is engaged")
-        yield GaugeMetricFamily("orders_open", "Orders not in a terminal status")
+        # Nothing declared: registering must not run collect() (queries during app start).
+        return iter(())
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from orders.models import Order, TradingSwitch
-        from orders.risk import switch_engaged
+        from django.conf import settings
+        from django.utils.module_loading import import_string
 
-        switches = GaugeMetricFamily(
-            "trading_switch_engaged", "1 when the switch is engaged", labels=["switch"]
-        )
-        try:
-            for name in TradingSwitch.Name.values:
-                switches.add_metric([name], 1.0 if switch_engaged(name) else 0.0)
-            open_orders = GaugeMetricFamily("orders_open", "Orders not in a terminal status")
-            open_orders.add_metric([], float(Order.objects.open().count()))
-        except Exception:  # a scrape must never fail because the database is down
-            logger.exception("database gauges unavailable")
-            return
-        yield switches
-        yield open_orders
-        yield from _extra_collectors()
-
-
-def _extra_collectors() -> Iterator[GaugeMetricFamily]:
-    """Apps' database gauges (settings.METRICS_DB_GAUGES)."""
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    for path in settings.METRICS_DB_GAUGES:
-        yield from import_string(path)()
+        for path in settings.METRICS_DB_GAUGES:
+            try:
+                families = list(import_string(path)())  # all of an app's gauges, or none
+            except Exception:
+                logger.exception("database gauges unavailable: %s", path)
+                continue
+            yield from families
 
 
 _db_collector = DatabaseStateCollector()

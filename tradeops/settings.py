@@ -271,13 +271,13 @@ TWAP_MAX_INTERVAL_SECONDS = env_int("TWAP_MAX_INTERVAL_SECONDS", 3600, minimum=1
 # kill_switch / circuit_breaker block the slice, plan_inactive cancels it, any other code
 # leaves it pending for a later tick. Other apps append theirs (reconciliation: gate, quarantine).
 SLICE_PRESEND_CHECKS = [
-    "orders.dispatch.check_plan_active",
-    "orders.dispatch.check_kill_switch",
-    "orders.dispatch.check_circuit_breaker",
+    "orders.dispatch.slice_check_plan_active",
+    "orders.dispatch.slice_check_kill_switch",
+    "orders.dispatch.slice_check_circuit_breaker",
     "orders.assets.slice_check_asset",
     "reconciliation.risk.slice_check_gate",
     "reconciliation.risk.slice_check_quarantine",
-    "orders.dispatch.check_slice_quote",
+    "orders.dispatch.slice_check_quote",
 ]
 # run_slices: longest sleep between looks for due slices (it wakes earlier for a known due time),
 # slices claimed per transaction, and threads sending them.
@@ -374,8 +374,9 @@ HEALTH_CHECKS = [
     "signals.health.check_signals",
     "marketdata.health.check_quotes",
 ]
+# Gauges read from the database at scrape time (tradeops.metrics): each app lists its own.
 METRICS_DB_GAUGES = [
-    "orders.health.orders_gauges",
+    "orders.health.order_gauges",
     "reconciliation.health.gate_gauges",
     "signals.health.signals_gauges",
     "marketdata.health.ingestor_gauges",

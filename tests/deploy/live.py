@@ -112,7 +112,7 @@ def exercise(*, paper: Any, trader: Any, ops_admin: Any) -> None:
     )
     assert reconciliation_run(kind="manual").succeeded
     # A late stream event about the order reconciliation found filled: the CAS refuses it.
-    from orders.services import apply_order_update
+    from orders.updates import apply_order_update
 
     late = apply_order_update(
         resting.json()["client_order_id"],

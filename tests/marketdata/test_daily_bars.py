@@ -102,8 +102,11 @@ def test_sync_bars_command(paper: Any) -> None:
     assert "sync_bars: 2 symbols, last 5 trading days..." in text
     assert "2 symbols over 5 trading days" in text and "10 bars written in 1 requests" in text
     assert DailyBar.objects.count() == 10
-    with pytest.raises(CommandError, match="not a symbol"):
+    with pytest.raises(CommandError, match="not a US equity symbol"):
         call_command("sync_bars", "--symbols", "AAPL,not a symbol", stdout=StringIO())
+    # The one symbol rule: matched as typed, then upper-cased (a dotless i is no IBM).
+    with pytest.raises(CommandError, match="not a US equity symbol"):
+        call_command("sync_bars", "--symbols", "\u0131bm", stdout=StringIO())
     with pytest.raises(CommandError, match="--days"):
         call_command("sync_bars", "--symbols", "AAPL", "--days", "0", stdout=StringIO())
 

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from marketdata.ingest import RedisQuoteWriter
 from marketdata.quoting import Quote
+from tradeops.symbols import SYMBOL_PATTERN
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +81,7 @@ def test_the_quote_endpoint_is_in_the_openapi_schema(client: Any) -> None:
     operation = schema["paths"]["/api/v1/quotes/{symbol}/latest"]["get"]
     assert {"200", "400", "401", "503"} <= set(operation["responses"])
     (symbol,) = [p for p in operation["parameters"] if p["name"] == "symbol"]
-    assert symbol["schema"]["pattern"] == r"^[A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?$"
+    assert symbol["schema"]["pattern"] == SYMBOL_PATTERN  # the one rule, as the orders API
     quote = schema["components"]["schemas"]["Quote"]["properties"]
     assert quote["source"]["allOf"] == [{"$ref": "#/components/schemas/QuoteSourceEnum"}]
     assert schema["components"]["schemas"]["QuoteSourceEnum"]["enum"] == [

@@ -1,4 +1,4 @@
-"""The pure quote rules: symbols, age, freshness, the wire format, the ingestor's state and the
+"""The pure quote rules: age, freshness, the wire format, the ingestor's state and the
 quote book (ring buffer + pending newest-per-symbol). Table-driven, no I/O."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from marketdata.quoting import (
     quote_age_seconds,
     quote_document,
     quote_is_fresh,
-    symbol_parse,
 )
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -35,34 +34,6 @@ def q(symbol: str = "AAPL", *, at: float = 0.0, received: float | None = None, b
         timestamp=T0 + timedelta(seconds=at),
         received_at=T0 + timedelta(seconds=at if received is None else received),
     )
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("AAPL", "AAPL"),
-        ("aapl", "AAPL"),
-        ("BRK.B", "BRK.B"),
-        ("brk.b", "BRK.B"),
-        ("A", "A"),
-        ("ABCDEF", "ABCDEF"),
-        ("ABCDEFG", None),
-        ("", None),
-        ("AAPL ", None),
-        ("AA PL", None),
-        ("BRK.", None),
-        ("BRK.BBB", None),
-        ("1234", None),
-        ("\u0131bm", None),  # dotless i: str.upper() would make it "IBM"
-        ("\u00df", None),  # sharp s: upper() is "SS"
-        ("\ufb00", None),  # ligature ff: upper() is "FF"
-        ("AAPL\n", None),
-        (None, None),
-        (42, None),
-    ],
-)
-def test_symbols_are_validated_raw_before_upper_casing(raw: object, expected: str | None) -> None:
-    assert symbol_parse(raw) == expected
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from orders.models import Order, OrderEvent, Position
 from orders.risk import OrderIntent
-from orders.services import apply_order_update, order_create
+from orders.services import order_create
 from orders.status import (
     TERMINAL_STATUSES,
     OrderState,
@@ -21,6 +21,7 @@ from orders.status import (
     StatusUpdate,
     apply_to_state,
 )
+from orders.updates import apply_order_update
 from tests.orders.test_status import overrules_local_ending
 
 pytestmark = pytest.mark.django_db

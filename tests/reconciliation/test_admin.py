@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import time_machine
 
+from reconciliation.gate import gate_verdict
 from reconciliation.models import ReconciliationRun
-from reconciliation.selectors import gate_verdict
 from tests.helpers import totp_now
 from tradeops.models import AuditEvent
 
@@ -27,7 +27,7 @@ def test_gate_page_run_now_and_force_complete(
     assert ops_admin.post(URL, {"run": "1"}).status_code == 302
     assert ReconciliationRun.objects.get().kind == "manual"
     assert b"Gate: OPEN" in ops_admin.get(URL).content
-    from reconciliation.services import process_start_record
+    from reconciliation.gate import process_start_record
 
     process_start_record(kind="stream")
     device = ops_admin.user.totpdevice_set.get()

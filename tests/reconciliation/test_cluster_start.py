@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import connection
 from django_q.models import Schedule
 
+from reconciliation.gate import gate_verdict
 from reconciliation.models import ProcessStart, ReconciliationRun
-from reconciliation.selectors import gate_verdict
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -1,4 +1,4 @@
-"""The reconciliation diff and the gate rule, as pure functions."""
+"""The reconciliation diff, as pure functions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from reconciliation.diff import (
     PositionMismatchSpec,
     diff_orders,
     diff_positions,
-    gate_evaluate,
     listing_window_start,
     may_fail_unfound,
     stale_order_probes,
@@ -175,44 +174,3 @@ def test_position_mismatches_include_one_sided_flats() -> None:
         PositionMismatchSpec("B", 5, 0),
         PositionMismatchSpec("C", 0, -3),
     ]
-
-
-MAX_AGE = timedelta(minutes=15)
-
-
-@pytest.mark.parametrize(
-    ("success", "start", "override", "is_open", "reason"),
-    [
-        (None, None, None, False, "no reconciliation"),
-        (NOW - timedelta(minutes=1), None, None, True, "reconciled"),
-        (NOW - timedelta(minutes=1), NOW - timedelta(minutes=2), None, True, "reconciled"),
-        (NOW - timedelta(minutes=2), NOW - timedelta(minutes=1), None, False, "process started"),
-        (NOW - timedelta(minutes=16), None, None, False, "exceeds the maximum age"),
-        (None, NOW - timedelta(minutes=2), NOW - timedelta(minutes=1), True, "override"),
-        (None, None, NOW - timedelta(minutes=16), False, "exceeds the maximum age"),
-        (
-            NOW - timedelta(minutes=3),
-            NOW - timedelta(minutes=1),
-            NOW - timedelta(minutes=2),
-            False,
-            "process started",
-        ),
-    ],
-)
-def test_gate_rule(
-    success: datetime | None,
-    start: datetime | None,
-    override: datetime | None,
-    is_open: bool,
-    reason: str,
-) -> None:
-    verdict = gate_evaluate(
-        last_success_at=success,
-        last_process_start_at=start,
-        override_at=override,
-        now=NOW,
-        max_age=MAX_AGE,
-    )
-    assert verdict.open is is_open
-    assert reason in verdict.reason
-    assert verdict.by_override == (is_open and override is not None and success is None)

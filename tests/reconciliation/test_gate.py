@@ -17,8 +17,8 @@ from django.test import Client
 from django.utils import timezone
 
 from orders.models import Order
+from reconciliation.gate import process_start_record
 from reconciliation.models import ReconciliationState
-from reconciliation.services import process_start_record
 from tests.helpers import place, reconcile, token_client, totp_now
 from tradeops.models import AuditEvent
 

@@ -19,19 +19,16 @@ from django.utils import timezone
 
 from orders import hooks
 from orders.models import Order, Position, Strategy
-from orders.services import apply_broker_report
 from orders.status import SOURCE_STRENGTH, Source
+from orders.updates import apply_broker_report
 from reconciliation import engine, tasks
 from reconciliation.engine import RunOutcome, reconciliation_run, run_lock
+from reconciliation.gate import gate_verdict, process_start_record, reconciliation_force_complete
 from reconciliation.models import OrphanOrder, PositionMismatch, ReconciliationState
-from reconciliation.selectors import gate_verdict
-from reconciliation.services import (
-    orphan_adopt,
-    process_start_record,
-    reconciliation_force_complete,
-)
+from reconciliation.services import orphan_adopt
 from tests.helpers import place, reconcile, totp_now, wait_for
 from tests.orders.twap_support import make_plan
+from tradeops import locks
 from tradeops.broker import get_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -176,15 +173,15 @@ def lock_elsewhere() -> Iterator[threading.Event]:
 def lock_tries(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """What each attempt of this thread's run to take the lock got (the real attempts)."""
     tries: list[bool] = []
-    real_try, me = engine._lock_try, threading.get_ident()
+    real_try, me = locks._lock_try, threading.get_ident()
 
-    def recording_try() -> bool:
-        got = real_try()
-        if threading.get_ident() == me:  # not the other node's
+    def recording_try(key: int) -> bool:
+        got = real_try(key)
+        if threading.get_ident() == me and key == engine.ADVISORY_LOCK_KEY:  # not another node's
             tries.append(got)
         return got
 
-    monkeypatch.setattr(engine, "_lock_try", recording_try)
+    monkeypatch.setattr(locks, "_lock_try", recording_try)
     return tries
 
 

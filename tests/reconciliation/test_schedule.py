@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django_q.models import Schedule
 
+from reconciliation.gate import gate_verdict
 from reconciliation.models import ReconciliationRun
-from reconciliation.selectors import gate_verdict
 
 pytestmark = pytest.mark.django_db
 

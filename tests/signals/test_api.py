@@ -96,6 +96,12 @@ def test_models_list_carries_status_and_the_latest_validation(warm: ModelVersion
     assert [r["version"] for r in get("/api/v1/models", status="active").json()["results"]] == [1]
     assert get("/api/v1/models", status="bogus").status_code == 400
     assert get("/api/v1/models", name="Not A Name").status_code == 400
+    # Cursor-paginated like every list: its limit and its next link are taken.
+    first = get("/api/v1/models", limit=1)
+    assert first.status_code == 200, first.json()
+    assert [r["version"] for r in first.json()["results"]] == [2]
+    second = token_client("alpha").get(first.json()["next"])
+    assert [r["version"] for r in second.json()["results"]] == [1]
 
 
 def test_endpoints_are_in_the_openapi_schema(client: Any) -> None:

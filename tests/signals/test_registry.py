@@ -93,7 +93,7 @@ def test_system_checks_refuse_a_bad_universe_and_warn_about_skipping(settings: A
     from signals.checks import check_signals_settings
 
     assert check_signals_settings() == []
-    settings.SIGNAL_UNIVERSE = ["AAPL", "not a symbol"]
+    settings.SIGNAL_UNIVERSE = ["AAPL", "not a symbol", "\u0131bm"]  # a dotless i is no IBM
     settings.SKIP_SHADOW_VALIDATION = True
     ids = [m.id for m in check_signals_settings()]
-    assert ids == ["signals.E001", "signals.W001"]
+    assert ids == ["signals.E001", "signals.E001", "signals.W001"]

@@ -57,6 +57,31 @@ def test_metrics_count_submits_and_rejections(paper: Any, trader: Any, client: A
     assert sample(after, submits) == sample(before, submits) + 1
 
 
+def broken_gauges() -> Any:
+    """An app's gauges whose query fails (its database table is gone, say)."""
+    raise RuntimeError("relation does not exist")
+    yield  # a generator, like the real ones
+
+
+def test_metrics_list_every_apps_database_gauges_and_survive_a_broken_one(
+    client: Any, settings: Any, trading_switches: None
+) -> None:
+    settings.METRICS_DB_GAUGES = [
+        "tests.tradeops.test_health_metrics.broken_gauges",
+        *settings.METRICS_DB_GAUGES,
+    ]
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.content.decode()
+    for gauge in (
+        'trading_switch_engaged{switch="kill_switch"} 0.0',
+        "orders_open 0.0",
+        "reconciliation_gate_open 0.0",
+        "quarantines_active 0.0",
+    ):
+        assert gauge in text
+
+
 def test_openapi_schema_documents_the_order_api(client: Any) -> None:
     response = client.get("/api/schema/")
     assert response.status_code == 200

@@ -9,8 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from marketdata.quoting import symbol_parse
 from marketdata.runner import QuoteIngestorProcess
+from tradeops.symbols import symbol_or_none
 
 
 class Command(BaseCommand):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         symbols = [s.strip() for s in options["symbols"].split(",") if s.strip()]
-        bad = [s for s in symbols if symbol_parse(s) is None]
+        bad = [s for s in symbols if symbol_or_none(s) is None]
         if bad:
             raise CommandError(f"--symbols: not US equity symbols: {', '.join(map(repr, bad))}")
         try:

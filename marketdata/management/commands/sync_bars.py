@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from marketdata.bars import bars_sync
-from marketdata.symbols import symbol_clean
 from tradeops.broker import BrokerError
+from tradeops.symbols import symbol_parse
 
 BAR_WIDTH = 30
 
@@ -19,7 +19,7 @@ def symbol_list(raw: str | None) -> list[str]:
     """``--symbols AAPL,MSFT`` (or the signal universe); a malformed name is a user error."""
     names = raw.split(",") if raw else settings.SIGNAL_UNIVERSE
     try:
-        return sorted({symbol_clean(n) for n in names if n.strip()})
+        return sorted({symbol_parse(n.strip()) for n in names if n.strip()})
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 

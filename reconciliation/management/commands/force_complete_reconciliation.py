@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from reconciliation.services import reconciliation_force_complete
+from reconciliation.gate import reconciliation_force_complete
 from tradeops.errors import TradeOpsError
 
 

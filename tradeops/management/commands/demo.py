@@ -36,8 +36,8 @@ from marketdata.models import QuoteIngestor
 from orders.models import DispatcherRun, Strategy
 from orders.strategies import strategy_create, strategy_token_issue
 from paperbroker.control import PaperControl, PaperControlError
+from reconciliation.gate import gate_verdict
 from reconciliation.models import ProcessStart, ReconciliationState
-from reconciliation.selectors import gate_verdict
 from tradeops.otp import qr_text, totp_device_create
 
 DEMO_STRATEGY = "demo"
