@@ -15,7 +15,7 @@ from orders import hooks
 from orders.models import TradeStreamRun
 from orders.status import Source
 from orders.updates import apply_broker_report
-from tradeops.broker import TradeEventReport
+from tradeops.trade_stream import TradeEventReport
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 
 from orders import hooks
 from orders.stream import StreamConsumer, trade_stream_register, trade_stream_stop
-from tradeops.broker import TradeUpdateStream
+from tradeops.trade_stream import TradeUpdateStream
 
 
 class Command(BaseCommand):
