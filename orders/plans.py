@@ -93,6 +93,22 @@ def _slice(
         ) from None
 
 
+def plan_largest_slice(
+    *, request: risk.OrderIntent, duration_minutes: int, interval_seconds: int, now: datetime
+) -> int:
+    """The largest slice ``plan_create`` would cut now (the size the per-order limits and the
+    fat-finger size tiers judge), for the admin's review before the plan exists."""
+    liquidity = liquidity_constraint(symbol=request.symbol, now=now)
+    sliced = _slice(
+        request,
+        now,
+        duration_minutes=duration_minutes,
+        interval_seconds=interval_seconds,
+        max_slice_qty=liquidity.max_slice_qty,
+    )
+    return sliced.largest_slice
+
+
 def plan_create(
     *,
     request: risk.OrderIntent,
