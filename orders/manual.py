@@ -32,8 +32,9 @@ from marketdata.quotes import quote_latest
 from orders import risk
 from orders.fat_finger import REFUSE, STEP_UP, WARN, tier_rank
 from orders.fat_finger_checks import FatFingerAssessment, fat_finger_assess
+from orders.limits import EffectiveLimits, effective_limits
 from orders.models import Order, Origin, SlicingPlan
-from orders.plans import PlanOutcome, plan_create, plan_largest_slice
+from orders.plans import PlanOutcome, plan_create, plan_sizing
 from orders.selectors import symbol_working_orders
 from orders.services import SubmitOutcome, order_client_id, order_submit
 from orders.status import OrderStatus
@@ -93,7 +94,7 @@ class MarketView:
     quote_problem: str
     exposure: risk.Exposure
     working: list[Order]
-    limits: risk.EffectiveLimits
+    limits: EffectiveLimits
     thresholds: Any = None
 
 
@@ -110,7 +111,7 @@ def manual_market(symbol: str) -> MarketView:
         quote_problem=problem,
         exposure=risk.symbol_exposure(symbol),
         working=symbol_working_orders(symbol),
-        limits=risk.effective_limits(symbol),
+        limits=effective_limits(symbol),
     )
 
 
@@ -166,7 +167,7 @@ def manual_review(*, request: ManualRequest, user: Any) -> ManualReview:
         quote_problem="" if assessment.quote is not None else "; ".join(_quote_reasons(assessment)),
         exposure=risk.symbol_exposure(intent.symbol),
         working=symbol_working_orders(intent.symbol),
-        limits=risk.effective_limits(intent.symbol),
+        limits=assessment.limits,
         thresholds=assessment.thresholds,
     )
     return ManualReview(
@@ -231,13 +232,13 @@ def _judged_intent(request: ManualRequest) -> tuple[risk.OrderIntent, int | None
     intent = dataclasses.replace(request.intent, origin=Origin.ADMIN)
     if not request.is_plan:
         return intent, None
-    largest = plan_largest_slice(
-        request=intent,
+    _, sliced, judged = plan_sizing(
+        intent,
         duration_minutes=request.duration_minutes or 0,
         interval_seconds=request.interval_seconds or 0,
         now=timezone.now(),
     )
-    return dataclasses.replace(intent, size_qty=largest), largest
+    return judged, sliced.largest_slice
 
 
 def _shown_tier(token: str, *, request: ManualRequest, user: Any) -> str | None:

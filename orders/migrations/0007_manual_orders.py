@@ -10,7 +10,7 @@ def create_manual_strategy(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("orders", "0005_trade_stream_run")]
+    dependencies = [("orders", "0006_fat_finger")]
 
     operations = [
         migrations.AlterModelOptions(
