@@ -32,7 +32,7 @@ from marketdata.quotes import quote_latest
 from orders import risk
 from orders.fat_finger import REFUSE, STEP_UP, WARN, tier_rank
 from orders.fat_finger_checks import FatFingerAssessment, fat_finger_assess
-from orders.limits import EffectiveLimits, effective_limits
+from orders.limits import EffectiveLimits, effective_limits, fat_finger_thresholds
 from orders.models import Order, Origin, SlicingPlan
 from orders.plans import PlanOutcome, plan_create, plan_sizing
 from orders.selectors import symbol_working_orders
@@ -112,6 +112,7 @@ def manual_market(symbol: str) -> MarketView:
         exposure=risk.symbol_exposure(symbol),
         working=symbol_working_orders(symbol),
         limits=effective_limits(symbol),
+        thresholds=fat_finger_thresholds(symbol),
     )
 
 

@@ -24,7 +24,7 @@ NONCE = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-def console(trading_ready: None, ops_admin: Any) -> Any:
+def console(trading_ready: None, ops_admin: Any, fat_finger_configured: Any) -> Any:
     manual_strategy_ensure()
     return ops_admin
 
@@ -89,8 +89,8 @@ def test_the_form_is_linked_from_the_index_and_the_order_list_and_shows_the_mark
     assert 'name="time_in_force"' in html and 'name="duration_minutes"' in html
     assert 'name="interval_seconds"' in html and 'name="nonce"' in html
     assert '<option value="manual" selected>' in html
-    assert re.search(r"bid 99\.\d+ / ask 100\.\d+, [\d.]+ s old, from broker", html), html
-    assert "max order qty" in html and "Position" in html
+    assert re.search(r"bid 99\.\d+ / ask 100\.\d+, [\d.]+ s old, from broker", html)
+    assert "max order qty" in html and "OTP above $10000" in html and "Position" in html
 
 
 def test_an_ok_order_is_placed_without_a_question_and_the_result_page_shows_it(

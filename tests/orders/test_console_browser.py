@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
-PASSWORD = "pw-ops-browser-123456"  # noqa: S105 - a test account's password
+PASSWORD = "pw-ops-browser-123456"
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_an_operator_places_every_tier_and_adopts_an_orphan(
     live_server: Any, page: Any, operator: tuple[Any, TOTPDevice], paper: Any
 ) -> None:
     started = time.monotonic()
-    base, (user, device) = live_server.url, operator
+    base, (_, device) = live_server.url, operator
     IMG.mkdir(parents=True, exist_ok=True)
     login(page, base, device)
     assert page.is_visible("a[href='/admin/orders/order/place/']")  # linked from the index
@@ -195,4 +195,4 @@ def test_an_operator_places_every_tier_and_adopts_an_orphan(
     page.wait_for_selector("ul.messagelist")
     orphan.refresh_from_db()
     assert orphan.status == "adopted" and orphan.adopted_order.origin == "adopted"
-    print(f"\nbrowser test: {time.monotonic() - started:.1f} s in the test body")  # noqa: T201
+    print(f"\nbrowser test: {time.monotonic() - started:.1f} s in the test body")
