@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -20,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from orders import risk
-from orders.fat_finger import CENT
+from orders.fat_finger import CENT, Thresholds
 from orders.manual import (
     ManualRequest,
     ManualResult,
@@ -141,6 +142,25 @@ def _hidden_terms(form: PlaceOrderForm) -> PlaceOrderForm:
     return form
 
 
+def percent(fraction: Decimal | None) -> str:
+    """A fraction as a percentage for people: 0.1 -> "10 %", 0.0000166 -> "0.0017 %"."""
+    if fraction is None:
+        return "unknown"
+    value = fraction * 100
+    text = f"{value:.{4 if abs(value) < 1 else 2}f}".rstrip("0").rstrip(".")
+    return f"{text} %"
+
+
+def thresholds_text(t: Thresholds | None) -> str:
+    if t is None:
+        return ""
+    return (
+        f"warn above ${t.warn_notional:,} or {t.warn_qty:,} shares; OTP above "
+        f"${t.step_up_notional:,}; price collar {percent(t.collar_pct)}; share of ADV: warn "
+        f"above {percent(t.warn_pct_adv)}, refuse above {percent(t.max_pct_adv)}"
+    )
+
+
 def _warning_text(review: ManualReview) -> str:
     """The words issue 12 asks for on a ``warn`` or ``step_up`` review."""
     notional = review.assessment.verdict.notional
@@ -217,7 +237,13 @@ class PlaceOrderView:
                 form.add_error(None, f"{error.message} ({error.code})")
         symbol = symbol_or_none(form["symbol"].value())
         market = manual_market(symbol) if symbol else None
-        context = self._context(request, form=form, stage="form", market=market)
+        context = self._context(
+            request,
+            form=form,
+            stage="form",
+            market=market,
+            thresholds_text=thresholds_text(market.thresholds if market else None),
+        )
         return TemplateResponse(request, "admin/orders/place.html", context)
 
     def _review_page(
@@ -240,6 +266,8 @@ class PlaceOrderView:
             market=review.market,
             verdict=verdict,
             warning=_warning_text(review),
+            pct_adv=percent(verdict.pct_adv),
+            thresholds_text=thresholds_text(review.market.thresholds),
             errors=errors or [],
         )
         return TemplateResponse(request, "admin/orders/place.html", context)

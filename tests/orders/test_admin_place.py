@@ -90,7 +90,7 @@ def test_the_form_is_linked_from_the_index_and_the_order_list_and_shows_the_mark
     assert 'name="interval_seconds"' in html and 'name="nonce"' in html
     assert '<option value="manual" selected>' in html
     assert re.search(r"bid 99\.\d+ / ask 100\.\d+, [\d.]+ s old, from broker", html)
-    assert "max order qty" in html and "OTP above $10000" in html and "Position" in html
+    assert "max order qty" in html and "OTP above $10,000" in html and "Position" in html
 
 
 def test_an_ok_order_is_placed_without_a_question_and_the_result_page_shows_it(
@@ -99,7 +99,7 @@ def test_an_ok_order_is_placed_without_a_question_and_the_result_page_shows_it(
     before = metric("manual_orders_total", outcome="submitted")
     page, token = review(console)
     assert tier_of(page) == "ok" and b'name="confirm"' not in page.content
-    assert re.search(rb"Estimated notional</th><td id=\"notional\">\$20\d\d\.\d\d", page.content)
+    assert re.search(rb"Estimated notional</th><td id=\"notional\">\$2,0\d\d\.\d\d", page.content)
     order = placed_order(submit(console, token))
     assert order.origin == "admin" and order.strategy_id == "manual"
     assert order.broker_order_id and order.status in ("accepted", "new", "filled")

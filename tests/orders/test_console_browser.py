@@ -49,7 +49,7 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def operator(trading_ready: None) -> tuple[Any, TOTPDevice]:
+def operator(trading_ready: None, fat_finger_configured: Any) -> tuple[Any, TOTPDevice]:
     manual_strategy_ensure()
     user = get_user_model().objects.create_superuser("operator", "op@example.com", PASSWORD)
     # tolerance 3: the next step's code is accepted too, so each action uses a fresh code
