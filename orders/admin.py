@@ -161,6 +161,10 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["symbol"]
 
 
+def _money(value: Decimal) -> str:
+    return f"${value.quantize(Decimal('0.01')):,}"
+
+
 def _pct(fraction: Decimal) -> str:
     return f"{(fraction * 100).normalize():f} %"
 
@@ -204,7 +208,8 @@ class RiskLimitAdmin(AuditedModelAdmin):
     def fat_finger(self, obj: RiskLimit) -> str:
         t = row_fat_finger_thresholds(obj)
         return (
-            f"warn > ${t.warn_notional} or > {t.warn_qty} sh, OTP > ${t.step_up_notional}, "
+            f"warn > {_money(t.warn_notional)} or > {t.warn_qty} sh, "
+            f"OTP > {_money(t.step_up_notional)}, "
             f"collar {_pct(t.collar_pct)}, ADV warn > {_pct(t.warn_pct_adv)}, "
             f"refuse > {_pct(t.max_pct_adv)}"
         )
