@@ -11,6 +11,7 @@ from reconciliation.models import OrphanOrder
 from reconciliation.services import orphan_adopt, orphan_cancel, orphan_narrow, orphan_resolve
 from tradeops.errors import TradeOpsError
 from tradeops.otp import command_step_up
+from tradeops.reasons import reason_clean
 
 STEP_UP = {"adopt": "orphan.adopt", "narrow": "quarantine.narrow"}
 
@@ -54,7 +55,8 @@ class Command(BaseCommand):
             self.stdout.write(f"would {options['action']} {orphan}")
             return
         try:
-            kwargs: dict[str, Any] = {"orphan": orphan, "reason": options["reason"]}
+            # the reason first: no code is spent on a refused reason
+            kwargs: dict[str, Any] = {"orphan": orphan, "reason": reason_clean(options["reason"])}
             if options["action"] in STEP_UP:
                 kwargs["actor"], kwargs["step_up"] = command_step_up(
                     username=options["user"], otp=options["otp"], action=STEP_UP[options["action"]]

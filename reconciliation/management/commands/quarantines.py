@@ -10,6 +10,7 @@ from reconciliation.models import Quarantine
 from reconciliation.services import quarantine_clear
 from tradeops.errors import TradeOpsError
 from tradeops.otp import command_step_up
+from tradeops.reasons import reason_clean
 
 
 class Command(BaseCommand):
@@ -44,6 +45,7 @@ class Command(BaseCommand):
         if quarantine is None:
             raise CommandError(f"No quarantine {options['quarantine_id']}.")
         try:
+            reason_clean(options["reason"])  # before a code is spent on a refused reason
             user, step_up = command_step_up(
                 username=options["user"], otp=options["otp"], action="quarantine.clear"
             )
