@@ -37,6 +37,7 @@ from orders.models import (
     TradingSwitch,
 )
 from orders.plans import plan_cancel, plan_set_paused
+from orders.risk import risk_limit_fields, risk_limits_in_force
 from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
@@ -46,8 +47,8 @@ from tradeops.admin_tools import (
     AuditedModelAdmin,
     ReadOnlyAdminMixin,
     ReasonForm,
-    ReasonOtpForm,
     bulk_reason_action,
+    reason_otp_form,
 )
 
 
@@ -161,6 +162,18 @@ class StrategyAdmin(AuditedModelAdmin):
     search_fields = ["id", "name"]
     inlines = [StrategyTokenInline]
     actions = ["issue_token", "revoke_tokens"]
+    step_up_action = "strategy.raise_limit"
+    # A strategy's own limits (higher is looser): raising one needs a step-up.
+    limit_fields = ("max_unconfirmed_notional",)
+
+    def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        names = [n for n in self.limit_fields if n in data]
+        if current is None:  # a new strategy starts from the field's default
+            fields = {f.name: f for f in Strategy._meta.concrete_fields}
+            before = {n: fields[n].get_default() for n in names}
+        else:
+            before = {n: getattr(current, n) for n in names}
+        return before, {n: data[n] for n in names}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["id", "created_at"] if obj is not None else ["created_at"]
@@ -219,9 +232,17 @@ class RiskLimitAdmin(AuditedModelAdmin):
             "Fat-finger thresholds (blank = the global row's, then the FAT_FINGER_* settings)",
             {"fields": [column for column, _ in FAT_FINGER_FIELDS.values()]},
         ),
-        (None, {"fields": ["audit_reason"]}),
+        (None, {"fields": ["audit_reason", "otp_token"]}),
     ]
     audit_action_prefix = "risk_limit"
+    step_up_action = "risk_limit.raise"
+
+    def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        symbol = current.symbol if current is not None else data.get("symbol")
+        if not symbol:
+            return {}, {}
+        after_row = {name: data.get(name) for name in risk_limit_fields()}
+        return risk_limits_in_force(symbol), risk_limits_in_force(symbol, row=after_row)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The global row's values come along as subqueries: the effective columns of a whole
@@ -269,7 +290,9 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Release (resume trading) — needs OTP", permissions=["operate"])
     def release(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # Resuming trading puts money at risk again: step-up with a fresh OTP code.
-        return self._flip(request, queryset, engaged=False, form_class=ReasonOtpForm)
+        return self._flip(
+            request, queryset, engaged=False, form_class=reason_otp_form("trading_switch.release")
+        )
 
     def _flip(
         self,
@@ -287,7 +310,11 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             title=f"{verb} switches",
             form_class=form_class,
             call=lambda sw, d: trading_switch_set(
-                name=sw.name, engaged=engaged, actor=request.user, reason=d["reason"]
+                name=sw.name,
+                engaged=engaged,
+                actor=request.user,
+                reason=d["reason"],
+                step_up=d.get("step_up"),
             ),
         )
 
@@ -433,7 +460,9 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     def resume(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # Resuming puts money at risk again: step-up with a fresh OTP code, like a switch release.
-        return self._pause(request, queryset, paused=False, form_class=ReasonOtpForm)
+        return self._pause(
+            request, queryset, paused=False, form_class=reason_otp_form("plan.resume")
+        )
 
     def _pause(
         self, request: HttpRequest, queryset: QuerySet, *, paused: bool, form_class: type
@@ -445,7 +474,11 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             title=f"{'Pause' if paused else 'Resume'} TWAP plans",
             form_class=form_class,
             call=lambda plan, d: plan_set_paused(
-                plan=plan, paused=paused, actor=request.user, reason=d["reason"]
+                plan=plan,
+                paused=paused,
+                actor=request.user,
+                reason=d["reason"],
+                step_up=d.get("step_up"),
             ),
             description="A paused plan keeps its slices pending; on resume they are "
             "rescheduled from now at the plan's interval.",

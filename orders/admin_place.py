@@ -212,6 +212,7 @@ class PlaceOrderView:
                 token=confirm.cleaned_data.get("review_token", ""),
                 confirmed=bool(confirm.cleaned_data.get("confirm")),
                 otp_token=confirm.cleaned_data.get("otp_token", ""),
+                session=request.session,
             )
         except TradeOpsError as exc:
             return self._form_page(request, form, error=exc)

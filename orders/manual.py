@@ -25,7 +25,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core import signing
-from django.db import transaction
 from django.utils import timezone
 
 from marketdata.quotes import quote_latest
@@ -40,12 +39,14 @@ from orders.services import SubmitOutcome, order_client_id, order_submit
 from orders.status import OrderStatus
 from tradeops import metrics
 from tradeops.audit import audit_record
-from tradeops.errors import RiskRejected, ServiceUnavailable, TradeOpsError
-from tradeops.otp import otp_step_up
+from tradeops.errors import PermissionDenied, RiskRejected, ServiceUnavailable, TradeOpsError
+from tradeops.otp import StepUp, step_up_verify
 
 logger = logging.getLogger(__name__)
 
 REVIEW_SALT = "orders.manual.review"
+# The step-up of an order above the fat-finger step-up threshold (tradeops.otp.STEP_UP_ACTIONS).
+STEP_UP_ACTION = "order.place_large"
 # A review older than this is shown again: the operator confirms what is on the screen now.
 REVIEW_MAX_AGE_SECONDS = 600
 
@@ -198,7 +199,13 @@ def manual_existing(request: ManualRequest) -> Order | SlicingPlan | None:
 
 
 def manual_place(
-    *, request: ManualRequest, user: Any, token: str, confirmed: bool, otp_token: str
+    *,
+    request: ManualRequest,
+    user: Any,
+    token: str,
+    confirmed: bool,
+    otp_token: str,
+    session: Any = None,
 ) -> ManualResult:
     """Place the operator's order if the FRESH verdict's demands are met (see the module
     docstring); otherwise return a new review saying why. Never raises for a refusal the
@@ -213,17 +220,18 @@ def manual_place(
     if problem is not None:
         _count("refused" if review.refused else "asked_again")
         return ManualResult(review=review, errors=[problem], outcome="asked_again")
-    verified = False
+    step_up: StepUp | None = None
     if review.needs_otp:
-        if not otp_step_up(user, otp_token):
-            _step_up_failed(user=user, review=review)
-            return ManualResult(
-                review=review,
-                errors=["Invalid or already used OTP code: nothing was sent. Enter the next code."],
-                outcome="step_up_failed",
+        try:  # a wrong code is audited and counted by step_up_verify (its own transaction)
+            step_up = step_up_verify(
+                user=user, token=otp_token, action=STEP_UP_ACTION, session=session
             )
-        verified = True
-    return _submit(review, user=user, step_up_verified=verified)
+        except PermissionDenied as exc:
+            _count("step_up_failed" if exc.code == "otp_invalid" else "asked_again")
+            return ManualResult(
+                review=review, errors=[f"{exc.message} Nothing was sent."], outcome=exc.code
+            )
+    return _submit(review, user=user, step_up=step_up)
 
 
 # --- steps --------------------------------------------------------------------------------
@@ -269,21 +277,7 @@ def _unmet_demand(review: ManualReview, *, shown: str | None, confirmed: bool) -
     return None
 
 
-def _step_up_failed(*, user: Any, review: ManualReview) -> None:
-    """A wrong or reused code: audited (who, what order) in its own transaction, counted."""
-    with transaction.atomic():
-        audit_record(
-            actor=user,
-            action="order.manual_step_up_failed",
-            object_type="order",
-            object_id="",
-            reason="invalid or reused OTP code",
-            after={"order": review.request.fields(), **_verdict_json(review)},
-        )
-    _count("step_up_failed")
-
-
-def _submit(review: ManualReview, *, user: Any, step_up_verified: bool) -> ManualResult:
+def _submit(review: ManualReview, *, user: Any, step_up: StepUp | None) -> ManualResult:
     request = review.request
     intent = dataclasses.replace(request.intent, origin=Origin.ADMIN, confirmed_tier=review.tier)
 
@@ -303,7 +297,8 @@ def _submit(review: ManualReview, *, user: Any, step_up_verified: bool) -> Manua
                 "order": request.fields(),
                 **_verdict_json(review),
                 "confirmed_tier": review.tier,
-                "step_up_verified": step_up_verified,
+                "step_up_verified": step_up is not None,
+                "step_up": None if step_up is None else step_up.as_audit(),
             },
         )
 

@@ -39,6 +39,8 @@ from tradeops.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from tradeops.permissions import strategy_scope
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +361,8 @@ def order_cancel(*, order: Order, actor: Any, reason: str = "") -> Order:
     broker); otherwise the cancel goes to the broker and its answer comes back through the
     update path.
     """
+    # an operator says why; a strategy's program cancelling its own order may not
+    reason = reason_clean(reason, optional=strategy_scope(actor) is not None)
     if order.is_terminal:
         raise Conflict(
             f"Order {order.client_order_id} is already {order.status}.",

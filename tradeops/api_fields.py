@@ -19,6 +19,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from tradeops.reasons import REASON_MAX_LENGTH, REASON_RULE, reason_validator
 from tradeops.symbols import SYMBOL_MAX_LENGTH, SYMBOL_PATTERN, SYMBOL_RULE, symbol_or_none
 
 # Whole numbers sent as strings, and decimal strings: ASCII digits without leading zeros, one
@@ -240,3 +241,15 @@ class DecimalStringField(serializers.DecimalField):
         if not isinstance(data, str) or not self._regex.fullmatch(data):
             self.fail("not_decimal", rule=self.rule, value=shown(data))
         return super().to_internal_value(data)
+
+
+class ReasonField(StrictCharField):
+    """An operator's reason in a request body: the one rule of ``tradeops.reasons``.
+    ``optional``: blank or absent is allowed (a strategy cancelling its own order)."""
+
+    def __init__(self, *, optional: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", REASON_RULE)
+        if optional:
+            kwargs.setdefault("required", False)
+            kwargs.setdefault("allow_blank", True)
+        super().__init__(max_length=REASON_MAX_LENGTH, validators=[reason_validator], **kwargs)

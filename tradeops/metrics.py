@@ -147,6 +147,13 @@ TWAP_SLICE_LATENESS = Histogram(
 )
 TWAP_SLICES = Counter("twap_slices", "Slices dispatched, by outcome", ["outcome"])
 
+# --- operators ----------------------------------------------------------------------------------
+STEP_UP_FAILURES = Counter(
+    "step_up_failures",
+    "OTP step-ups refused for a wrong, reused or throttled code, by the action it guarded",
+    ["action"],
+)
+
 
 class DatabaseStateCollector(Collector):
     """Gauges read from the database at scrape time: each app lists its own in

@@ -145,13 +145,14 @@ def test_a_step_up_needs_a_fresh_code_and_a_wrong_one_reaches_nothing(
     assert tier_of(page) == "step_up"
     assert b"This order ($12,0" in page.content and b'name="otp_token"' in page.content
     no_code = submit(console, token, qty="120", confirm="on")
-    assert no_code.status_code == 200 and b"Invalid or already used OTP code" in no_code.content
+    assert no_code.status_code == 200 and b"needs a fresh OTP code" in no_code.content
     wrong = submit(console, token, qty="120", confirm="on", otp_token="000000x")
     assert wrong.status_code == 200 and b"Invalid or already used OTP code" in wrong.content
     assert not broker_orders(paper) and not Order.objects.exists()
-    failures = AuditEvent.objects.filter(action="order.manual_step_up_failed")
-    assert failures.count() == 2 and failures.first().after["order"]["qty"] == 120
-    assert metric("manual_orders_total", outcome="step_up_failed") == failed_before + 2
+    failure = AuditEvent.objects.get(action="step_up.failed")
+    assert failure.actor == console.user and failure.object_id == "order.place_large"
+    assert metric("manual_orders_total", outcome="step_up_failed") == failed_before + 1
+    assert metric("step_up_failures_total", action="order.place_large") >= 1
     device.refresh_from_db()
     TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0)  # not a test of it
     code = totp_now(device)
@@ -159,6 +160,7 @@ def test_a_step_up_needs_a_fresh_code_and_a_wrong_one_reaches_nothing(
     assert [o["client_order_id"] for o in broker_orders(paper)] == [order.client_order_id]
     event = AuditEvent.objects.get(action="order.manual_place")
     assert event.after["step_up_verified"] is True and event.after["confirmed_tier"] == "step_up"
+    assert event.after["step_up"]["action"] == "order.place_large"
 
 
 def test_a_limit_far_through_the_ask_is_refused_without_a_button(console: Any, paper: Any) -> None:
