@@ -189,8 +189,7 @@ def test_an_operator_places_every_tier_and_adopts_an_orphan(
     page.click("button[name=index]")
     page.select_option("#id_strategy", "manual")
     page.fill("#id_reason", "placed by hand at the broker during the drill")
-    if page.locator("#id_otp_token").count():  # adopting relaxes a control: step-up
-        page.fill("#id_otp_token", fresh_code(device))
+    page.fill("#id_otp_token", fresh_code(device))  # adopting lifts a quarantine: step-up
     page.click("input[type=submit][value=Confirm]")
     page.wait_for_selector("ul.messagelist")
     orphan.refresh_from_db()
