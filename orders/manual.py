@@ -33,7 +33,7 @@ from orders.fat_finger import REFUSE, STEP_UP, WARN, tier_rank
 from orders.fat_finger_checks import FatFingerAssessment, fat_finger_assess
 from orders.limits import EffectiveLimits, effective_limits, fat_finger_thresholds
 from orders.models import Order, Origin, SlicingPlan
-from orders.plans import PlanOutcome, plan_create, plan_sizing
+from orders.plans import PlanOutcome, plan_create, plan_key, plan_sizing
 from orders.selectors import symbol_working_orders
 from orders.services import SubmitOutcome, order_client_id, order_submit
 from orders.status import OrderStatus
@@ -178,16 +178,14 @@ def manual_review(*, request: ManualRequest, user: Any) -> ManualReview:
 
 
 def _quote_reasons(assessment: FatFingerAssessment) -> list[str]:
-    findings = getattr(assessment.verdict, "findings", ())
-    return [f.message for f in findings if f.limit == "quote"] or ["no fresh quote"]
+    found = [f.message for f in assessment.verdict.findings if f.limit == "quote"]
+    return found or ["no fresh quote"]
 
 
 def manual_existing(request: ManualRequest) -> Order | SlicingPlan | None:
     """What an earlier POST of the same form placed (same terms and nonce today), if any."""
     now = timezone.now()
     if request.is_plan:
-        from orders.plans import plan_key
-
         key = plan_key(
             request.intent,
             duration_minutes=request.duration_minutes or 0,
@@ -218,8 +216,9 @@ def manual_place(
     review = manual_review(request=request, user=user)
     problem = _unmet_demand(review, shown=shown, confirmed=confirmed)
     if problem is not None:
-        _count("refused" if review.refused else "asked_again")
-        return ManualResult(review=review, errors=[problem], outcome="asked_again")
+        outcome = "refused" if review.refused else "asked_again"
+        _count(outcome)
+        return ManualResult(review=review, errors=[problem], outcome=outcome)
     step_up: StepUp | None = None
     if review.needs_otp:
         try:  # a wrong code is audited and counted by step_up_verify (its own transaction)
@@ -318,18 +317,21 @@ def _submit(review: ManualReview, *, user: Any, step_up: StepUp | None) -> Manua
             replayed = not (outcome.created or outcome.resent)
             result = _placed(outcome.order, replayed=replayed)
     except (RiskRejected, ServiceUnavailable) as exc:
-        return _refused_by_pipeline(review, exc)
+        return _refused_by_pipeline(review, exc, user=user)
     _count("replayed" if replayed else result.outcome)
     return result
 
 
-def _refused_by_pipeline(review: ManualReview, exc: TradeOpsError) -> ManualResult:
+def _refused_by_pipeline(review: ManualReview, exc: TradeOpsError, *, user: Any) -> ManualResult:
     """The pre-trade pipeline said no (a risk limit, the gate, the kill switch, or the
-    fat-finger check under the lock with a newer quote): show the review again with why."""
+    fat-finger check under the lock with a newer quote): show the review again with why. A
+    fat-finger refusal means the price moved between the two reads: a new review, at the new
+    tier, asks again."""
     _count("refused")
     message = f"Not placed ({exc.code}): {exc.message}"
     if exc.code == "fat_finger":
         message += " The price moved since the review: check it and confirm again."
+        review = manual_review(request=review.request, user=user)
     return ManualResult(review=review, errors=[message], outcome="refused")
 
 

@@ -192,6 +192,33 @@ def test_a_price_that_moved_into_a_higher_tier_asks_again(console: Any, paper: A
     assert not Order.objects.exists() and not broker_orders(paper)
 
 
+MOVES: list[Any] = []  # (paper control, prices) for move_price
+
+
+def move_price(intent: Any, ctx: Any) -> None:
+    """A PRETRADE_PREPARE hook: the market moves between the submit's review and the
+    pipeline's own quote (the window the check under the lock exists for)."""
+    while MOVES:
+        paper, prices = MOVES.pop()
+        paper.set_prices(prices)
+
+
+def test_a_move_between_the_review_and_the_locked_check_is_refused_and_asked_again(
+    console: Any, paper: Any, settings: Any
+) -> None:
+    settings.PRETRADE_PREPARE = [
+        "tests.orders.test_admin_place.move_price",
+        *settings.PRETRADE_PREPARE,
+    ]
+    _, token = review(console, qty="70")
+    MOVES.append((paper, {"AAPL": "180.00"}))
+    moved = submit(console, token, qty="70", confirm="on")
+    assert moved.status_code == 200 and b"Not placed (fat_finger)" in moved.content
+    assert tier_of(moved) == "step_up"  # the new review, at the new tier
+    assert not Order.objects.exists() and not broker_orders(paper)
+    assert not AuditEvent.objects.filter(action="order.manual_place").exists()
+
+
 def test_a_double_post_of_one_form_places_one_order_and_a_new_form_another(
     console: Any, paper: Any
 ) -> None:
