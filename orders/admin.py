@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,6 +15,14 @@ from django.utils.safestring import mark_safe
 from orders.charts import progress_svg
 from orders.controls import trading_switch_set
 from orders.dispatch import SliceDispatcher
+from orders.limits import (
+    FAT_FINGER_FIELDS,
+    fat_finger_thresholds,
+    limits_in_force,
+    risk_limits_with_global,
+    row_effective_limits,
+    row_fat_finger_thresholds,
+)
 from orders.models import (
     DispatcherRun,
     Order,
@@ -27,7 +36,6 @@ from orders.models import (
     TradingSwitch,
 )
 from orders.plans import plan_cancel, plan_set_paused
-from orders.risk import effective_limits, risk_limit_fields, risk_limits_in_force
 from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
@@ -128,13 +136,16 @@ class StrategyAdmin(AuditedModelAdmin):
     limit_fields = ("max_unconfirmed_notional",)
 
     def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        # blank = the step-up threshold (the global one: orders.fat_finger_checks resolves it
+        # per symbol); a new strategy starts from blank
+        default = fat_finger_thresholds(RiskLimit.GLOBAL).step_up_notional
         names = [n for n in self.limit_fields if n in data]
-        if current is None:  # a new strategy starts from the field's default
-            fields = {f.name: f for f in Strategy._meta.concrete_fields}
-            before = {n: fields[n].get_default() for n in names}
-        else:
-            before = {n: getattr(current, n) for n in names}
-        return before, {n: data[n] for n in names}
+
+        def in_force(value: Any) -> Any:
+            return default if value is None else value
+
+        before = {n: in_force(getattr(current, n, None)) for n in names}
+        return before, {n: in_force(data[n]) for n in names}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["id", "created_at"] if obj is not None else ["created_at"]
@@ -167,6 +178,14 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["symbol"]
 
 
+def _money(value: Decimal) -> str:
+    return f"${value.quantize(Decimal('0.01')):,}"
+
+
+def _pct(fraction: Decimal) -> str:
+    return f"{(fraction * 100).normalize():f} %"
+
+
 @admin.register(RiskLimit)
 class RiskLimitAdmin(AuditedModelAdmin):
     list_display = [
@@ -175,27 +194,49 @@ class RiskLimitAdmin(AuditedModelAdmin):
         "max_order_notional",
         "max_position_qty",
         "effective",
+        "fat_finger",
         "updated_at",
     ]
     search_fields = ["symbol"]
+    fieldsets = [
+        (None, {"fields": ["symbol", "max_order_qty", "max_order_notional", "max_position_qty"]}),
+        (
+            "Fat-finger thresholds (blank = the global row's, then the FAT_FINGER_* settings)",
+            {"fields": [column for column, _ in FAT_FINGER_FIELDS.values()]},
+        ),
+        (None, {"fields": ["audit_reason", "otp_token"]}),
+    ]
     audit_action_prefix = "risk_limit"
     step_up_action = "risk_limit.raise"
 
-    fields = ["symbol", *risk_limit_fields()]  # every limit on the row, fat-finger ones too
-
     def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        # every limit on the row, risk and fat-finger alike, as in force for the symbol
         symbol = current.symbol if current is not None else data.get("symbol")
         if not symbol:
             return {}, {}
-        after_row = {name: data.get(name) for name in risk_limit_fields()}
-        return risk_limits_in_force(symbol), risk_limits_in_force(symbol, row=after_row)
+        return limits_in_force(symbol), limits_in_force(symbol, row=data)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The global row's values come along as subqueries: the effective columns of a whole
+        # page cost no query per row.
+        return risk_limits_with_global(super().get_queryset(request))
 
     @admin.display(description="Effective (blank = inherited)")
     def effective(self, obj: RiskLimit) -> str:
-        limits = effective_limits(obj.symbol)  # for `*`: the global row, then settings
+        limits = row_effective_limits(obj)  # for `*`: the global row, then settings
         return (
             f"qty ≤ {limits.max_order_qty}, notional ≤ {limits.max_order_notional}, "
             f"position ≤ {limits.max_position_qty}"
+        )
+
+    @admin.display(description="Fat-finger (effective)")
+    def fat_finger(self, obj: RiskLimit) -> str:
+        t = row_fat_finger_thresholds(obj)
+        return (
+            f"warn > {_money(t.warn_notional)} or > {t.warn_qty} sh, "
+            f"OTP > {_money(t.step_up_notional)}, "
+            f"collar {_pct(t.collar_pct)}, ADV warn > {_pct(t.warn_pct_adv)}, "
+            f"refuse > {_pct(t.max_pct_adv)}"
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
