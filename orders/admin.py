@@ -132,20 +132,28 @@ class StrategyAdmin(AuditedModelAdmin):
     inlines = [StrategyTokenInline]
     actions = ["issue_token", "revoke_tokens"]
     step_up_action = "strategy.raise_limit"
-    # A strategy's own limits (higher is looser): raising one needs a step-up.
-    limit_fields = ("max_unconfirmed_notional",)
 
     def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
-        # blank = the step-up threshold (the global one: orders.fat_finger_checks resolves it
-        # per symbol); a new strategy starts from blank
+        """Raising the unconfirmed allowance (blank = the global step-up threshold;
+        orders.fat_finger_checks resolves it per symbol) or reactivating a deactivated
+        strategy (False < True) needs a step-up. A new strategy starts active with a blank
+        allowance and no token."""
         default = fat_finger_thresholds(RiskLimit.GLOBAL).step_up_notional
-        names = [n for n in self.limit_fields if n in data]
 
-        def in_force(value: Any) -> Any:
+        def allowance(value: Any) -> Any:
             return default if value is None else value
 
-        before = {n: in_force(getattr(current, n, None)) for n in names}
-        return before, {n: in_force(data[n]) for n in names}
+        before = {
+            "max_unconfirmed_notional": allowance(
+                getattr(current, "max_unconfirmed_notional", None)
+            ),
+            "is_active": True if current is None else current.is_active,
+        }
+        after = {
+            "max_unconfirmed_notional": allowance(data.get("max_unconfirmed_notional")),
+            "is_active": bool(data.get("is_active")),
+        }
+        return before, after
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["id", "created_at"] if obj is not None else ["created_at"]

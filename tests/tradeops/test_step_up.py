@@ -345,6 +345,22 @@ def test_raising_a_fat_finger_threshold_needs_a_code_lowering_it_does_not(
     assert str(RiskLimit.objects.get(pk=row.pk).fat_finger_collar_pct) == "0.200000"
 
 
+def test_deactivating_a_strategy_needs_no_code_reactivating_it_does(
+    paper: Any, trader: Any, ops_admin: Any
+) -> None:
+    url = "/admin/orders/strategy/alpha/change/"
+    form = {"name": "", "tokens-TOTAL_FORMS": "0", "tokens-INITIAL_FORMS": "0"}
+    off = ops_admin.post(url, {**form, "audit_reason": "alpha misbehaves"})  # unticked
+    assert off.status_code == 302 and not Strategy.objects.get(pk="alpha").is_active
+    on = {**form, "is_active": "on", "audit_reason": "alpha fixed and reviewed"}
+    page = ops_admin.post(url, on)
+    assert page.status_code == 200 and NEEDS_CODE in page.content
+    assert not Strategy.objects.get(pk="alpha").is_active
+    code = next_code(ops_admin.user.totpdevice_set.get())
+    assert ops_admin.post(url, {**on, "otp_token": code}).status_code == 302
+    assert Strategy.objects.get(pk="alpha").is_active
+
+
 # --- the API: force-complete --------------------------------------------------------------------
 FORCE_URL = "/api/v1/reconciliation/force-complete"
 
