@@ -126,7 +126,7 @@ class StrategyTokenInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Strategy)
 class StrategyAdmin(AuditedModelAdmin):
-    list_display = ["id", "name", "is_active", "created_at"]
+    list_display = ["id", "name", "is_active", "max_unconfirmed_notional", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["id", "name"]
     inlines = [StrategyTokenInline]
@@ -348,7 +348,7 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [SliceInline]
     actions = ["cancel_remaining", "pause", "resume"]
     fieldsets = [
-        (None, {"fields": ["progress_chart", "status", "status_reason", "filled"]}),
+        (None, {"fields": ["progress_chart", "status", "status_reason", "filled", "warnings"]}),
         (
             "Request",
             {
