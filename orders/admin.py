@@ -20,6 +20,8 @@ from orders.controls import trading_switch_set
 from orders.dispatch import SliceDispatcher
 from orders.limits import (
     FAT_FINGER_FIELDS,
+    fat_finger_thresholds,
+    limits_in_force,
     risk_limits_with_global,
     row_effective_limits,
     row_fat_finger_thresholds,
@@ -37,7 +39,6 @@ from orders.models import (
     TradingSwitch,
 )
 from orders.plans import plan_cancel, plan_set_paused
-from orders.risk import risk_limit_fields, risk_limits_in_force
 from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
@@ -157,23 +158,34 @@ class StrategyTokenInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Strategy)
 class StrategyAdmin(AuditedModelAdmin):
-    list_display = ["id", "name", "is_active", "created_at"]
+    list_display = ["id", "name", "is_active", "max_unconfirmed_notional", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["id", "name"]
     inlines = [StrategyTokenInline]
     actions = ["issue_token", "revoke_tokens"]
     step_up_action = "strategy.raise_limit"
-    # A strategy's own limits (higher is looser): raising one needs a step-up.
-    limit_fields = ("max_unconfirmed_notional",)
 
     def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
-        names = [n for n in self.limit_fields if n in data]
-        if current is None:  # a new strategy starts from the field's default
-            fields = {f.name: f for f in Strategy._meta.concrete_fields}
-            before = {n: fields[n].get_default() for n in names}
-        else:
-            before = {n: getattr(current, n) for n in names}
-        return before, {n: data[n] for n in names}
+        """Raising the unconfirmed allowance (blank = the global step-up threshold;
+        orders.fat_finger_checks resolves it per symbol) or reactivating a deactivated
+        strategy (False < True) needs a step-up. A new strategy starts active with a blank
+        allowance and no token."""
+        default = fat_finger_thresholds(RiskLimit.GLOBAL).step_up_notional
+
+        def allowance(value: Any) -> Any:
+            return default if value is None else value
+
+        before = {
+            "max_unconfirmed_notional": allowance(
+                getattr(current, "max_unconfirmed_notional", None)
+            ),
+            "is_active": True if current is None else current.is_active,
+        }
+        after = {
+            "max_unconfirmed_notional": allowance(data.get("max_unconfirmed_notional")),
+            "is_active": bool(data.get("is_active")),
+        }
+        return before, after
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["id", "created_at"] if obj is not None else ["created_at"]
@@ -238,11 +250,11 @@ class RiskLimitAdmin(AuditedModelAdmin):
     step_up_action = "risk_limit.raise"
 
     def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        # every limit on the row, risk and fat-finger alike, as in force for the symbol
         symbol = current.symbol if current is not None else data.get("symbol")
         if not symbol:
             return {}, {}
-        after_row = {name: data.get(name) for name in risk_limit_fields()}
-        return risk_limits_in_force(symbol), risk_limits_in_force(symbol, row=after_row)
+        return limits_in_force(symbol), limits_in_force(symbol, row=data)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The global row's values come along as subqueries: the effective columns of a whole
@@ -368,7 +380,7 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [SliceInline]
     actions = ["cancel_remaining", "pause", "resume"]
     fieldsets = [
-        (None, {"fields": ["progress_chart", "status", "status_reason", "filled"]}),
+        (None, {"fields": ["progress_chart", "status", "status_reason", "filled", "warnings"]}),
         (
             "Request",
             {

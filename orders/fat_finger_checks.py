@@ -92,8 +92,11 @@ def fat_finger_adv(symbol: str, now: datetime) -> Decimal | None:
 
 
 def prepare_fat_finger(intent: OrderIntent, ctx: RiskContext) -> None:
-    quote = ctx.extras.get("quote")  # prepare_reference_price's read, for market orders
-    ctx.extras[QUOTE_KEY] = quote if quote is not None else fat_finger_quote(intent.symbol)
+    if "quote" in ctx.extras or ctx.reference_price_rejection is not None:
+        # A market order: prepare_reference_price has asked already (and found one or none).
+        ctx.extras[QUOTE_KEY] = ctx.extras.get("quote")
+    else:
+        ctx.extras[QUOTE_KEY] = fat_finger_quote(intent.symbol)
     ctx.extras[ADV_KEY] = fat_finger_adv(intent.symbol, ctx.now)
 
 

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils.module_loading import import_string
 
@@ -145,37 +145,6 @@ def switch_engaged(name: str) -> bool:
     """A missing switch row counts as engaged: fail closed."""
     row = TradingSwitch.objects.filter(name=name).values_list("engaged", flat=True).first()
     return True if row is None else bool(row)
-
-
-def risk_limit_fields() -> list[str]:
-    """RiskLimit's limit fields: every number on the row (risk and fat-finger limits alike,
-    each "higher is looser")."""
-    numeric = (models.IntegerField, models.DecimalField, models.FloatField)
-    return [
-        f.name
-        for f in RiskLimit._meta.concrete_fields
-        if isinstance(f, numeric) and not f.primary_key and not f.is_relation
-    ]
-
-
-def risk_limits_in_force(symbol: str, *, row: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Every limit field's effective value for ``symbol`` (its row, else the global row, else
-    the setting of the same name or ``RISK_DEFAULT_<NAME>``; None when there is none), or what
-    it would be with ``row`` as the symbol's row: what a step-up compares."""
-    rows = {r.symbol: r for r in RiskLimit.objects.filter(symbol__in=[symbol, RiskLimit.GLOBAL])}
-    chain: list[Any] = [row if row is not None else rows.get(symbol)]
-    if symbol != RiskLimit.GLOBAL:
-        chain.append(rows.get(RiskLimit.GLOBAL))
-
-    def value(name: str) -> Any:
-        for source in chain:
-            got = source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
-            if got is not None:
-                return got
-        default = getattr(settings, f"RISK_DEFAULT_{name.upper()}", None)
-        return default if default is not None else getattr(settings, name.upper(), None)
-
-    return {name: value(name) for name in risk_limit_fields()}
 
 
 def symbol_exposure(symbol: str) -> Exposure:

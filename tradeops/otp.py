@@ -53,8 +53,8 @@ STEP_UP_ACTIONS: dict[str, str] = {
     "quarantine.clear": "clear a quarantine by hand (admin: Quarantines, `quarantines clear`)",
     "risk_limit.raise": "raise any risk or fat-finger limit, or add a per-symbol row above the "
     "effective limit (admin: Risk limits)",
-    "strategy.raise_limit": "raise a strategy's limit, e.g. max_unconfirmed_notional "
-    "(admin: Strategies)",
+    "strategy.raise_limit": "raise a strategy's max_unconfirmed_notional, or reactivate a "
+    "deactivated strategy (admin: Strategies)",
     "plan.resume": "resume a paused TWAP plan (admin: Slicing plans → Resume)",
     "order.place_large": "place an order above the fat-finger step-up threshold "
     "(admin: Orders → Place order; a strategy cannot, above its max_unconfirmed_notional)",

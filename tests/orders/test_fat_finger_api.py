@@ -243,3 +243,11 @@ def test_the_assessment_is_the_checks_computation(paper: Any, trader: Any) -> No
     assert assessment.adv is not None and assessment.adv > 0
     assert assessment.thresholds.step_up_notional == Decimal("10000")
     assert assessment.limits.max_order_qty > 0
+
+
+def test_a_client_cannot_claim_a_confirmed_tier(paper: Any, trader: Any) -> None:
+    response = place(trader, qty=110, confirmed_tier="step_up")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "confirmed_tier" in response.json()["error"]["details"]["fields"]
+    assert not Order.objects.exists()

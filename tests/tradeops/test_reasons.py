@@ -105,3 +105,14 @@ def test_a_command_applies_the_same_rule(trading_switches: None) -> None:
     q = Quarantine.objects.create(strategy_id="*", symbol="TSLA", reason="drift found")
     with pytest.raises(CommandError, match="5 to 1000 characters"):
         call_command("quarantines", "clear", str(q.pk), "--reason", "ok", "--user", "nobody")
+
+
+def test_the_api_gives_the_rule_once(trader: Any, ops_admin: Any) -> None:
+    response = ops_admin.post(
+        "/api/v1/reconciliation/force-complete",
+        {"reason": "ok", "otp_token": "123456"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.count("5 to 1000 characters") == 1 and "Ensure" not in message

@@ -18,7 +18,7 @@ import time_machine
 from django.utils import timezone
 
 from orders.controls import trading_switch_set
-from orders.models import PlanStatus, RiskLimit, SlicingPlan, TradingSwitch
+from orders.models import PlanStatus, RiskLimit, SlicingPlan, Strategy, TradingSwitch
 from reconciliation.gate import gate_verdict, process_start_record
 from reconciliation.models import OrphanOrder, Quarantine
 from tests.helpers import metric, next_code, reconcile, totp_now
@@ -26,7 +26,8 @@ from tests.orders.twap_support import make_plan
 from tradeops.models import AuditEvent
 from tradeops.otp import STEP_UP_ACTIONS
 
-pytestmark = pytest.mark.django_db
+# the configured fat-finger thresholds: blank allowance = the $10,000 step-up threshold
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fat_finger_configured")]
 
 NEEDS_CODE = b"needs a fresh OTP code"
 WRONG_CODE = b"Invalid or already used OTP code"
@@ -107,6 +108,19 @@ def raise_order_qty(client: Any, row: RiskLimit, otp: dict[str, str]) -> Any:
     return client.post(f"/admin/orders/risklimit/{row.pk}/change/", body)
 
 
+def raise_allowance(client: Any, strategy_id: str, otp: dict[str, str]) -> Any:
+    body = {
+        "name": "",
+        "is_active": "on",
+        "max_unconfirmed_notional": "20000",  # blank = the $10,000 step-up threshold
+        "tokens-TOTAL_FORMS": "0",
+        "tokens-INITIAL_FORMS": "0",
+        "audit_reason": "alpha sizes up after review",
+        **otp,
+    }
+    return client.post(f"/admin/orders/strategy/{strategy_id}/change/", body)
+
+
 CASES = [
     Case(
         "trading_switch.release",
@@ -161,15 +175,21 @@ CASES = [
         lambda row: RiskLimit.objects.get(pk=row.pk).max_order_qty == 2000,
         "risk_limit.change",
     ),
+    Case(
+        "strategy.raise_limit",
+        lambda paper: "alpha",
+        raise_allowance,
+        lambda sid: Strategy.objects.get(pk=sid).max_unconfirmed_notional == 20000,
+        "strategy.change",
+    ),
 ]
 IDS = [c.action for c in CASES]
 
 
 def test_every_step_up_action_is_exercised_here_or_in_its_app() -> None:
     # the model override is exercised in tests/signals/test_admin.py (it needs trained models);
-    # strategy.raise_limit below, once Strategy has a limit field; a large manual order in
-    # tests/orders/test_admin_place.py and test_console_browser.py (it needs the Place order page)
-    elsewhere = {"model.activate_unvalidated", "strategy.raise_limit", "order.place_large"}
+    # a large manual order in tests/orders/test_admin_place.py (it needs the Place order page)
+    elsewhere = {"model.activate_unvalidated", "order.place_large"}
     assert set(STEP_UP_ACTIONS) == set(IDS) | elsewhere
 
 
@@ -308,6 +328,38 @@ def test_a_new_symbol_row_above_the_effective_limit_needs_a_code(
     done = ops_admin.post("/admin/orders/risklimit/add/", {**above, "otp_token": next_code(device)})
     assert done.status_code == 302
     assert RiskLimit.objects.get(symbol="MSFT").max_order_qty == 5000
+
+
+def test_raising_a_fat_finger_threshold_needs_a_code_lowering_it_does_not(
+    paper: Any, trader: Any, ops_admin: Any, settings: Any
+) -> None:
+    row = RiskLimit.objects.create(symbol="TSLA")  # everything inherited: collar 0.10
+    url = f"/admin/orders/risklimit/{row.pk}/change/"
+    tighter = {"fat_finger_collar_pct": "0.05", "audit_reason": "tighter collar on TSLA"}
+    assert ops_admin.post(url, tighter).status_code == 302
+    looser = {"fat_finger_collar_pct": "0.20", "audit_reason": "TSLA moves a lot today"}
+    page = ops_admin.post(url, looser)
+    assert page.status_code == 200 and NEEDS_CODE in page.content
+    assert b"fat_finger_collar_pct" in page.content
+    code = next_code(ops_admin.user.totpdevice_set.get())
+    assert ops_admin.post(url, {**looser, "otp_token": code}).status_code == 302
+    assert str(RiskLimit.objects.get(pk=row.pk).fat_finger_collar_pct) == "0.200000"
+
+
+def test_deactivating_a_strategy_needs_no_code_reactivating_it_does(
+    paper: Any, trader: Any, ops_admin: Any
+) -> None:
+    url = "/admin/orders/strategy/alpha/change/"
+    form = {"name": "", "tokens-TOTAL_FORMS": "0", "tokens-INITIAL_FORMS": "0"}
+    off = ops_admin.post(url, {**form, "audit_reason": "alpha misbehaves"})  # unticked
+    assert off.status_code == 302 and not Strategy.objects.get(pk="alpha").is_active
+    on = {**form, "is_active": "on", "audit_reason": "alpha fixed and reviewed"}
+    page = ops_admin.post(url, on)
+    assert page.status_code == 200 and NEEDS_CODE in page.content
+    assert not Strategy.objects.get(pk="alpha").is_active
+    code = next_code(ops_admin.user.totpdevice_set.get())
+    assert ops_admin.post(url, {**on, "otp_token": code}).status_code == 302
+    assert Strategy.objects.get(pk="alpha").is_active
 
 
 # --- the API: force-complete --------------------------------------------------------------------
