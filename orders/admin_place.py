@@ -172,7 +172,8 @@ def _warning_text(review: ManualReview) -> str:
 
 
 class PlaceOrderView:
-    """The page's three views, bound to the OrderAdmin (for each_context and opts)."""
+    """The page's views (the form with its review and submit steps, and the result), bound to
+    the OrderAdmin for each_context and opts."""
 
     def __init__(self, model_admin: Any) -> None:
         self.model_admin = model_admin
@@ -204,7 +205,7 @@ class PlaceOrderView:
         if "_submit" not in request.POST:
             return self._review(request, form)
         confirm = ConfirmForm(request.POST)
-        confirm.is_valid()  # every field optional: never invalid
+        confirm.is_valid()  # all optional; an invalid one (a too long code) counts as absent
         try:
             result = manual_place(
                 request=form.manual_request(),

@@ -232,6 +232,14 @@ def test_a_double_post_of_one_form_places_one_order_and_a_new_form_another(
     assert other != first and len(broker_orders(paper)) == 2
 
 
+def test_change_the_order_goes_back_to_the_form_with_its_values(console: Any) -> None:
+    page = console.post(URL, {**terms(qty="70"), "_edit": "1"})
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="place-form"' in html
+    assert 'name="qty" value="70"' in html and f'name="nonce" value="{NONCE}"' in html
+    assert not Order.objects.exists()
+
+
 def test_a_twap_plan_from_the_form(console: Any, paper: Any) -> None:
     page, token = review(console, qty="40", duration_minutes="2", interval_seconds="60")
     assert tier_of(page) == "ok" and b"largest slice" in page.content
