@@ -6,11 +6,13 @@ One operator session, the way an operator works: log in with password + TOTP; pl
 order (no question), a $7,000 one (warning, confirm), a $12,000 one (warning + OTP: a wrong code
 reaches nothing, the right one exactly one order at the broker), a limit 20 % through the ask
 (refused, no button); then adopt an orphan from the Orphan orders page. Screenshots of the form,
-the warning, the step-up and the result go to docs/img/ (shown in docs/console.md).
+the warning, the step-up and the result go to a temporary directory, or to docs/img/ (shown in
+docs/console.md) with ``TRADEOPS_SCREENSHOTS=docs/img``, so a test run leaves the tree clean.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,6 @@ from tests.helpers import wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "pw-ops-browser-123456"
 
 
@@ -116,18 +117,19 @@ def placed(page: Any) -> Order:
 
 
 def test_an_operator_places_every_tier_and_adopts_an_orphan(
-    live_server: Any, page: Any, operator: tuple[Any, TOTPDevice], paper: Any
+    live_server: Any, page: Any, operator: tuple[Any, TOTPDevice], paper: Any, tmp_path: Path
 ) -> None:
     started = time.monotonic()
     base, (_, device) = live_server.url, operator
-    IMG.mkdir(parents=True, exist_ok=True)
+    shots = Path(os.environ.get("TRADEOPS_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
     login(page, base, device)
     assert page.is_visible("a[href='/admin/orders/order/place/']")  # linked from the index
 
     # $2,000: no question asked.
     fill_order(page, base, qty=20)
     assert "bid 99." in page.inner_text("#quote") and "from broker" in page.inner_text("#quote")
-    page.screenshot(path=str(IMG / "console-form.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-form.png"), full_page=True)
     assert review(page) == "ok" and not page.is_visible("#warning")
     page.click("#submit-button")
     small = placed(page)
@@ -139,7 +141,7 @@ def test_an_operator_places_every_tier_and_adopts_an_orphan(
     assert review(page) == "warn"
     assert "⚠️ This order ($7,0" in page.inner_text("#warning")
     assert "/ 70 shares) exceeds normal limits. Are you sure?" in page.inner_text("#warning")
-    page.screenshot(path=str(IMG / "console-warning.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-warning.png"), full_page=True)
     page.click("#submit-button")  # not ticked: asked again, nothing sent
     assert "Tick the box" in page.inner_text("#review-errors")
     page.check("#id_confirm")
@@ -150,7 +152,7 @@ def test_an_operator_places_every_tier_and_adopts_an_orphan(
     # $12,000: warning + OTP. A wrong code reaches nothing; the right one exactly one order.
     fill_order(page, base, qty=120)
     assert review(page) == "step_up" and page.is_visible("#id_otp_token")
-    page.screenshot(path=str(IMG / "console-step-up.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-step-up.png"), full_page=True)
     at_broker = broker_coids(paper)
     page.check("#id_confirm")
     page.fill("#id_otp_token", wrong_code(device))
@@ -163,7 +165,7 @@ def test_an_operator_places_every_tier_and_adopts_an_orphan(
     page.fill("#id_otp_token", fresh_code(device))
     page.click("#submit-button")
     large = placed(page)
-    page.screenshot(path=str(IMG / "console-result.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-result.png"), full_page=True)
     new_at_broker = [c for c in broker_coids(paper) if c not in at_broker]
     assert new_at_broker == [large.client_order_id] and large.qty == 120
 
