@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("ALPACA_RETRY_WAIT_SECONDS", "3")  # alpaca-py's own 429 back-off
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reconcile_scale  # sets Django up
 from django.conf import settings
@@ -88,8 +89,11 @@ def analyse(log: list[dict[str, Any]]) -> dict[str, Any]:
     for e in log:
         bucket = "data" if e["path"].startswith("/v2/stocks") else "trading"
         stamps[bucket].append(datetime.fromisoformat(e["timestamp"]).timestamp())
+    # accepted POSTs per id: a POST the limiter refused (429) never reached the book
     posts = Counter(
-        e["client_order_id"] for e in log if (e["method"], e["path"]) == ("POST", "/v2/orders")
+        e["client_order_id"]
+        for e in log
+        if (e["method"], e["path"], e["status"]) == ("POST", "/v2/orders", 200)
     )
     return {
         "requests": len(log),
