@@ -8,7 +8,7 @@
 2. ``orders.status.decide`` (pure) says per row whether the update applies and why, exactly
    as the single path asks it;
 3. ONE ``WITH v AS (VALUES …) UPDATE orders_order … FROM v`` whose WHERE and SET are
-   ``orders.updates._cas_condition`` / ``_cas_values`` built over the columns of ``v`` — the
+   ``orders.updates.cas_condition`` / ``cas_values`` built over the columns of ``v`` — the
    same builders the single path runs over literals, so the rule is written once; RETURNING
    the ids it moved, checked against ``decide`` as the single path checks its row count;
 4. ONE insert of the OrderEvents; the fills moved into positions (the symbols' rows locked,
@@ -46,9 +46,9 @@ from orders.updates import (
     OFFER_FIELDS,
     Offer,
     UpdateResult,
-    _cas_condition,
-    _cas_values,
     apply_order_update,
+    cas_condition,
+    cas_values,
     offer_row,
 )
 from tradeops import metrics
@@ -225,15 +225,15 @@ def _apply_set(
 
 def _update_rows(offers: list[tuple[int, dict[str, Any]]], *, now: datetime) -> set[int]:
     """The conditional UPDATE over a VALUES list: WHERE and SET are the single path's
-    ``_cas_condition`` / ``_cas_values``, over ``v``'s columns. Returns the ids it moved."""
+    ``cas_condition`` / ``cas_values``, over ``v``'s columns. Returns the ids it moved."""
     if not offers:
         return set()
     pk = Order._meta.pk
     names = list(OFFER_FIELDS)
     columns = Offer(**{n: _Column(n, OFFER_FIELDS[n]) for n in names})
     query = UpdateQuery(Order)
-    query.add_update_values(_cas_values(columns, now=now))
-    query.add_q(Q(pk=_Column("id", pk)) & _cas_condition(columns))
+    query.add_update_values(cas_values(columns, now=now))
+    query.add_q(Q(pk=_Column("id", pk)) & cas_condition(columns))
     sql, params = query.get_compiler(connection=connection).as_sql()
     head, where = sql.split(" WHERE ", 1)  # no WHERE in the SET (CASE WHEN … only)
     casts = [

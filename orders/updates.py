@@ -2,7 +2,7 @@
 
 ``apply_order_update`` offers a status (from the broker's stream, reconciliation, a submit's
 answer, an operator) to ONE conditional UPDATE: the compare-and-swap written as SQL
-(``_cas_condition``, cross-checked against the pure rule ``orders.status.decide`` by the
+(``cas_condition``, cross-checked against the pure rule ``orders.status.decide`` by the
 hypothesis tests). In the same transaction it records the offer (``OrderEvent``, applied or
 skipped, with the reason), moves the symbol's ``Position`` by the fill it learnt, and lets a
 TWAP plan follow its slices (ended when every slice is, active again when the broker reopens
@@ -71,7 +71,7 @@ class Offer:
     """An offered update as SQL expressions, one per column the compare-and-swap reads or
     writes: literals for one update (``apply_order_update``), the columns of a VALUES list for
     a batch (``orders.bulk_updates``). Both build their WHERE and SET from the same
-    ``_cas_condition`` / ``_cas_values`` over an Offer, so there is one SQL statement of the
+    ``cas_condition`` / ``cas_values`` over an Offer, so there is one SQL statement of the
     rule. ``reject_reason`` and ``send_claimed_at`` are NULL when the update leaves them."""
 
     status: Any
@@ -134,7 +134,7 @@ def offer_row(
     }
 
 
-def _cas_condition(o: Offer) -> Q:
+def cas_condition(o: Offer) -> Q:
     """``orders.status.decide`` written as a WHERE clause (tests check they agree).
 
     The offer's own flags (is it ``filled``, does it carry a broker timestamp, is it a
@@ -181,7 +181,7 @@ def _cas_condition(o: Offer) -> Q:
     return (unlocked & (local | broker)) | resend
 
 
-def _cas_values(o: Offer, *, now: datetime) -> dict[str, Any]:
+def cas_values(o: Offer, *, now: datetime) -> dict[str, Any]:
     """The SET of the compare-and-swap. Every right-hand side reads the row as it was before
     the UPDATE (SQL semantics)."""
     return {
@@ -262,8 +262,8 @@ def apply_order_update(
         )
         applied = bool(
             Order.objects.filter(pk=row["id"])
-            .filter(_cas_condition(offer))
-            .update(**_cas_values(offer, now=now))
+            .filter(cas_condition(offer))
+            .update(**cas_values(offer, now=now))
         )
         reason = decision.reason
         if applied != decision.apply:  # the row is locked, so this would be a bug in one of them
