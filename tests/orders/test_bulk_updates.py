@@ -117,3 +117,25 @@ def test_queries_do_not_grow_with_the_batch(trader: Any) -> None:
 
     assert queries(3) == queries(40) <= 8
     assert Position.objects.get(symbol="AAPL").qty == 4300
+
+
+def test_slices_go_through_the_single_path_and_their_plan_follows(trader: Any) -> None:
+    from orders.models import PlanStatus
+    from tests.orders.twap_support import make_plan, slices
+
+    plan = make_plan(start=timezone.now(), qty=20, duration_minutes=1, interval_seconds=30)
+    first, second = slices(plan)
+    plain = new_order()
+    ts = timezone.now()
+    batch = [
+        OrderUpdate(first.client_order_id, "filled", first.qty, Decimal("100"), ts),
+        OrderUpdate(plain.client_order_id, "filled", 100, Decimal("101"), ts),
+        OrderUpdate(second.client_order_id, "canceled", 0, None, ts),
+    ]
+    results = apply_order_updates(batch, source=Source.RECONCILIATION)
+    assert [r.applied for r in results] == [True, True, True]
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.COMPLETED  # every slice ended, some shares filled
+    events = OrderEvent.objects.order_by("id").values_list("order_id", flat=True)
+    assert list(events)[-3:] == [plain.id, first.id, second.id]  # sequential_order
+    assert Position.objects.get(symbol="AAPL").qty == 100 + first.qty
