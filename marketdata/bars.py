@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
@@ -22,6 +22,9 @@ from django.utils import timezone
 from marketdata.calendar import sessions_finished
 from marketdata.models import DailyBar
 from tradeops.broker import BarReport, BrokerError, SessionReport, get_broker
+
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +178,8 @@ def bars_frame(*, symbols: Sequence[str], since: date, until: date) -> pd.DataFr
     BAR_COLUMNS), sorted by symbol then date. Prices are cast to double in SQL (computations
     on them are statistics, not money) and read with a plain cursor: hydration reads a
     hundred thousand rows, and model instances would cost seconds."""
+    import pandas as pd
+
     symbols = list(symbols)
     if not symbols:
         return pd.DataFrame({name: [] for name in BAR_COLUMNS})

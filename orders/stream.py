@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -15,7 +16,9 @@ from orders import hooks
 from orders.models import TradeStreamRun
 from orders.status import Source
 from orders.updates import apply_broker_report
-from tradeops.trade_stream import TradeEventReport
+
+if TYPE_CHECKING:  # the stream module imports alpaca-py (and so pandas): only the consumer needs it
+    from tradeops.trade_stream import TradeEventReport
 
 logger = logging.getLogger(__name__)
 

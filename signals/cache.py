@@ -11,14 +11,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import redis
 from django.conf import settings
 
 from signals.features import FEATURE_NAMES
+
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import numpy as np
+    import pandas as pd
 
 KEY_PREFIX = "signals:features"
 WRITE_BATCH_DATES = 32  # dates per pipeline round trip
@@ -50,22 +52,29 @@ def cache_key(version: str, day: date) -> str:
     return f"{KEY_PREFIX}:{version}:{day.isoformat()}"
 
 
-ROW_DTYPE = np.dtype("<f8")
-ROW_BYTES = ROW_DTYPE.itemsize * len(FEATURE_NAMES)
+ROW_DTYPE = "<f8"  # little-endian float64, as a numpy dtype string
+ROW_BYTES_PER_VALUE = 8
+ROW_BYTES = ROW_BYTES_PER_VALUE * len(FEATURE_NAMES)
 
 
 def encode_row(values: Iterable[float]) -> bytes:
+    import numpy as np
+
     return np.asarray(list(values), dtype=ROW_DTYPE).tobytes()
 
 
 def encode_rows(matrix: np.ndarray) -> list[bytes]:
     """Rows of a (n, features) matrix as bytes, in one conversion."""
+    import numpy as np
+
     buffer = np.ascontiguousarray(matrix, dtype=ROW_DTYPE).tobytes()
     return [buffer[i : i + ROW_BYTES] for i in range(0, len(buffer), ROW_BYTES)]
 
 
 def decode_rows(raw: Sequence[bytes]) -> np.ndarray:
     """The inverse of ``encode_rows``; a value of the wrong size is a corrupt entry."""
+    import numpy as np
+
     if any(len(value) != ROW_BYTES for value in raw):
         raise FeatureCacheUnavailable("feature cache entry of the wrong size (another format?)")
     return np.frombuffer(b"".join(raw), dtype=ROW_DTYPE).reshape(len(raw), len(FEATURE_NAMES))
@@ -109,6 +118,8 @@ def cache_has(*, version: str, day: date) -> bool:
 def cache_read(*, version: str, days: Sequence[date]) -> pd.DataFrame:
     """Cached rows of ``days`` (``symbol, date, *FEATURE_NAMES``), sorted by date then
     symbol; a date not in the cache contributes nothing."""
+    import pandas as pd
+
     client = redis_client()
     pipe = client.pipeline(transaction=False)
     for day in days:

@@ -19,9 +19,12 @@ version they were trained on, and the registry refuses to serve a model with ano
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import numpy as np
+    import pandas as pd
+
 
 FEATURE_SET_VERSION = "daily-v1"
 
@@ -72,6 +75,8 @@ def _window_mean(x: np.ndarray, width: int) -> np.ndarray:
 
 def _window_std(x: np.ndarray, width: int) -> np.ndarray:
     """Sample standard deviation (n-1) of every window, two-pass (no cancellation)."""
+    import numpy as np
+
     count = len(x) - width + 1
     mean = _window_mean(x, width)
     acc = (x[:count] - mean) ** 2
@@ -89,6 +94,8 @@ def _symbol_features(
     close: np.ndarray, high: np.ndarray, low: np.ndarray, volume: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Features of one symbol for its rows HISTORY_BARS-1 .. n-1 (arrays of n - 20 values)."""
+    import numpy as np
+
     n = len(close) - (HISTORY_BARS - 1)
     ret = close[1:] / close[:-1] - 1.0
     change = close[1:] - close[:-1]
@@ -120,6 +127,8 @@ def _symbol_features(
 
 def _symbol_blocks(bars: pd.DataFrame) -> list[tuple[str, int, int]]:
     """(symbol, start, end) of each symbol's contiguous rows in a frame sorted by symbol."""
+    import numpy as np
+
     symbols = bars["symbol"].to_numpy()
     if len(symbols) == 0:
         return []
@@ -133,6 +142,9 @@ def features_compute(bars: pd.DataFrame) -> pd.DataFrame:
     """Feature rows (columns ``symbol, date, *FEATURE_NAMES``) for every bar that has
     HISTORY_BARS bars of history, sorted by symbol then date. ``bars`` has BAR_COLUMNS in
     any row order; prices and volume as floats."""
+    import numpy as np
+    import pandas as pd
+
     bars = bars.sort_values(["symbol", "date"], kind="stable", ignore_index=True)
     arrays = {name: bars[name].to_numpy(dtype="float64") for name in BAR_COLUMNS[2:]}
     dates = bars["date"].to_numpy()
@@ -164,6 +176,8 @@ def features_at(bars: pd.DataFrame) -> pd.DataFrame:
 def target_next_day(bars: pd.DataFrame) -> pd.DataFrame:
     """``symbol, date, target``: the return from the close of ``date`` to the next bar's
     close (the training label; the last bar of a symbol has none)."""
+    import numpy as np
+
     bars = bars.sort_values(["symbol", "date"], kind="stable", ignore_index=True)
     close = bars["close"].to_numpy(dtype="float64")
     target = np.full(len(bars), np.nan)

@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import redis
 from django.conf import settings
 from django.utils import timezone
@@ -29,6 +29,9 @@ from signals.features import FEATURE_SET_VERSION, HISTORY_BARS, features_compute
 from signals.models import HydrationRun, ModelVersion
 from tradeops.broker import BrokerError
 from tradeops.locks import advisory_lock
+
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +141,8 @@ def _trading_days(symbols: Sequence[str], count: int, now: datetime) -> tuple[li
 def _hydrate(
     run: HydrationRun, *, symbols: Sequence[str], days: int, now: datetime
 ) -> HydrationRun:
+    import pandas as pd
+
     deadline = time.monotonic() + settings.FEATURE_HYDRATION_TIMEOUT_SECONDS
     _ping()
     started = time.monotonic()

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
@@ -36,6 +34,9 @@ from tradeops.audit import actor_label, audit_record
 from tradeops.errors import Conflict, PermissionDenied
 from tradeops.otp import StepUp, step_up_require
 from tradeops.reasons import reason_clean
+
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,8 @@ def validation_sample(count: int) -> tuple[pd.DataFrame, str]:
     """The ``count`` most recent feature rows as whole dates (a cross-section is never cut),
     from the feature cache when it is warm, else computed from the stored bars with the same
     feature code. Returns (rows, "cache" | "bars")."""
+    import pandas as pd
+
     universe = sorted(set(settings.SIGNAL_UNIVERSE))
     dates_needed = math.ceil(count / max(len(universe), 1)) + 1
     good = hydration_latest_good()
@@ -262,6 +265,8 @@ def shadow_validation_run(validation_id: int) -> ShadowValidation:
 
 
 def _score(validation: ShadowValidation) -> tuple[ShadowReport, dict[str, Any], str]:
+    import numpy as np
+
     candidate = model_load(validation.candidate)
     rows, source = validation_sample(validation.sample_count)
     matrix = feature_matrix(rows)

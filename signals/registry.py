@@ -15,10 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
-import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -27,6 +25,10 @@ from signals.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from signals.models import ModelVersion
 from tradeops.audit import actor_label, audit_record
 from tradeops.errors import TradeOpsError
+
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import lightgbm as lgb
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class LoadedModel:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Scores for rows of FEATURE_NAMES (float64)."""
+        import numpy as np
+
         if len(matrix) == 0:
             return np.empty(0)
         return np.asarray(self.booster.predict(matrix, num_threads=1), dtype="float64")
@@ -71,6 +75,8 @@ def _sha256(data: bytes) -> str:
 def booster_from_text(data: bytes, *, feature_set_version: str) -> lgb.Booster:
     """Parse a LightGBM text model and check it takes this feature set's features, in order.
     Anything else (a pickle, a JSON dump, a binary) is refused before LightGBM sees it."""
+    import lightgbm as lgb
+
     if feature_set_version != FEATURE_SET_VERSION:
         raise ModelError(
             f"feature set {feature_set_version!r} is not served by this build "

@@ -13,9 +13,8 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -28,6 +27,9 @@ from signals.readiness import signals_state
 from signals.registry import LoadedModel, ModelError, model_load
 from tradeops.broker import BrokerError
 from tradeops.errors import NotFound, ServiceUnavailable, ValidationFailed
+
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where used: importing them costs ~1 s at process start
+    import numpy as np
+
 
 MIN_NAMES = 3  # fewer names on a date make a rank correlation meaningless
 
@@ -75,10 +76,14 @@ class ShadowReport:
 
 
 def _constant(values: np.ndarray) -> bool:
+    import numpy as np
+
     return len(values) == 0 or bool(np.all(values == values[0]))
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    import numpy as np
+
     if len(a) < 2 or _constant(a) or _constant(b):
         return None
     da, db = a - a.mean(), b - b.mean()
@@ -87,6 +92,8 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     """Rank correlation with average ranks for ties; None when either side is constant."""
+    import pandas as pd
+
     ranks_a = pd.Series(a).rank(method="average").to_numpy()
     ranks_b = pd.Series(b).rank(method="average").to_numpy()
     return _pearson(ranks_a, ranks_b)
@@ -94,24 +101,32 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def zscores(values: np.ndarray) -> np.ndarray:
     """Cross-sectional z-scores (population stdev); all zero for a constant cross-section."""
+    import numpy as np
+
     if _constant(values):
         return np.zeros(len(values))
     return (values - values.mean()) / values.std()
 
 
 def _range(values: np.ndarray) -> tuple[float, float] | None:
+    import numpy as np
+
     finite = values[np.isfinite(values)]
     return (float(finite.min()), float(finite.max())) if len(finite) else None
 
 
 def _groups(dates: Sequence[Any]) -> dict[str, np.ndarray]:
     """Row indices per date, dates as ISO text."""
+    import numpy as np
+
     keys = np.array([str(d) for d in dates])
     return {key: np.flatnonzero(keys == key) for key in sorted(set(keys.tolist()))}
 
 
 def sanity_check(*, dates: Sequence[Any], new: Sequence[float]) -> ShadowReport:
     """The first model's gate: outputs finite and not all the same."""
+    import numpy as np
+
     values = np.asarray(new, dtype="float64")
     finite = bool(len(values) and np.isfinite(values).all())
     non_constant = finite and not _constant(values)
@@ -141,6 +156,8 @@ def shadow_compare(
     thresholds: Thresholds,
 ) -> ShadowReport:
     """Judge ``new`` against ``old`` on the same rows (one per name and date)."""
+    import numpy as np
+
     old_v = np.asarray(old, dtype="float64")
     new_v = np.asarray(new, dtype="float64")
     if len(old_v) != len(new_v) or len(old_v) != len(dates):

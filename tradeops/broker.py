@@ -24,26 +24,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import requests
-from alpaca.common.exceptions import APIError
-from alpaca.data.enums import DataFeed
-from alpaca.data.historical.stock import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
-from alpaca.data.timeframe import TimeFrame
-from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import AssetClass, OrderSide, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import (
-    GetAssetsRequest,
-    GetCalendarRequest,
-    GetOrdersRequest,
-    LimitOrderRequest,
-    MarketOrderRequest,
-    StopLimitOrderRequest,
-    StopOrderRequest,
-)
 from django.conf import settings
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
@@ -73,6 +57,11 @@ from tradeops.broker_types import (
     to_qty,
 )
 
+if TYPE_CHECKING:  # alpaca-py is imported where it is used: it pulls in pandas and numpy
+    from alpaca.common.exceptions import APIError
+    from alpaca.data.historical.stock import StockHistoricalDataClient
+    from alpaca.trading.client import TradingClient
+
 __all__ = [
     "AccountReport",
     "AssetReport",
@@ -97,6 +86,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_Client = TypeVar("_Client", bound="TradingClient | StockHistoricalDataClient")
 ONE_MICROSECOND = timedelta(microseconds=1)
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -135,6 +125,8 @@ def _api_error_fields(exc: APIError) -> tuple[int | None, int | None, str]:
 
 
 def _map_errors(call: Callable[[], T], what: str) -> T:
+    from alpaca.common.exceptions import APIError
+
     metrics.BROKER_REQUESTS.labels(what).inc()
     try:
         return call()
@@ -180,18 +172,43 @@ class Broker:
     ) -> None:
         self.requests_sent = 0
         self._count_lock = threading.Lock()
-        self.trading = TradingClient(
-            api_key, secret_key, paper=paper, url_override=base_url or None
+        self._timeouts = (connect_timeout, read_timeout)
+        self._retry = (retry_attempts, retry_wait_seconds)
+        self._credentials = (api_key, secret_key)
+        self._data_url = data_url or None
+        self._data_feed = data_feed
+        self._data: StockHistoricalDataClient | None = None
+        from alpaca.trading.client import TradingClient
+
+        self.trading: TradingClient = self._configured(
+            TradingClient(api_key, secret_key, paper=paper, url_override=base_url or None)
         )
-        self.data = StockHistoricalDataClient(api_key, secret_key, url_override=data_url or None)
-        self.data_feed = DataFeed(data_feed)
-        for client in (self.trading, self.data):
-            adapter = _TimeoutCountingAdapter((connect_timeout, read_timeout), self._count)
-            client._session.mount("http://", adapter)
-            client._session.mount("https://", adapter)
-            # alpaca-py's retry knobs are not constructor arguments (reference §1.4).
-            client._retry = retry_attempts
-            client._retry_wait = retry_wait_seconds
+
+    def _configured(self, client: _Client) -> _Client:
+        adapter = _TimeoutCountingAdapter(self._timeouts, self._count)
+        client._session.mount("http://", adapter)
+        client._session.mount("https://", adapter)
+        # alpaca-py's retry knobs are not constructor arguments (reference §1.4).
+        client._retry, client._retry_wait = self._retry
+        return client
+
+    @property
+    def data(self) -> StockHistoricalDataClient:
+        """The market-data client, built on first use: alpaca-py's data models import pandas,
+        which a process that only trades (the reconciler, the API) should not pay for."""
+        if self._data is None:
+            from alpaca.data.historical.stock import StockHistoricalDataClient
+
+            self._data = self._configured(
+                StockHistoricalDataClient(*self._credentials, url_override=self._data_url)
+            )
+        return self._data
+
+    @property
+    def data_feed(self) -> Any:
+        from alpaca.data.enums import DataFeed
+
+        return DataFeed(self._data_feed)
 
     def _count(self) -> None:
         with self._count_lock:
@@ -210,6 +227,14 @@ class Broker:
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
     ) -> OrderReport:
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import (
+            LimitOrderRequest,
+            MarketOrderRequest,
+            StopLimitOrderRequest,
+            StopOrderRequest,
+        )
+
         common = {
             "symbol": symbol,
             "qty": qty,
@@ -254,6 +279,9 @@ class Broker:
         symbols: list[str] | None = None,
     ) -> list[OrderReport]:
         """One page (at most ``limit``, Alpaca caps it at 500)."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
         request = GetOrdersRequest(
             status=QueryOrderStatus(status),
             after=after,
@@ -341,6 +369,8 @@ class Broker:
 
     def get_calendar(self, *, start: date, end: date) -> list[SessionReport]:
         """The exchange's trading days in [start, end] (weekends and holidays are absent)."""
+        from alpaca.trading.requests import GetCalendarRequest
+
         days = _map_errors(
             lambda: self.trading.get_calendar(GetCalendarRequest(start=start, end=end)),
             "get_calendar",
@@ -360,6 +390,9 @@ class Broker:
         """Every US equity the broker lists, active or not (an inactive one is then refused
         as such rather than as unknown). Alpaca can list a symbol twice (one tradable, one
         not), so callers key by symbol with care."""
+        from alpaca.trading.enums import AssetClass
+        from alpaca.trading.requests import GetAssetsRequest
+
         request = GetAssetsRequest(asset_class=AssetClass.US_EQUITY)
         assets = _map_errors(lambda: self.trading.get_all_assets(request), "get_all_assets")
         return [asset_report_from_alpaca(a) for a in assets]
@@ -378,6 +411,9 @@ class Broker:
     ) -> dict[str, list[BarReport]]:
         """Daily bars of several symbols in one request; alpaca-py follows ``next_page_token``
         until the broker answers null. A symbol without bars is absent from the result."""
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame
+
         request = StockBarsRequest(
             symbol_or_symbols=list(symbols),
             timeframe=TimeFrame.Day,
@@ -404,6 +440,8 @@ class Broker:
         }
 
     def get_latest_quote(self, symbol: str) -> QuoteReport | None:
+        from alpaca.data.requests import StockLatestQuoteRequest
+
         request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=self.data_feed)
         quotes = _map_errors(
             lambda: self.data.get_stock_latest_quote(request), "get_stock_latest_quote"
