@@ -8,7 +8,7 @@ broker calls, asks this module what differs, and applies the answer through the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from orders.status import UNCONFIRMED_STATUSES, OrderStatus, is_terminal
 from tradeops.broker_types import OrderReport
@@ -16,17 +16,23 @@ from tradeops.broker_types import OrderReport
 S = OrderStatus
 # Orders that may never have reached the broker: the ones a probe "not found" can fail.
 UNCONFIRMED = UNCONFIRMED_STATUSES
+NOT_READ = datetime.min.replace(tzinfo=UTC)  # sorts an order whose timing was not read first
 
 
 @dataclass(frozen=True)
 class DbOrder:
+    """What the diff needs of a database order. The timing (``created_at``,
+    ``send_claimed_at``) only matters for non-terminal orders (probes, the grace period), so the
+    engine reads it only for those: None on a terminal one (parsing 20,000 timestamps was a
+    third of a 10,000-order run's database time)."""
+
     client_order_id: str
     broker_order_id: str | None
     status: str
     filled_qty: int
     origin: str
-    created_at: datetime
-    send_claimed_at: datetime | None
+    created_at: datetime | None = None
+    send_claimed_at: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -39,8 +45,8 @@ class DbOrder:
         return self.origin == "twap" and self.status == S.PENDING_NEW and not self.send_claimed_at
 
     @property
-    def sent_at(self) -> datetime:
-        """When it was (or may have been) sent: the claim, else the insert."""
+    def sent_at(self) -> datetime | None:
+        """When it was (or may have been) sent: the claim, else the insert (None: not read)."""
         return self.send_claimed_at or self.created_at
 
 
@@ -76,7 +82,8 @@ def may_fail_unfound(db: DbOrder, *, now: datetime, grace: timedelta) -> bool:
         return False
     if db.origin == "twap" and db.status == S.PENDING_NEW:
         return False
-    return now - db.sent_at >= grace
+    sent = db.sent_at
+    return sent is not None and now - sent >= grace
 
 
 def diff_orders(
@@ -149,7 +156,7 @@ def stale_order_probes(open_db: list[DbOrder], *, listed: set[str], limit: int) 
     orders while it runs, and would otherwise use up the whole budget on every run. A claimed
     one may have been sent, so it is still probed (TWAP recovery resends it by the same id)."""
     stale = [o for o in open_db if o.client_order_id not in listed and not o.is_unsent_slice]
-    stale.sort(key=lambda o: o.created_at)
+    stale.sort(key=lambda o: o.created_at or NOT_READ)
     return [o.client_order_id for o in stale[:limit]]
 
 
