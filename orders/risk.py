@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Sum, Value
 from django.utils.module_loading import import_string
 
 from marketdata.quotes import quote_latest
@@ -121,6 +121,8 @@ class RiskContext:
     exposure: Exposure | None = None
     extra_buy: int = 0
     extra_sell: int = 0
+    # Every switch, read once under the lock (missing = engaged).
+    switches: dict[str, bool] | None = None
     warnings: list[str] = field(default_factory=list)
 
     def reduce_only(self, intent: OrderIntent) -> ReduceOnlyVerdict:
@@ -147,10 +149,15 @@ def switch_engaged(name: str) -> bool:
     return True if row is None else bool(row)
 
 
-def effective_limits(symbol: str) -> EffectiveLimits:
-    rows = {r.symbol: r for r in RiskLimit.objects.filter(symbol__in=[symbol, RiskLimit.GLOBAL])}
-    sym, glob = rows.get(symbol), rows.get(RiskLimit.GLOBAL)
+def switches_engaged() -> dict[str, bool]:
+    """Every switch in one query; look names up with ``.get(name, True)`` (missing = engaged)."""
+    return dict(TradingSwitch.objects.values_list("name", "engaged"))
 
+
+LIMIT_FIELDS = ("max_order_qty", "max_order_notional", "max_position_qty")
+
+
+def _limits_of(sym: Any, glob: Any) -> EffectiveLimits:
     def pick(name: str, default: Any) -> Any:
         for row in (sym, glob):
             value = getattr(row, name, None) if row is not None else None
@@ -165,25 +172,52 @@ def effective_limits(symbol: str) -> EffectiveLimits:
     )
 
 
+def effective_limits(symbol: str) -> EffectiveLimits:
+    rows = {r.symbol: r for r in RiskLimit.objects.filter(symbol__in=[symbol, RiskLimit.GLOBAL])}
+    return _limits_of(rows.get(symbol), rows.get(RiskLimit.GLOBAL))
+
+
 def symbol_exposure(symbol: str) -> Exposure:
-    position = Position.objects.filter(symbol=symbol).values_list("qty", flat=True).first() or 0
-    rows = (
+    """Position and working orders of a symbol in ONE query (a UNION ALL of the position row
+    and the open orders' remainder per side)."""
+    position = (
+        Position.objects.filter(symbol=symbol)
+        .order_by()
+        .annotate(kind=Value("position"), remaining=F("qty"))
+        .values_list("kind", "remaining")
+    )
+    working = (
         Order.objects.open()
         .filter(symbol=symbol)
-        .values("side")
+        .annotate(kind=F("side"))
+        .values("kind")
         .annotate(remaining=Sum(F("qty") - F("filled_qty")))
+        .values_list("kind", "remaining")
     )
-    by_side = {r["side"]: int(r["remaining"] or 0) for r in rows}
+    by_kind = {kind: int(remaining or 0) for kind, remaining in position.union(working, all=True)}
     return Exposure(
-        position=position, open_buy=by_side.get("buy", 0), open_sell=by_side.get("sell", 0)
+        position=by_kind.get("position", 0),
+        open_buy=by_kind.get("buy", 0),
+        open_sell=by_kind.get("sell", 0),
     )
 
 
-def lock_symbol(symbol: str) -> None:
+def lock_symbol(symbol: str) -> EffectiveLimits:
     """Serialise pre-trade checks per symbol on the symbol's RiskLimit row (created on first
-    use with every field blank, i.e. inheriting the global limits). Needs a transaction."""
-    RiskLimit.objects.get_or_create(symbol=symbol)
-    RiskLimit.objects.select_for_update().filter(symbol=symbol).values_list("id").get()
+    use with every field blank, i.e. inheriting the global limits), and return the limits in
+    force. Needs a transaction.
+
+    The locked row is read in the locking statement (PostgreSQL re-reads a row it waited for,
+    so its fields are the committed ones); the global row is read in a second statement,
+    after the lock is held: a subquery of the locking statement would see the snapshot taken
+    before the wait."""
+    locked = RiskLimit.objects.select_for_update().filter(symbol=symbol)
+    sym = locked.first()
+    if sym is None:  # first order of this symbol: insert its row (a rival may race us)
+        RiskLimit.objects.get_or_create(symbol=symbol)
+        sym = locked.get()
+    glob = RiskLimit.objects.filter(symbol=RiskLimit.GLOBAL).only(*LIMIT_FIELDS).first()
+    return _limits_of(sym, glob)
 
 
 # --- the pipeline --------------------------------------------------------------------------
@@ -201,9 +235,9 @@ def prepare_context(intent: OrderIntent, now: datetime) -> RiskContext:
 
 def run_checks(intent: OrderIntent, ctx: RiskContext) -> None:
     """Phase 2, inside the insert's transaction, after ``lock_symbol``. Raises the first
-    rejection as a TradeOpsError."""
-    ctx.limits = effective_limits(intent.symbol)
+    rejection as a TradeOpsError. ``ctx.limits`` is what ``lock_symbol`` returned."""
     ctx.exposure = symbol_exposure(intent.symbol)
+    ctx.switches = switches_engaged()
     for source in _load(settings.PRETRADE_EXPOSURE_SOURCES):
         buy, sell = source(intent.symbol, ctx)
         ctx.extra_buy += buy
@@ -234,7 +268,7 @@ def pretrade_write(
     code, logged under ``label`` and raised."""
     try:
         with transaction.atomic():
-            lock_symbol(intent.symbol)
+            ctx.limits = lock_symbol(intent.symbol)
             done = already_done()
             if done is not None:
                 metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
@@ -275,7 +309,8 @@ def prepare_reference_price(intent: OrderIntent, ctx: RiskContext) -> None:
 # --- checks ------------------------------------------------------------------------------
 def _halt_check(name: str, code: str, label: str) -> Check:
     def check(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
-        if not switch_engaged(name):
+        engaged = switch_engaged(name) if ctx.switches is None else ctx.switches.get(name, True)
+        if not engaged:
             return None
         verdict = ctx.reduce_only(intent)
         if verdict.allowed:

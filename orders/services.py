@@ -98,7 +98,12 @@ class SubmitOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def strategy_require_active(strategy_id: str) -> Strategy:
+def strategy_require_active(strategy_id: str, *, known: Strategy | None = None) -> Strategy:
+    """The order's strategy, which must exist and be active. ``known``: the strategy the
+    caller already loaded in this request (a token's, checked active by its authentication),
+    which saves the query."""
+    if known is not None and known.pk == strategy_id and known.is_active:
+        return known
     strategy = Strategy.objects.filter(pk=strategy_id).first()
     if strategy is None:
         raise ValidationFailed(
@@ -124,16 +129,21 @@ def order_client_id(request: risk.OrderIntent, now: datetime) -> str:
 
 
 def order_create(
-    *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
+    *,
+    request: risk.OrderIntent,
+    actor: Any,
+    now: datetime | None = None,
+    strategy: Strategy | None = None,
 ) -> SubmitOutcome:
     """Record an order (``pending_new``) after the pre-trade checks, without sending it.
 
     The same request on the same UTC day returns the existing order (``created=False``),
     unless that order ended ``failed`` without ever reaching the broker: then the checks run
     again and it is claimed to be sent again under the same client_order_id (``resent``).
+    ``strategy``: the request's strategy if the caller has it loaded already (a token's).
     """
     now = now or timezone.now()
-    strategy_require_active(request.strategy_id)
+    strategy_require_active(request.strategy_id, known=strategy)
     coid = order_client_id(request, now)
     existing = Order.objects.filter(client_order_id=coid).first()
     if existing is not None and not may_resend(existing.status, existing.broker_updated_at):
@@ -213,11 +223,15 @@ def _order_resend_claim(existing: Order, ctx: risk.RiskContext) -> SubmitOutcome
 
 
 def order_submit(
-    *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
+    *,
+    request: risk.OrderIntent,
+    actor: Any,
+    now: datetime | None = None,
+    strategy: Strategy | None = None,
 ) -> SubmitOutcome:
     """Place an order: record it, then send it. Idempotent per request and UTC day; an order
     that failed without reaching the broker is sent again (see ``order_create``)."""
-    outcome = order_create(request=request, actor=actor, now=now)
+    outcome = order_create(request=request, actor=actor, now=now, strategy=strategy)
     if outcome.created:
         outcome.order = order_send(order=outcome.order)
     elif outcome.resent:
