@@ -16,16 +16,16 @@ pytestmark = pytest.mark.django_db
 
 # The steady state (the symbol's risk row and position exist, the asset list is loaded):
 #  1 token + its strategy (one join)           11 quarantine
-#  2 the order by client_order_id (200?)       12 INSERT the order (pending_new)
-#  3 the asset (cached list)                   13 claim it for sending (conditional UPDATE)
-#  4 the gate (closed: ask the broker first)   14 apply the answer: lock the order row
-#  5 LOCK the symbol's risk row (its limits)   15   the CAS UPDATE
-#  6 the global limits (after the lock)        16   lock the position
-#  7 position + working orders (UNION ALL)     17   move it by the fill
-#  8 both trading switches                     18   the OrderEvent
-#  9 orphans' exposure                         19 the order as it is now (the response)
-# 10 the gate again, under the lock
-SUBMIT_QUERIES = 19
+#  2 the order by client_order_id (200?)       12 INSERT the order, claimed for sending
+#  3 the asset (cached list)                   -- COMMIT, then the broker call
+#  4 the gate (closed: ask the broker first)   13 apply the answer: lock the order row
+#  5 LOCK the symbol's risk row (its limits)   14   the CAS UPDATE
+#  6 the global limits (after the lock)        15   lock the position
+#  7 position + working orders (UNION ALL)     16   move it by the fill
+#  8 both trading switches                     17   the OrderEvent
+#  9 orphans' exposure                         -- COMMIT
+# 10 the gate again, under the lock            18 the order as it is now (the response)
+SUBMIT_QUERIES = 18
 
 
 def statements(ctx: CaptureQueriesContext) -> list[str]:
