@@ -13,8 +13,8 @@ same broker on the same machine, and what one slice costs the dispatcher in CPU 
    the broker, as fast as it answers, from as many threads as the dispatchers have senders.
 2. plans of 60 slices, one a second (through the service, as the API makes them), started a
    minute before, ``--slices`` slices in all: every slice is due, so the dispatchers face a
-   backlog and run flat out; two ``run_slices --until-idle`` processes send them (their start closes the gate, then the startup
-   reconciliation a job cluster would run opens it).
+   backlog and run flat out; two ``run_slices --until-idle`` processes send them (their
+   start closes the gate, then the startup reconciliation a job cluster would run opens it).
 Rates come from the broker's own request log: submits / (last arrival - first arrival).
 Dispatcher CPU is each process's CPU time from its registration to its exit (its Django start
 left out), summed, divided by the slices sent.
