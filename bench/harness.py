@@ -140,6 +140,28 @@ def stop(*processes: subprocess.Popen | None) -> None:
                 process.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds(parent: int) -> float:
+    """CPU time of the live children of ``parent`` (a gunicorn master's workers)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError):  # exited meanwhile
+            continue
+    return total
+
+
 @dataclass
 class Paced:
     """What an open-loop run did: per-call seconds (successful calls), failures, wall time."""

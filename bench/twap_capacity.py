@@ -37,12 +37,11 @@ import harness
 
 GOAL_RATIO = 0.5
 SLICES_PER_PLAN = 60
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--slices", type=int, default=500)
+    parser.add_argument("--slices", type=int, default=600, help="rounded up to whole plans of 60")
     parser.add_argument("--dispatchers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="sender threads per dispatcher")
     parser.add_argument("--database-url", default=harness.DEFAULT_DATABASE_URL)
@@ -148,12 +147,6 @@ def make_plans(n: int) -> datetime:
     return start
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, from /proc (Linux)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
 def dispatch(args: argparse.Namespace, env: dict[str, str], control: Any) -> dict[str, Any]:
     from orders.models import DispatcherRun, Order
     from paperbroker.testing import wait_until
@@ -176,7 +169,7 @@ def dispatch(args: argparse.Namespace, env: dict[str, str], control: Any) -> dic
             timeout=60,
             message="dispatchers did not register",
         )
-        started_cpu = {p.pid: cpu_seconds(p.pid) for p in procs}
+        started_cpu = {p.pid: harness.cpu_seconds(p.pid) for p in procs}
         assert reconciliation_run(kind="startup").succeeded, "reconciliation failed"
         cpu = 0.0
         for p in procs:
