@@ -90,8 +90,8 @@ def start_web(server: str, env: dict[str, str], port: int) -> subprocess.Popen:
     from paperbroker.testing import wait_until
 
     if server == "gunicorn":
-        command = [str(harness.Path(harness.sys.executable).parent / "gunicorn")]
-        command += ["-c", "deploy/gunicorn.conf.py"]
+        gunicorn = harness.Path(harness.sys.executable).parent / "gunicorn"
+        command = [str(gunicorn), "-c", "deploy/gunicorn.conf.py"]  # the README's command
     else:
         command = [*harness.MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"]
     process = subprocess.Popen(
@@ -112,11 +112,14 @@ def start_web(server: str, env: dict[str, str], port: int) -> subprocess.Popen:
 def server_label(server: str) -> str:
     if server == "runserver":
         return "runserver"
-    from django.conf import settings  # noqa: F401 - settings read the same env as gunicorn
-
-    workers = harness.os.environ.get("WEB_WORKERS", "2")
-    threads = harness.os.environ.get("WEB_THREADS", "4")
-    return f"gunicorn gthread {workers}x{threads}, DB_CONN_MAX_AGE=60"
+    env = harness.os.environ
+    workers, threads = env.get("WEB_WORKERS", "2"), env.get("WEB_THREADS", "4")
+    db = (
+        "DB_POOL=1"
+        if env.get("DB_POOL") == "1"
+        else f"DB_CONN_MAX_AGE={env.get('DB_CONN_MAX_AGE', '60')}"
+    )
+    return f"gunicorn gthread {workers}x{threads}, {db}"
 
 
 def web_cpu_seconds(server: str, pid: int) -> float:
