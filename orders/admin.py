@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,6 +15,12 @@ from django.utils.safestring import mark_safe
 from orders.charts import progress_svg
 from orders.controls import trading_switch_set
 from orders.dispatch import SliceDispatcher
+from orders.limits import (
+    FAT_FINGER_FIELDS,
+    risk_limits_with_global,
+    row_effective_limits,
+    row_fat_finger_thresholds,
+)
 from orders.models import (
     DispatcherRun,
     Order,
@@ -27,7 +34,6 @@ from orders.models import (
     TradingSwitch,
 )
 from orders.plans import plan_cancel, plan_set_paused
-from orders.risk import effective_limits
 from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
@@ -118,7 +124,7 @@ class StrategyTokenInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Strategy)
 class StrategyAdmin(AuditedModelAdmin):
-    list_display = ["id", "name", "is_active", "created_at"]
+    list_display = ["id", "name", "is_active", "max_unconfirmed_notional", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["id", "name"]
     inlines = [StrategyTokenInline]
@@ -155,6 +161,14 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["symbol"]
 
 
+def _money(value: Decimal) -> str:
+    return f"${value.quantize(Decimal('0.01')):,}"
+
+
+def _pct(fraction: Decimal) -> str:
+    return f"{(fraction * 100).normalize():f} %"
+
+
 @admin.register(RiskLimit)
 class RiskLimitAdmin(AuditedModelAdmin):
     list_display = [
@@ -163,18 +177,41 @@ class RiskLimitAdmin(AuditedModelAdmin):
         "max_order_notional",
         "max_position_qty",
         "effective",
+        "fat_finger",
         "updated_at",
     ]
     search_fields = ["symbol"]
-    fields = ["symbol", "max_order_qty", "max_order_notional", "max_position_qty"]
+    fieldsets = [
+        (None, {"fields": ["symbol", "max_order_qty", "max_order_notional", "max_position_qty"]}),
+        (
+            "Fat-finger thresholds (blank = the global row's, then the FAT_FINGER_* settings)",
+            {"fields": [column for column, _ in FAT_FINGER_FIELDS.values()]},
+        ),
+        (None, {"fields": ["audit_reason"]}),
+    ]
     audit_action_prefix = "risk_limit"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The global row's values come along as subqueries: the effective columns of a whole
+        # page cost no query per row.
+        return risk_limits_with_global(super().get_queryset(request))
 
     @admin.display(description="Effective (blank = inherited)")
     def effective(self, obj: RiskLimit) -> str:
-        limits = effective_limits(obj.symbol)  # for `*`: the global row, then settings
+        limits = row_effective_limits(obj)  # for `*`: the global row, then settings
         return (
             f"qty ≤ {limits.max_order_qty}, notional ≤ {limits.max_order_notional}, "
             f"position ≤ {limits.max_position_qty}"
+        )
+
+    @admin.display(description="Fat-finger (effective)")
+    def fat_finger(self, obj: RiskLimit) -> str:
+        t = row_fat_finger_thresholds(obj)
+        return (
+            f"warn > {_money(t.warn_notional)} or > {t.warn_qty} sh, "
+            f"OTP > {_money(t.step_up_notional)}, "
+            f"collar {_pct(t.collar_pct)}, ADV warn > {_pct(t.warn_pct_adv)}, "
+            f"refuse > {_pct(t.max_pct_adv)}"
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -272,7 +309,7 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [SliceInline]
     actions = ["cancel_remaining", "pause", "resume"]
     fieldsets = [
-        (None, {"fields": ["progress_chart", "status", "status_reason", "filled"]}),
+        (None, {"fields": ["progress_chart", "status", "status_reason", "filled", "warnings"]}),
         (
             "Request",
             {

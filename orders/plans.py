@@ -90,6 +90,23 @@ def _slice(
         ) from None
 
 
+def plan_sizing(
+    request: risk.OrderIntent, *, duration_minutes: int, interval_seconds: int, now: datetime
+) -> tuple[LiquidityConstraint, SlicePlan, risk.OrderIntent]:
+    """The plan's liquidity cap (may ask the broker: outside any transaction), its slices, and
+    the intent the pre-trade checks judge (``size_qty`` = the largest slice). The admin's
+    review step calls it to show the verdict the plan's checks will reach."""
+    liquidity = liquidity_constraint(symbol=request.symbol, now=now)
+    sliced = _slice(
+        request,
+        now,
+        duration_minutes=duration_minutes,
+        interval_seconds=interval_seconds,
+        max_slice_qty=liquidity.max_slice_qty,
+    )
+    return liquidity, sliced, dataclasses.replace(request, size_qty=sliced.largest_slice)
+
+
 def plan_create(
     *,
     request: risk.OrderIntent,
@@ -113,15 +130,9 @@ def plan_create(
     if existing is not None:
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
         return PlanOutcome(existing, created=False)
-    liquidity = liquidity_constraint(symbol=request.symbol, now=now)
-    sliced = _slice(
-        request,
-        now,
-        duration_minutes=duration_minutes,
-        interval_seconds=interval_seconds,
-        max_slice_qty=liquidity.max_slice_qty,
+    liquidity, sliced, intent = plan_sizing(
+        request, duration_minutes=duration_minutes, interval_seconds=interval_seconds, now=now
     )
-    intent = dataclasses.replace(request, size_qty=sliced.largest_slice)
     ctx = risk.prepare_context(intent, now)
     outcome = risk.pretrade_write(
         intent,
@@ -145,9 +156,7 @@ def plan_create(
     if not outcome.created:
         return outcome
     plan = outcome.plan
-    warnings = list(ctx.warnings)
-    if liquidity.source == "unavailable":
-        warnings.append(f"liquidity: {liquidity.note}")
+    warnings = plan.warnings
     for warning in warnings:
         logger.warning("TWAP plan %s (%s): %s", plan.pk, actor_label(actor), warning)
     logger.info(
@@ -162,6 +171,13 @@ def plan_create(
         plan.liquidity_source,
     )
     return PlanOutcome(plan, created=True, warnings=warnings)
+
+
+def _plan_warnings(ctx: risk.RiskContext, liquidity: LiquidityConstraint) -> list[str]:
+    warnings = list(ctx.warnings)
+    if liquidity.source == "unavailable":
+        warnings.append(f"liquidity: {liquidity.note}")
+    return warnings
 
 
 def _plan_insert(
@@ -192,6 +208,7 @@ def _plan_insert(
         liquidity_source=liquidity.source,
         liquidity_computed_at=liquidity.computed_at,
         liquidity_note=liquidity.note,
+        warnings=_plan_warnings(ctx, liquidity),
         created_at=now,
         updated_at=now,
     )

@@ -27,6 +27,8 @@ from django.db.models import F, Sum, Value
 from django.utils.module_loading import import_string
 
 from marketdata.quotes import quote_latest
+from orders.fat_finger import Thresholds
+from orders.limits import EffectiveLimits, limits_of_locked
 from orders.models import Order, OrderTerms, Position, RiskLimit, TradingSwitch
 from orders.positions import ReduceOnlyVerdict, reduce_only_verdict
 from tradeops import metrics
@@ -50,6 +52,10 @@ class OrderIntent:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     origin: str = "api"
+    # The highest fat-finger tier the submitter has confirmed (orders.fat_finger.TIERS). Only
+    # the admin's Place order page sets it, after its own server-side confirmation (a ticked
+    # box; a verified OTP code for step_up); an operator's order above it is refused.
+    confirmed_tier: str = "ok"
     # The size the per-order limits judge: a TWAP plan is judged on its total ``qty`` for
     # exposure and on its largest slice here, because each slice is a separate order.
     size_qty: int | None = None
@@ -94,13 +100,6 @@ class Rejection:
 
 
 @dataclass(frozen=True)
-class EffectiveLimits:
-    max_order_qty: int
-    max_order_notional: Decimal
-    max_position_qty: int
-
-
-@dataclass(frozen=True)
 class Exposure:
     """What the database knows: net position and the unfilled remainder of working orders."""
 
@@ -121,8 +120,9 @@ class RiskContext:
     exposure: Exposure | None = None
     extra_buy: int = 0
     extra_sell: int = 0
-    # Every switch, read once under the lock (missing = engaged).
+    # Read under the lock: every switch (missing = engaged), the fat-finger thresholds.
     switches: dict[str, bool] | None = None
+    thresholds: Thresholds | None = None
     warnings: list[str] = field(default_factory=list)
 
     def reduce_only(self, intent: OrderIntent) -> ReduceOnlyVerdict:
@@ -154,29 +154,6 @@ def switches_engaged() -> dict[str, bool]:
     return dict(TradingSwitch.objects.values_list("name", "engaged"))
 
 
-LIMIT_FIELDS = ("max_order_qty", "max_order_notional", "max_position_qty")
-
-
-def _limits_of(sym: Any, glob: Any) -> EffectiveLimits:
-    def pick(name: str, default: Any) -> Any:
-        for row in (sym, glob):
-            value = getattr(row, name, None) if row is not None else None
-            if value is not None:
-                return value
-        return default
-
-    return EffectiveLimits(
-        max_order_qty=pick("max_order_qty", settings.RISK_DEFAULT_MAX_ORDER_QTY),
-        max_order_notional=pick("max_order_notional", settings.RISK_DEFAULT_MAX_ORDER_NOTIONAL),
-        max_position_qty=pick("max_position_qty", settings.RISK_DEFAULT_MAX_POSITION_QTY),
-    )
-
-
-def effective_limits(symbol: str) -> EffectiveLimits:
-    rows = {r.symbol: r for r in RiskLimit.objects.filter(symbol__in=[symbol, RiskLimit.GLOBAL])}
-    return _limits_of(rows.get(symbol), rows.get(RiskLimit.GLOBAL))
-
-
 def symbol_exposure(symbol: str) -> Exposure:
     """Position and working orders of a symbol in ONE query (a UNION ALL of the position row
     and the open orders' remainder per side)."""
@@ -202,22 +179,19 @@ def symbol_exposure(symbol: str) -> Exposure:
     )
 
 
-def lock_symbol(symbol: str) -> EffectiveLimits:
+def lock_symbol(symbol: str) -> tuple[EffectiveLimits, Thresholds]:
     """Serialise pre-trade checks per symbol on the symbol's RiskLimit row (created on first
-    use with every field blank, i.e. inheriting the global limits), and return the limits in
-    force. Needs a transaction.
+    use with every field blank, i.e. inheriting the global limits), and return the limits and
+    fat-finger thresholds in force. Needs a transaction.
 
     The locked row is read in the locking statement (PostgreSQL re-reads a row it waited for,
-    so its fields are the committed ones); the global row is read in a second statement,
-    after the lock is held: a subquery of the locking statement would see the snapshot taken
-    before the wait."""
+    so its fields are the committed ones); the global row after the lock is held."""
     locked = RiskLimit.objects.select_for_update().filter(symbol=symbol)
-    sym = locked.first()
-    if sym is None:  # first order of this symbol: insert its row (a rival may race us)
+    row = locked.first()
+    if row is None:  # first order of this symbol: insert its row (a rival may race us)
         RiskLimit.objects.get_or_create(symbol=symbol)
-        sym = locked.get()
-    glob = RiskLimit.objects.filter(symbol=RiskLimit.GLOBAL).only(*LIMIT_FIELDS).first()
-    return _limits_of(sym, glob)
+        row = locked.get()
+    return limits_of_locked(row)
 
 
 # --- the pipeline --------------------------------------------------------------------------
@@ -268,7 +242,7 @@ def pretrade_write(
     code, logged under ``label`` and raised."""
     try:
         with transaction.atomic():
-            ctx.limits = lock_symbol(intent.symbol)
+            ctx.limits, ctx.thresholds = lock_symbol(intent.symbol)
             done = already_done()
             if done is not None:
                 metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()

@@ -185,6 +185,7 @@ def _order_insert(
         trade_date=now.date(),
         placed_under_override=bool(ctx.extras.get("placed_under_override")),
         send_claimed_at=now if claim else None,
+        warnings=list(ctx.warnings),
         created_at=now,
         updated_at=now,
     )
@@ -221,6 +222,9 @@ def _order_resend_claim(existing: Order, ctx: risk.RiskContext) -> SubmitOutcome
     if ctx.extras.get("placed_under_override") and not existing.placed_under_override:
         Order.objects.filter(pk=existing.pk).update(placed_under_override=True)
         existing.placed_under_override = True
+    if ctx.warnings != existing.warnings:  # judged again: what the checks say now
+        Order.objects.filter(pk=existing.pk).update(warnings=list(ctx.warnings))
+        existing.warnings = list(ctx.warnings)
     metrics.ORDERS_RESENT.inc()
     logger.warning("order %s failed earlier without reaching the broker: re-sent", existing)
     return SubmitOutcome(existing, created=False, resent=True, warnings=ctx.warnings)

@@ -38,6 +38,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "reduce_only_violation": (422, "while halted or gated only reduce-only orders pass"),
     "unknown_symbol": (422, "the broker lists no active, tradable asset with this symbol"),
     "not_shortable": (422, "a sell that could open a short of an asset that cannot be shorted"),
+    "fat_finger": (
+        422,
+        "the fat-finger policy refused it, or it needs a confirmation the caller lacks "
+        "(details.tier, details.reasons)",
+    ),
     "broker_rejected": (422, "the broker refused the order (its reason in the message)"),
     "throttled": (429, "too many requests; Retry-After says when to try again"),
     "internal_error": (500, "a bug: logged with its traceback"),

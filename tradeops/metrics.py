@@ -63,6 +63,15 @@ ORDERS_REOPENED = Counter(
 )
 for _source in ("stream", "submit", "reconciliation", "manual"):  # orders.status.Source
     ORDERS_REOPENED.labels(_source)
+FAT_FINGER_VERDICTS = Counter(
+    "fat_finger_verdicts",
+    "Fat-finger verdicts of the pre-trade check, by tier (ok, warn, step_up, refuse) and origin "
+    "(admin: an operator; api: a strategy)",
+    ["tier", "origin"],
+)
+for _tier in ("ok", "warn", "step_up", "refuse"):  # orders.fat_finger.TIERS
+    for _origin in ("admin", "api"):
+        FAT_FINGER_VERDICTS.labels(_tier, _origin)
 BROKER_REQUESTS = Counter(
     "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
 )

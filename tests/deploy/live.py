@@ -103,6 +103,14 @@ def exercise(*, paper: Any, trader: Any, ops_admin: Any) -> None:
     from orders.controls import trading_switch_set
 
     trading_switch_set(name="kill_switch", engaged=False, actor="test", reason="drill over")
+    # Fat-finger: a collar set on TSLA in the admin (audited) refuses a limit 50 % over the ask.
+    from orders.models import RiskLimit
+
+    row, _ = RiskLimit.objects.get_or_create(symbol="TSLA")
+    collar = {"fat_finger_collar_pct": "0.10", "audit_reason": "metrics drill"}
+    assert ops_admin.post(f"/admin/orders/risklimit/{row.pk}/change/", collar).status_code == 302
+    refused = place(trader, symbol="TSLA", qty=1, type="limit", limit_price="300.00")
+    assert refused.json()["error"]["code"] == "fat_finger", refused.json()
     resting = place(trader, type="limit", limit_price="50.00", time_in_force="gtc", qty=3)
     assert resting.status_code == 201, resting.json()
     # Drift: a fill nobody streamed, and an order nobody here placed (an orphan).

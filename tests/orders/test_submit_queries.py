@@ -15,17 +15,20 @@ from tests.helpers import place
 pytestmark = pytest.mark.django_db
 
 # The steady state (the symbol's risk row and position exist, the asset list is loaded):
-#  1 token + its strategy (one join)           11 quarantine
-#  2 the order by client_order_id (200?)       12 INSERT the order, claimed for sending
+#  1 token + its strategy (one join)           12 quarantine
+#  2 the order by client_order_id (200?)       13 INSERT the order, claimed for sending
 #  3 the asset (cached list)                   -- COMMIT, then the broker call
-#  4 the gate (closed: ask the broker first)   13 apply the answer: lock the order row
-#  5 LOCK the symbol's risk row (its limits)   14   the CAS UPDATE
-#  6 the global limits (after the lock)        15   lock the position
-#  7 position + working orders (UNION ALL)     16   move it by the fill
-#  8 both trading switches                     17   the OrderEvent
-#  9 orphans' exposure                         -- COMMIT
-# 10 the gate again, under the lock            18 the order as it is now (the response)
-SUBMIT_QUERIES = 18
+#  4 the ADV (fat-finger share of volume)      14 apply the answer: lock the order row
+#  5 the gate (closed: ask the broker first)   15   the CAS UPDATE
+#  6 LOCK the symbol's risk row (its limits)   16   lock the position
+#  7 the global row: limits, fat-finger        17   move it by the fill
+#  8 position + working orders (UNION ALL)     18   the OrderEvent
+#  9 both trading switches                     -- COMMIT
+# 10 orphans' exposure                         19 the order as it is now (the response)
+# 11 the gate again, under the lock
+# (24 before issue 14; the fat-finger check added 2 since, of which the thresholds now come
+# with the global limits.)
+SUBMIT_QUERIES = 19
 
 
 def statements(ctx: CaptureQueriesContext) -> list[str]:
