@@ -9,14 +9,19 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
+from django.urls import path
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from orders.admin_place import PERMISSION as PLACE_PERMISSION
+from orders.admin_place import PlaceOrderView
 from orders.charts import progress_svg
 from orders.controls import trading_switch_set
 from orders.dispatch import SliceDispatcher
 from orders.limits import (
     FAT_FINGER_FIELDS,
+    fat_finger_thresholds,
+    limits_in_force,
     risk_limits_with_global,
     row_effective_limits,
     row_fat_finger_thresholds,
@@ -38,12 +43,13 @@ from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
 from orders.stream import StreamConsumer
+from tradeops.admin_site import AdminPage
 from tradeops.admin_tools import (
     AuditedModelAdmin,
     ReadOnlyAdminMixin,
     ReasonForm,
-    ReasonOtpForm,
     bulk_reason_action,
+    reason_otp_form,
 )
 
 
@@ -98,6 +104,24 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     inlines = [OrderEventInline]
     actions = ["cancel_orders"]
+    change_list_template = "admin/orders/order/change_list.html"
+
+    def get_urls(self) -> list:
+        page = PlaceOrderView(self)
+        wrap = self.admin_site.admin_view
+        return [
+            path("place/", wrap(page.place), name="orders_order_place"),
+            path(
+                "place/result/<str:kind>/<int:pk>/",
+                wrap(page.result),
+                name="orders_order_place_result",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra = {**(extra_context or {}), "can_place": request.user.has_perm(PLACE_PERMISSION)}
+        return super().changelist_view(request, extra)
 
     @admin.action(description="Cancel selected orders", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> Any:
@@ -115,6 +139,16 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return request.user.has_perm("orders.change_order") or request.user.is_superuser
 
 
+admin.site.register_page(
+    AdminPage(
+        app_label="orders",
+        name="Place order",
+        url_name="orders_order_place",
+        permission=PLACE_PERMISSION,
+    )
+)
+
+
 class StrategyTokenInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = StrategyToken
     extra = 0
@@ -129,6 +163,29 @@ class StrategyAdmin(AuditedModelAdmin):
     search_fields = ["id", "name"]
     inlines = [StrategyTokenInline]
     actions = ["issue_token", "revoke_tokens"]
+    step_up_action = "strategy.raise_limit"
+
+    def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        """Raising the unconfirmed allowance (blank = the global step-up threshold;
+        orders.fat_finger_checks resolves it per symbol) or reactivating a deactivated
+        strategy (False < True) needs a step-up. A new strategy starts active with a blank
+        allowance and no token."""
+        default = fat_finger_thresholds(RiskLimit.GLOBAL).step_up_notional
+
+        def allowance(value: Any) -> Any:
+            return default if value is None else value
+
+        before = {
+            "max_unconfirmed_notional": allowance(
+                getattr(current, "max_unconfirmed_notional", None)
+            ),
+            "is_active": True if current is None else current.is_active,
+        }
+        after = {
+            "max_unconfirmed_notional": allowance(data.get("max_unconfirmed_notional")),
+            "is_active": bool(data.get("is_active")),
+        }
+        return before, after
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["id", "created_at"] if obj is not None else ["created_at"]
@@ -187,9 +244,17 @@ class RiskLimitAdmin(AuditedModelAdmin):
             "Fat-finger thresholds (blank = the global row's, then the FAT_FINGER_* settings)",
             {"fields": [column for column, _ in FAT_FINGER_FIELDS.values()]},
         ),
-        (None, {"fields": ["audit_reason"]}),
+        (None, {"fields": ["audit_reason", "otp_token"]}),
     ]
     audit_action_prefix = "risk_limit"
+    step_up_action = "risk_limit.raise"
+
+    def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        # every limit on the row, risk and fat-finger alike, as in force for the symbol
+        symbol = current.symbol if current is not None else data.get("symbol")
+        if not symbol:
+            return {}, {}
+        return limits_in_force(symbol), limits_in_force(symbol, row=data)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The global row's values come along as subqueries: the effective columns of a whole
@@ -237,7 +302,9 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Release (resume trading) — needs OTP", permissions=["operate"])
     def release(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # Resuming trading puts money at risk again: step-up with a fresh OTP code.
-        return self._flip(request, queryset, engaged=False, form_class=ReasonOtpForm)
+        return self._flip(
+            request, queryset, engaged=False, form_class=reason_otp_form("trading_switch.release")
+        )
 
     def _flip(
         self,
@@ -255,7 +322,11 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             title=f"{verb} switches",
             form_class=form_class,
             call=lambda sw, d: trading_switch_set(
-                name=sw.name, engaged=engaged, actor=request.user, reason=d["reason"]
+                name=sw.name,
+                engaged=engaged,
+                actor=request.user,
+                reason=d["reason"],
+                step_up=d.get("step_up"),
             ),
         )
 
@@ -401,7 +472,9 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     def resume(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # Resuming puts money at risk again: step-up with a fresh OTP code, like a switch release.
-        return self._pause(request, queryset, paused=False, form_class=ReasonOtpForm)
+        return self._pause(
+            request, queryset, paused=False, form_class=reason_otp_form("plan.resume")
+        )
 
     def _pause(
         self, request: HttpRequest, queryset: QuerySet, *, paused: bool, form_class: type
@@ -413,7 +486,11 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             title=f"{'Pause' if paused else 'Resume'} TWAP plans",
             form_class=form_class,
             call=lambda plan, d: plan_set_paused(
-                plan=plan, paused=paused, actor=request.user, reason=d["reason"]
+                plan=plan,
+                paused=paused,
+                actor=request.user,
+                reason=d["reason"],
+                step_up=d.get("step_up"),
             ),
             description="A paused plan keeps its slices pending; on resume they are "
             "rescheduled from now at the plan's interval.",

@@ -5,8 +5,10 @@ the global row comes along in the same query as a subquery per field)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +39,8 @@ RISK_FIELDS: dict[str, tuple[str, str]] = {
     "max_order_notional": ("max_order_notional", "RISK_DEFAULT_MAX_ORDER_NOTIONAL"),
     "max_position_qty": ("max_position_qty", "RISK_DEFAULT_MAX_POSITION_QTY"),
 }
-OVERRIDABLE = [column for column, _ in (*RISK_FIELDS.values(), *FAT_FINGER_FIELDS.values())]
+ALL_FIELDS = [*RISK_FIELDS.values(), *FAT_FINGER_FIELDS.values()]
+OVERRIDABLE = [column for column, _ in ALL_FIELDS]
 GLOBAL_PREFIX = "global_"
 
 
@@ -77,6 +80,18 @@ def limits_of_locked(symbol_row: RiskLimit) -> tuple[EffectiveLimits, Thresholds
         EffectiveLimits(**_resolve(symbol_row, global_values, RISK_FIELDS)),
         Thresholds(**_resolve(symbol_row, global_values, FAT_FINGER_FIELDS)),
     )
+
+
+def limits_in_force(symbol: str, *, row: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every overridable limit of ``symbol`` as in force now (RiskLimit column -> value), or
+    as it would be with ``row`` (a form's cleaned data) as the symbol's row: what a step-up
+    compares (tradeops.admin_tools.limits_raised). One query."""
+    current, glob = _rows(symbol)
+    if symbol == RiskLimit.GLOBAL:  # the global row's own fallback is the settings
+        glob = {}
+    source = SimpleNamespace(**row) if row is not None else current
+    spec = {column: (column, setting) for column, setting in ALL_FIELDS}
+    return _resolve(source, glob, spec)
 
 
 def fat_finger_thresholds(symbol: str) -> Thresholds:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,9 @@ from orders.status import OrderStatus
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.errors import Conflict, ValidationFailed
+from tradeops.otp import StepUp, step_up_require
+from tradeops.permissions import strategy_scope
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +50,9 @@ class PlanOutcome:
 def plan_key(
     request: risk.OrderIntent, *, duration_minutes: int, interval_seconds: int, now: datetime
 ) -> str:
-    """Same request fields on the same UTC day -> the same plan (and the same slice ids)."""
-
+    """Same request fields on the same UTC day -> the same plan (and the same slice ids); the
+    admin form's nonce (``request_key``) joins them when set."""
+    extra = {"request_key": request.request_key} if request.request_key else {}
     return plan_key_for(
         strategy=request.strategy_id,
         symbol=request.symbol.upper(),
@@ -60,6 +65,7 @@ def plan_key(
         duration_minutes=int(duration_minutes),
         interval_seconds=int(interval_seconds),
         trade_date=now.date().isoformat(),
+        **extra,
     )
 
 
@@ -114,12 +120,13 @@ def plan_create(
     interval_seconds: int,
     actor: Any,
     now: datetime | None = None,
+    on_write: Callable[[PlanOutcome], None] | None = None,
 ) -> PlanOutcome:
     """Record a TWAP plan and all its ``pending_new`` slices after one pre-trade decision.
 
     Idempotent like single orders: the same request on the same UTC day returns the existing
     plan (``created=False``), whatever the liquidity figures say by then. ``now`` is the plan's
-    start (slice 0 is due at once).
+    start (slice 0 is due at once). ``on_write`` runs inside the insert's transaction.
     """
     now = now or timezone.now()
     strategy_require_active(request.strategy_id)
@@ -152,6 +159,7 @@ def plan_create(
             created=True,
         ),
         replay=lambda: PlanOutcome(SlicingPlan.objects.get(key=key), created=False),
+        on_write=on_write,
     )
     if not outcome.created:
         return outcome
@@ -249,7 +257,8 @@ def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCance
     a completed or failed plan is a conflict.
     """
     now = timezone.now()
-    reason = reason.strip() or "canceled"
+    # an operator says why; a strategy's program cancelling its own plan may not
+    reason = reason_clean(reason, optional=strategy_scope(actor) is not None) or "canceled"
     with transaction.atomic():
         locked = SlicingPlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status in (PlanStatus.COMPLETED, PlanStatus.FAILED):
@@ -290,11 +299,17 @@ def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCance
     return PlanCancelOutcome(locked, canceled, in_flight)
 
 
-def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str) -> SlicingPlan:
+def plan_set_paused(
+    *, plan: SlicingPlan, paused: bool, actor: Any, reason: str, step_up: StepUp | None = None
+) -> SlicingPlan:
     """Pause an active plan (its slices stay pending; no dispatcher claims them) or resume a
     paused one. On resume, if slices fell due during the pause, the remaining slices are
     rescheduled to start now, keeping the plan's spacing, so they do not go out in one burst;
-    the plan ends correspondingly later. Audited with the reason."""
+    the plan ends correspondingly later. Audited with the reason; resuming puts money at risk
+    again, so it needs a step-up."""
+    reason = reason_clean(reason)
+    if not paused:
+        step_up_require(step_up, actor=actor, action="plan.resume")
     now = timezone.now()
     have = PlanStatus.ACTIVE if paused else PlanStatus.PAUSED
     want = PlanStatus.PAUSED if paused else PlanStatus.ACTIVE
@@ -322,7 +337,7 @@ def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str)
             object_id=locked.pk,
             reason=reason,
             before={"status": have},
-            after={"status": want},
+            after={"status": want, **({"step_up": step_up.as_audit()} if step_up else {})},
         )
         locked.status, locked.updated_at = want, now
         locked.save(update_fields=["status", "updated_at"])

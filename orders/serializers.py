@@ -25,7 +25,7 @@ from tradeops.api_fields import (
     BoundedIntegerField,
     DecimalStringField,
     PatternField,
-    StrictCharField,
+    ReasonField,
     StrictSerializer,
     SymbolField,
 )
@@ -251,6 +251,7 @@ class PlanCancelSerializer(serializers.Serializer):
 
 
 class CancelRequestSerializer(StrictSerializer):
-    """An optional reason, recorded with the cancel."""
+    """A reason, recorded with the cancel: required from an operator (the one rule of
+    tradeops.reasons), optional for a strategy cancelling its own order or plan."""
 
-    reason = StrictCharField(required=False, allow_blank=True, max_length=500)
+    reason = ReasonField(optional=True)

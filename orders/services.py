@@ -9,6 +9,7 @@ and the initial insert) writes ``Order.status``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,8 @@ from tradeops.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from tradeops.permissions import strategy_scope
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ def order_client_id(request: risk.OrderIntent, now: datetime) -> str:
         stop_price=request.stop_price,
         strategy_id=request.strategy_id,
         trade_date=now.date(),
+        request_key=request.request_key,
     )
 
 
@@ -135,6 +139,7 @@ def order_create(
     now: datetime | None = None,
     strategy: Strategy | None = None,
     claim: bool = False,
+    on_write: Callable[[SubmitOutcome], None] | None = None,
 ) -> SubmitOutcome:
     """Record an order (``pending_new``) after the pre-trade checks, without sending it.
     ``claim``: the caller sends it next; the new row is claimed for sending (``send_claimed_at``)
@@ -144,6 +149,7 @@ def order_create(
     unless that order ended ``failed`` without ever reaching the broker: then the checks run
     again and it is claimed to be sent again under the same client_order_id (``resent``).
     ``strategy``: the request's strategy if the caller has it loaded already (a token's).
+    ``on_write`` runs inside the insert's (or re-send claim's) transaction.
     """
     now = now or timezone.now()
     strategy_require_active(request.strategy_id, known=strategy)
@@ -160,6 +166,7 @@ def order_create(
             label=f"order {coid}",
             write=lambda: _order_insert(request, ctx, coid=coid, now=now, claim=claim),
             replay=lambda: SubmitOutcome(Order.objects.get(client_order_id=coid), created=False),
+            on_write=on_write,
         )
     else:
         outcome = risk.pretrade_write(
@@ -169,6 +176,7 @@ def order_create(
             already_done=lambda: _order_resend_taken(existing),
             write=lambda: _order_resend_claim(existing, ctx),
             replay=lambda: SubmitOutcome(existing, created=False),  # an UPDATE: never raised
+            on_write=on_write,
         )
     for warning in outcome.warnings:
         logger.warning("order %s (%s): %s", coid, actor_label(actor), warning)
@@ -236,6 +244,7 @@ def order_submit(
     actor: Any,
     now: datetime | None = None,
     strategy: Strategy | None = None,
+    on_write: Callable[[SubmitOutcome], None] | None = None,
 ) -> SubmitOutcome:
     """Place an order: record it, then send it. Idempotent per request and UTC day; an order
     that failed without reaching the broker is sent again (see ``order_create``).
@@ -245,7 +254,9 @@ def order_submit(
     before the broker call, and the client_order_id makes the send happen at most once at the
     broker, whatever crashes. Ambiguous outcomes leave it ``submitted_unconfirmed`` for
     reconciliation to resolve."""
-    outcome = order_create(request=request, actor=actor, now=now, strategy=strategy, claim=True)
+    outcome = order_create(
+        request=request, actor=actor, now=now, strategy=strategy, claim=True, on_write=on_write
+    )
     if outcome.created or outcome.resent:
         order_send_claimed(order=outcome.order)
         outcome.order.refresh_from_db()
@@ -355,6 +366,8 @@ def order_cancel(*, order: Order, actor: Any, reason: str = "") -> Order:
     broker); otherwise the cancel goes to the broker and its answer comes back through the
     update path.
     """
+    # an operator says why; a strategy's program cancelling its own order may not
+    reason = reason_clean(reason, optional=strategy_scope(actor) is not None)
     if order.is_terminal:
         raise Conflict(
             f"Order {order.client_order_id} is already {order.status}.",

@@ -133,6 +133,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "admin:login"
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "TradeOps")
+# A verified step-up (fresh OTP code for an action that relaxes a control) may be reused by the
+# same login session for this long; 0 = every such action asks for a new code.
+STEP_UP_WINDOW_SECONDS = env_int("STEP_UP_WINDOW_SECONDS", 0, minimum=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -17,7 +17,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.promql import SYNTHETIC, Selector
-from tests.helpers import place, token_client, wait_for
+from tests.helpers import place, step_up_of, token_client, wait_for
 
 # Which sample names a family of each type exposes (prometheus_client's text format). No
 # ``_created``: prometheus_client does not export it in multiprocess mode, which production runs.
@@ -102,7 +102,13 @@ def exercise(*, paper: Any, trader: Any, ops_admin: Any) -> None:
     assert place(trader, qty=2).status_code == 503
     from orders.controls import trading_switch_set
 
-    trading_switch_set(name="kill_switch", engaged=False, actor="test", reason="drill over")
+    trading_switch_set(
+        name="kill_switch",
+        engaged=False,
+        actor=ops_admin.user,
+        reason="drill over",
+        step_up=step_up_of(ops_admin.user, "trading_switch.release"),
+    )
     # Fat-finger: a collar set on TSLA in the admin (audited) refuses a limit 50 % over the ask.
     from orders.models import RiskLimit
 
@@ -137,12 +143,37 @@ def exercise(*, paper: Any, trader: Any, ops_admin: Any) -> None:
     assert dispatcher.tick() >= 1, plan
     dispatcher.close()
     trade_stream_register()
+    # The admin's Place order page: one order reviewed and placed by an operator.
+    _place_manual_order(ops_admin)
     # Quotes: a read through QuoteClient's hops.
     assert trader.get("/api/v1/quotes/AAPL/latest").status_code == 200
     # Signals: a model live (sanity check), hydrated, a shadow validation, a signal served.
     activate_first(train("alpha"))
     model_promote(model=train("alpha", seed=99), actor="test", reason="metrics drill")
     assert token_client("alpha").get("/api/v1/signals").status_code == 200
+
+
+def _place_manual_order(ops_admin: Any) -> None:
+    import re
+
+    from orders.strategies import manual_strategy_ensure
+
+    manual_strategy_ensure()
+    form = {
+        "nonce": "live-metrics-drill-0001",
+        "strategy": "manual",
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": "1",
+        "type": "market",
+        "time_in_force": "day",
+    }
+    review = ops_admin.post("/admin/orders/order/place/", {**form, "_review": "1"})
+    token = re.search(r'name="review_token" value="([^"]*)"', review.content.decode()).group(1)
+    placed = ops_admin.post(
+        "/admin/orders/order/place/", {**form, "review_token": token, "_submit": "1"}
+    )
+    assert placed.status_code == 302, placed.content[:500]
 
 
 def scrape(url: str) -> Exposition:

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.limits import effective_limits, fat_finger_thresholds
 from orders.models import RiskLimit, Strategy
-from tests.helpers import place
+from tests.helpers import next_code, place
 from tradeops.models import AuditEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fat_finger_configured")]
@@ -107,9 +107,17 @@ def test_a_strategys_unconfirmed_allowance_is_edited_with_an_audited_reason(
     assert Strategy.objects.get(pk="alpha").max_unconfirmed_notional is None
     assert place(trader, qty=110).status_code == 422  # step-up tier, not allowed
 
-    done = ops_admin.post(url, {**form, "audit_reason": "alpha sizes up after review #42"})
+    # raising the allowance relaxes a control: a step-up (fresh OTP code) as well
+    no_code = ops_admin.post(url, {**form, "audit_reason": "alpha sizes up after review #42"})
+    assert no_code.status_code == 200 and b"needs a fresh OTP code" in no_code.content
+    assert Strategy.objects.get(pk="alpha").max_unconfirmed_notional is None
+    code = next_code(ops_admin.user.totpdevice_set.get())
+    done = ops_admin.post(
+        url, {**form, "audit_reason": "alpha sizes up after review #42", "otp_token": code}
+    )
     assert done.status_code == 302, done.content.decode()[:2000]
     event = AuditEvent.objects.get(action="strategy.change", object_id="alpha")
+    assert event.after["step_up"]["action"] == "strategy.raise_limit"
     assert event.reason == "alpha sizes up after review #42"
     assert event.before["max_unconfirmed_notional"] is None
     assert Decimal(event.after["max_unconfirmed_notional"]) == Decimal("20000")
