@@ -1,0 +1,449 @@
+"""The process harness of the proof scripts (bench/crash_trials.py, bench/fault_soak.py,
+bench/two_nodes.py) and of their CI-sized tests in tests/proof.
+
+A ``Stack`` runs a deployment as real, separate processes, the way production runs it: the
+paper broker (``manage.py paperbroker``), web (``runserver``), ``qcluster``, ``run_slices``
+and ``stream_trade_updates``, all on one PostgreSQL database, with one shared
+PROMETHEUS_MULTIPROC_DIR. What starts each process and what "ready" means come from
+``manage.py demo`` (its ``CHILDREN``), so the harness and the demo cannot disagree. The
+harness can SIGKILL any process and restart it, and waits for readiness by polling with a
+deadline, never by sleeping.
+
+This process itself is configured for the same database (``bootstrap``): it reads the
+database for its checks and creates the strategies the clients trade as.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tradeops_bench"
+START_TIMEOUT_SECONDS = 90.0  # per process: a loaded 2-core machine starts Django slowly
+
+# What every child process runs with, unless the script says otherwise: fast, bounded broker
+# calls (alpaca-py has no timeout of its own and sleeps 3 s before retrying a 429), a short
+# grace before reconciliation fails an order the broker never saw, and prices from the
+# broker (no Redis, no quote ingestor of someone else's on the default port).
+CHILD_ENV = {
+    "ALPACA_HTTP_TIMEOUT_SECONDS": "3",
+    "ALPACA_RETRY_WAIT_SECONDS": "0.2",
+    "RECONCILIATION_SUBMITTED_UNCONFIRMED_GRACE_SECONDS": "5",
+    "TWAP_DISPATCH_RETRY_SECONDS": "0.5",
+    "QUOTE_FALLBACK_URL": "",
+    "REDIS_URL": "",
+    "LOG_LEVEL": "WARNING",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named by ``url`` if it does not exist yet."""
+    import psycopg
+    from psycopg import sql
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def bootstrap(database_url: str, **env: str) -> None:
+    """Point this process at ``database_url`` and the paper broker's defaults, set up Django,
+    migrate, and empty every table (a run starts from a fresh install: switches released, the
+    global risk row). Must run before anything imports Django models."""
+    ensure_database(database_url)
+    for key in [k for k in os.environ if k.startswith("ALPACA_")]:
+        del os.environ[key]  # unset keys select the paper broker
+    os.environ.update(CHILD_ENV, DATABASE_URL=database_url, **env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeops.settings")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from orders.controls import trading_switches_ensure
+    from orders.models import RiskLimit
+
+    call_command("migrate", verbosity=0)
+    call_command("flush", "--no-input", verbosity=0)
+    trading_switches_ensure()
+    RiskLimit.objects.get_or_create(symbol="*")
+
+
+def strategy_tokens(names: Iterable[str]) -> dict[str, str]:
+    """An API token per strategy (created as needed): what the clients authenticate with."""
+    from orders.models import Strategy
+    from orders.strategies import strategy_create, strategy_token_issue
+
+    tokens = {}
+    for name in names:
+        strategy = Strategy.objects.filter(pk=name).first() or strategy_create(
+            strategy_id=name, actor="bench"
+        )
+        tokens[name] = strategy_token_issue(strategy=strategy, actor="bench")
+    return tokens
+
+
+def wait_until(
+    what: str,
+    predicate: Callable[[], Any],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    alive: Callable[[], None] | None = None,
+) -> float:
+    """Poll ``predicate`` until truthy; the seconds waited. ``alive`` raises when a process
+    the wait depends on died. Raises TimeoutError naming ``what``."""
+    began = time.monotonic()
+    while True:
+        if alive is not None:
+            alive()
+        if predicate():
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(interval)
+
+
+class StackError(RuntimeError):
+    """A process of the stack could not start or died unexpectedly."""
+
+
+@dataclass
+class Proc:
+    """One named process of the stack (e.g. ``web``, ``web2``, ``slices``) and its lifetime."""
+
+    name: str
+    kind: str  # a demo CHILDREN name: web, stream, jobs, slices
+    port: int  # the web's port (0 for the others)
+    child: Any = None  # the demo's Child while running
+    starts: int = 0
+    kills: int = 0
+    start_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    """A paper broker plus named TradeOps processes; use as a context manager."""
+
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)  # extra child environment
+    procs: dict[str, Proc] = field(default_factory=dict)
+    broker: subprocess.Popen | None = None
+    broker_url: str = ""
+    paper: Any = None  # PaperControl
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the paper broker --------------------------------------------------------------------
+    def start_broker(self, **reset: Any) -> None:
+        """The paper broker as its own process on a free port; deterministic prices, open
+        market, immediate fills unless ``reset`` says otherwise."""
+        from paperbroker.control import PaperControl
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self.broker_url = f"http://127.0.0.1:{port}"
+        argv = ["paperbroker", "--port", str(port), "--no-random-walk", "--tick-seconds", "0.2"]
+        self.broker = self._spawn("broker", argv)
+        self.paper = PaperControl(self.broker_url, timeout=10)
+
+        def answers() -> bool:
+            try:
+                self.paper.config()
+            except OSError:
+                return False
+            return True
+
+        wait_until("the paper broker to answer", answers, timeout=60, alive=self._alive)
+        self.paper.reset(fill_model="immediate", random_walk=False, **reset)
+        self.paper.set_clock(is_open=True)
+        from django.conf import settings
+
+        settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = self.broker_url  # our checks
+        # Where every child process writes its metrics (emptied: no counts of earlier runs).
+        metrics = self.workdir / "prometheus"
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir()
+        self.env = {"PAPERBROKER_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(metrics)} | (
+            self.env
+        )
+
+    # -- TradeOps processes ------------------------------------------------------------------
+    def add(self, name: str, kind: str) -> Proc:
+        """Start a process (``kind``: web, stream, jobs or slices) and wait until it is ready."""
+        proc = Proc(name, kind, free_port() if kind == "web" else 0)
+        self.procs[name] = proc
+        self.start(name)
+        return proc
+
+    def start(self, name: str) -> float:
+        """(Re)start a process and wait for the demo's readiness check; the seconds it took."""
+        from django.utils import timezone
+
+        from tradeops.management.commands.demo import CHILDREN, Child
+
+        proc = self.procs[name]
+        spec = next(s for s in CHILDREN if s.name == proc.kind)
+        argv = [a.format(host="127.0.0.1", port=proc.port) for a in spec.argv]
+        launched_at = timezone.now()
+        popen = self._spawn(name, argv)
+        proc.child = Child(spec, popen, " ".join(argv), launched_at, proc.url, self.broker_url)
+        proc.starts += 1
+        took = wait_until(
+            f"{name} ({spec.waits_for})",
+            lambda: spec.ready(proc.child),
+            timeout=START_TIMEOUT_SECONDS,
+            alive=self._alive,
+        )
+        proc.start_seconds.append(took)
+        return took
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no handler runs, nothing is cleaned up."""
+        proc = self.procs[name]
+        proc.child.proc.send_signal(signal.SIGKILL)
+        proc.child.proc.wait(timeout=30)
+        proc.kills += 1
+        proc.child = None
+
+    def restart(self, name: str) -> float:
+        """SIGKILL then start again; the seconds until it was ready."""
+        self.kill(name)
+        return self.start(name)
+
+    def wait_gate_open(self, since: Any, timeout: float = 120) -> float:
+        """Until a reconciliation succeeded after ``since`` and the gate is open."""
+        from tradeops.management.commands.demo import gate_open_since
+
+        return wait_until(
+            "a reconciliation to open the gate",
+            lambda: gate_open_since(since),
+            timeout=timeout,
+            alive=self._alive,
+        )
+
+    def web_urls(self) -> list[str]:
+        return [p.url for p in self.procs.values() if p.kind == "web"]
+
+    def kills(self) -> dict[str, int]:
+        return {name: p.kills for name, p in self.procs.items()}
+
+    def stop(self) -> None:
+        """Terminate everything still running (SIGKILL what does not stop within 20 s)."""
+        running = [p.child.proc for p in self.procs.values() if p.child is not None]
+        if self.broker is not None:
+            running.append(self.broker)
+        for popen in running:
+            if popen.poll() is None:
+                popen.terminate()
+        for popen in running:
+            try:
+                popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+        self.procs.clear()
+        self.broker = None
+
+    # -- internals ---------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_")}
+        env.update(self.env)
+        log = (self.workdir / f"{name}.log").open("ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), *argv],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        finally:
+            log.close()
+
+    def _alive(self) -> None:
+        """Raise StackError when a process that should be running has exited."""
+        from tradeops.management.commands.demo import exit_text
+
+        if self.broker is not None and self.broker.poll() is not None:
+            raise StackError(f"the paper broker {exit_text(self.broker.returncode)}")
+        for proc in self.procs.values():
+            if proc.child is not None and proc.child.proc.poll() is not None:
+                tail = (self.workdir / f"{proc.name}.log").read_text(errors="replace")[-2000:]
+                code = exit_text(proc.child.proc.returncode)
+                raise StackError(f"{proc.name} {code}; its log ends:\n{tail}")
+
+
+# --- checks at the broker --------------------------------------------------------------------
+def broker_counts(paper: Any) -> tuple[Counter[str], Counter[str]]:
+    """(orders the broker holds per client_order_id, POST /v2/orders it received per id)."""
+    held = Counter(o["client_order_id"] for o in paper.state()["orders"])
+    posts = Counter(r["client_order_id"] for r in paper.requests(method="POST", path="/v2/orders"))
+    return held, posts
+
+
+def unresolved_orders(held: Counter[str], *, since: Any = None) -> list[dict[str, Any]]:
+    """Orders still non-terminal without a reason: not terminal in the database although the
+    broker has no open order for them (with immediate fills the broker holds none open), or
+    terminal without having reached the broker and without a status that says why."""
+    from orders.models import Order
+    from orders.status import TERMINAL_STATUSES
+
+    rows = Order.objects.all()
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    bad = []
+    for order in rows.only("client_order_id", "status", "plan_id"):
+        if order.status not in TERMINAL_STATUSES:
+            bad.append({"client_order_id": order.client_order_id, "status": order.status})
+        elif order.status == "filled" and held[order.client_order_id] != 1:
+            bad.append({"client_order_id": order.client_order_id, "status": "filled, not held"})
+    return bad
+
+
+def duplicates(held: Counter[str]) -> list[str]:
+    """client_order_ids the broker holds more than once (the one invariant that must be 0)."""
+    return sorted(coid for coid, n in held.items() if n > 1)
+
+
+# --- clients ---------------------------------------------------------------------------------
+class ApiClient:
+    """A strategy's HTTP client over one or more webs: a request that gets no answer (the web
+    was killed, the connection dropped) is sent again, same body, to the next web until one
+    answers or ``patience`` runs out, as a careful strategy would (the client_order_id makes
+    that safe)."""
+
+    def __init__(self, urls: list[str], token: str, *, patience: float = 120.0) -> None:
+        import requests
+
+        self.urls = urls
+        self.patience = patience
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {token}"
+        self._next = 0
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, Any, float]:
+        """(status, JSON body or None, seconds of the answered attempt)."""
+        import requests
+
+        deadline = time.monotonic() + self.patience
+        while True:
+            url = self.urls[self._next % len(self.urls)] + path
+            self._next += 1
+            began = time.monotonic()
+            try:
+                response = self.session.request(method, url, json=body, timeout=30)
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # the web is restarting: try again shortly
+                continue
+            took = time.monotonic() - began
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+            return response.status_code, payload, took
+
+
+@dataclass
+class FlowStats:
+    """What an order flow saw: HTTP statuses, latencies of answered requests, error codes."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, status: int, payload: Any, took: float) -> None:
+        self.statuses[status] += 1
+        self.latencies.append(took)
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            self.codes[str(payload["error"].get("code"))] += 1
+
+    def merge(self, other: FlowStats) -> None:
+        self.statuses.update(other.statuses)
+        self.codes.update(other.codes)
+        self.latencies.extend(other.latencies)
+
+    def to_json(self) -> dict[str, Any]:
+        ms = [x * 1000 for x in self.latencies]
+        return {
+            "requests": len(self.latencies),
+            "http_statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "http_500s": sum(v for k, v in self.statuses.items() if k >= 500 and k != 503),
+            "error_codes": dict(sorted(self.codes.items())),
+            "latency_ms": {
+                "p50": round(percentile(ms, 50), 1),
+                "p90": round(percentile(ms, 90), 1),
+                "p99": round(percentile(ms, 99), 1),
+                "max": round(max(ms, default=0.0), 1),
+            },
+        }
+
+
+def random_order(rng: Any, symbols: list[str], *, max_qty: int = 20) -> dict[str, Any]:
+    """A market or marketable-limit order of a few shares (the ids are deterministic per day:
+    the same draw twice is the idempotent repeat a retrying strategy makes)."""
+    body = {
+        "symbol": rng.choice(symbols),
+        "side": rng.choice(["buy", "sell"]),
+        "qty": rng.randint(1, max_qty),
+        "type": "market",
+        "time_in_force": "day",
+    }
+    return body
+
+
+def order_flow(
+    client: ApiClient,
+    rng: Any,
+    symbols: list[str],
+    stats: FlowStats,
+    *,
+    count: int | None = None,
+    stop: Any = None,
+) -> None:
+    """POST ``count`` random orders (or until ``stop`` is set) and record what came back."""
+    sent = 0
+    while (count is None or sent < count) and not (stop is not None and stop.is_set()):
+        stats.add(*client.call("POST", "/api/v1/orders", random_order(rng, symbols)))
+        sent += 1
