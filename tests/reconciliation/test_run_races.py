@@ -112,6 +112,26 @@ def test_a_fill_the_stream_applied_first_is_not_counted_and_the_run_still_succee
     assert ReconciliationState.objects.get().last_success_at == run.started_at
 
 
+def test_a_fill_the_stream_applied_first_with_the_same_report_is_no_conflict(
+    paper: Any, trader: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by bench/fault_soak.py: the run read an unconfirmed order as filled, the stream
+    # applied that same fill before the run's write, and the run's identical report was
+    # counted as a conflict (reconciliation_conflicts_skipped) with a warning.
+    body = place(trader, type="limit", limit_price="50.00", time_in_force="gtc")
+    assert body.status_code == 201, body.json()
+    broker_order_id = body.json()["broker_order_id"]
+    paper.fill(broker_order_id, price="50.00", silent=True)
+    run = run_held_at_positions(paper, settings)
+    report = get_broker().get_order(broker_order_id)
+    assert apply_broker_report(report, Source.STREAM).applied
+    outcome = run.join()
+    assert outcome.succeeded
+    assert (outcome.run.orders_updated, outcome.run.conflicts_skipped) == (0, 0)
+    assert "could not apply" not in caplog.text
+    assert Order.objects.get().status == "filled"
+
+
 def test_a_position_the_stream_moved_during_the_run_is_left_for_the_next_run(
     paper: Any, trader: Any, settings: Any
 ) -> None:
