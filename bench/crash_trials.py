@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100, help="how many kills (default 100)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="start no new trial after this long (the figures say how many ran)",
+    )
     parser.add_argument("--json", action="store_true", help="figures as JSON on the last line")
     parser.add_argument(
         "--database-url",
@@ -125,7 +131,7 @@ def trial(stack: Stack, rng: random.Random, number: int, tokens: dict[str, str])
     ops = ApiClient(urls, tokens["twap"])
     plan_body = {
         "symbol": rng.choice(SYMBOLS),
-        "side": "buy",
+        "side": rng.choice(["buy", "sell"]),
         "qty": 60 + number,  # a new plan each trial (plans are idempotent per day)
         "type": "market",
         "time_in_force": "day",
@@ -178,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             stack.add(name, name)
         stack.wait_gate_open(started)
         tokens = strategy_tokens(["alpha", "twap"])
+        deadline = time.monotonic() + 60 * (args.max_minutes or float("inf"))
         for number in range(args.trials):
+            if time.monotonic() > deadline:
+                break
             result = trial(stack, rng, number, tokens)
             flow.merge(result.pop("flow"))
             results.append(result)

@@ -176,7 +176,8 @@ class Stack:
     # -- the paper broker --------------------------------------------------------------------
     def start_broker(self, **reset: Any) -> None:
         """The paper broker as its own process on a free port; deterministic prices, open
-        market, immediate fills unless ``reset`` says otherwise."""
+        market, immediate fills and cash enough for any flow unless ``reset`` says otherwise
+        (insufficient buying power would trip the circuit breaker, not test anything)."""
         from paperbroker.control import PaperControl
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +195,8 @@ class Stack:
             return True
 
         wait_until("the paper broker to answer", answers, timeout=60, alive=self._alive)
-        self.paper.reset(fill_model="immediate", random_walk=False, **reset)
+        reset = {"fill_model": "immediate", "random_walk": False, "initial_cash": "1000000000"} | reset
+        self.paper.reset(**reset)
         self.paper.set_clock(is_open=True)
         from django.conf import settings
 
@@ -441,9 +443,11 @@ def order_flow(
     *,
     count: int | None = None,
     stop: Any = None,
+    max_qty: int = 20,
 ) -> None:
     """POST ``count`` random orders (or until ``stop`` is set) and record what came back."""
     sent = 0
     while (count is None or sent < count) and not (stop is not None and stop.is_set()):
-        stats.add(*client.call("POST", "/api/v1/orders", random_order(rng, symbols)))
+        body = random_order(rng, symbols, max_qty=max_qty)
+        stats.add(*client.call("POST", "/api/v1/orders", body))
         sent += 1
