@@ -195,7 +195,11 @@ class Stack:
             return True
 
         wait_until("the paper broker to answer", answers, timeout=60, alive=self._alive)
-        reset = {"fill_model": "immediate", "random_walk": False, "initial_cash": "1000000000"} | reset
+        reset = {
+            "fill_model": "immediate",
+            "random_walk": False,
+            "initial_cash": "1000000000",
+        } | reset
         self.paper.reset(**reset)
         self.paper.set_clock(is_open=True)
         from django.conf import settings
