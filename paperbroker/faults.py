@@ -28,9 +28,9 @@ class Fault:
 
     ``count`` -1 means forever. ``probability`` < 1 makes the rule take each matching request
     only with that chance (drawn from the book's seeded generator), for soak tests that want
-    "10 % of calls fail" rather than "the next N". ``delay`` is how long ``timeout`` holds the request,
-    how long ``delay_after_commit`` holds the (already produced) response, and for
-    ``rate_limit`` how far ahead ``X-RateLimit-Reset`` points.
+    "10 % of calls fail" rather than "the next N". ``delay`` is how long ``timeout`` holds
+    the request, how long ``delay_after_commit`` holds the (already produced) response, and
+    for ``rate_limit`` how far ahead ``X-RateLimit-Reset`` points.
     """
 
     id: int
@@ -59,7 +59,7 @@ class FaultBook:
     def __init__(self, seed: int = 0) -> None:
         self._faults: list[Fault] = []
         self._next_id = 1
-        self._random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
+        self._random = random.Random(seed)
 
     def add(self, spec: dict[str, Any]) -> Fault:
         mode = spec.get("mode")
