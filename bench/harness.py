@@ -15,6 +15,7 @@ database for its checks and creates the strategies the clients trade as.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -244,9 +245,12 @@ class Stack:
         return took
 
     def kill(self, name: str) -> None:
-        """SIGKILL: no handler runs, nothing is cleaned up."""
+        """SIGKILL to the process and everything it forked (qcluster's sentinel and workers),
+        as an OOM kill of a container or systemd's control-group kill does: no handler runs,
+        nothing is cleaned up. (Killing only qcluster's first process leaves its sentinel and
+        workers running headless, still taking tasks.)"""
         proc = self.procs[name]
-        proc.child.proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.child.proc.pid, signal.SIGKILL)
         proc.child.proc.wait(timeout=30)
         proc.kills += 1
         proc.child = None
@@ -279,14 +283,14 @@ class Stack:
         if self.broker is not None:
             running.append(self.broker)
         for popen in running:
-            if popen.poll() is None:
-                popen.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGTERM)
         for popen in running:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+            with contextlib.suppress(ProcessLookupError):  # stragglers of the group too
+                os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
         self.procs.clear()
         self.broker = None
 
@@ -302,6 +306,7 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                start_new_session=True,  # its own process group: kill() reaches its children
             )
         finally:
             log.close()
