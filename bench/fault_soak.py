@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     with Stack(Path(args.workdir)) as stack:
         stack.start_broker(seed=args.seed)
         started = timezone.now()
-        for name in ("web", "stream", "jobs", "slices"):
-            stack.add(name, name)
+        stack.add("web", "stream", "jobs", "slices")
         stack.wait_gate_open(started)
         tokens = strategy_tokens(STRATEGIES)
         web = stack.procs["web"].url

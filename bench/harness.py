@@ -150,6 +150,7 @@ class Proc:
     child: Any = None  # the demo's Child while running
     starts: int = 0
     kills: int = 0
+    launched: float = 0.0  # monotonic time of the latest launch
     start_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -215,15 +216,23 @@ class Stack:
         )
 
     # -- TradeOps processes ------------------------------------------------------------------
-    def add(self, name: str, kind: str) -> Proc:
-        """Start a process (``kind``: web, stream, jobs or slices) and wait until it is ready."""
-        proc = Proc(name, kind, free_port() if kind == "web" else 0)
-        self.procs[name] = proc
-        self.start(name)
-        return proc
+    def add(self, *names: str, kind: str | None = None) -> None:
+        """Start processes together (``kind``: web, stream, jobs or slices; default: the name)
+        and wait until each is ready."""
+        for name in names:
+            kind_of = kind or name
+            self.procs[name] = Proc(name, kind_of, free_port() if kind_of == "web" else 0)
+            self.launch(name)
+        for name in names:
+            self.wait_ready(name)
 
     def start(self, name: str) -> float:
         """(Re)start a process and wait for the demo's readiness check; the seconds it took."""
+        self.launch(name)
+        return self.wait_ready(name)
+
+    def launch(self, name: str) -> None:
+        """Spawn a process without waiting for it."""
         from django.utils import timezone
 
         from tradeops.management.commands.demo import CHILDREN, Child
@@ -235,12 +244,19 @@ class Stack:
         popen = self._spawn(name, argv)
         proc.child = Child(spec, popen, " ".join(argv), launched_at, proc.url, self.broker_url)
         proc.starts += 1
-        took = wait_until(
+        proc.launched = time.monotonic()
+
+    def wait_ready(self, name: str) -> float:
+        """Until the demo's readiness check passes; the seconds since the launch."""
+        proc = self.procs[name]
+        spec = proc.child.spec
+        wait_until(
             f"{name} ({spec.waits_for})",
             lambda: spec.ready(proc.child),
             timeout=START_TIMEOUT_SECONDS,
             alive=self._alive,
         )
+        took = time.monotonic() - proc.launched
         proc.start_seconds.append(took)
         return took
 
