@@ -63,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=100, help="how many kills (default 100)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument(
+        "--cycle",
+        action="store_true",
+        help="kill web, run_slices, qcluster, stream_trade_updates in turn (not at random)",
+    )
+    parser.add_argument(
         "--max-minutes",
         type=float,
         default=None,
@@ -142,7 +147,6 @@ def trial(stack: Stack, rng: random.Random, number: int, tokens: dict[str, str])
     if status not in (200, 201):
         raise RuntimeError(f"trial {number}: the TWAP plan was refused: {status} {plan}")
     time.sleep(rng.uniform(0.2, 4.0))  # the random moment of the kill (not a synchronisation)
-    victim = rng.choice(VICTIMS)
     killed_at = timezone.now()
     restart = stack.restart(victim)
     stop.set()
@@ -187,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(args.trials):
             if time.monotonic() > deadline:
                 break
-            result = trial(stack, rng, number, tokens)
+            victim = VICTIMS[number % len(VICTIMS)] if args.cycle else rng.choice(VICTIMS)
+            result = trial(stack, rng, number, tokens, victim)
             flow.merge(result.pop("flow"))
             results.append(result)
             ok = not (result["duplicates"] or result["unresolved"] or result["slice_problems"])
