@@ -119,7 +119,9 @@ def slice_problems(plan_id: int, held: Any) -> list[dict[str, Any]]:
     return bad
 
 
-def trial(stack: Stack, rng: random.Random, number: int, tokens: dict[str, str]) -> dict[str, Any]:
+def trial(
+    stack: Stack, rng: random.Random, number: int, tokens: dict[str, str], victim: str
+) -> dict[str, Any]:
     from django.utils import timezone
 
     stats = FlowStats()
