@@ -49,6 +49,7 @@ from bench.harness import (
     duplicates,
     order_flow,
     percentile,
+    reconciliation_figures,
     strategy_tokens,
     unresolved_orders,
 )
@@ -242,6 +243,7 @@ def summary(
             "settle": stats("settle_seconds"),
             "trial": stats("trial_seconds"),
         },
+        "reconciliation": reconciliation_figures(),
         "client": flow.to_json(),
         "invariants_hold": not (dups or unresolved or slices_bad or per_trial_bad)
         and flow.to_json()["http_500s"] == 0,

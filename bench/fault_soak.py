@@ -47,6 +47,7 @@ from bench.harness import (
     broker_counts,
     duplicates,
     order_flow,
+    reconciliation_figures,
     strategy_tokens,
     unresolved_orders,
 )
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             "flow_seconds": round(flow_seconds, 2),
             "orders_per_second": round(args.orders / flow_seconds, 1),
             "settle_seconds": round(settle_seconds, 2),
+            "reconciliation": reconciliation_figures(),
             "client": client,
             "http_500s": client["http_500s"] + plan_client["http_500s"],
         }

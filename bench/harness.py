@@ -476,3 +476,21 @@ def order_flow(
         body = random_order(rng, symbols, max_qty=max_qty)
         stats.add(*client.call("POST", "/api/v1/orders", body))
         sent += 1
+
+
+def reconciliation_figures() -> dict[str, int]:
+    """What the recorded reconciliation runs found: drift an operator would be shown (a false
+    position mismatch or conflict under a harness is a defect to look at)."""
+    from django.db.models import Count, Q, Sum
+
+    from reconciliation.models import ReconciliationRun
+
+    totals = ReconciliationRun.objects.aggregate(
+        runs=Count("pk"),
+        failed=Count("pk", filter=Q(status="failed")),
+        position_mismatches=Sum("position_mismatches"),
+        conflicts_skipped=Sum("conflicts_skipped"),
+        orphans_found=Sum("orphans_found"),
+        marked_failed=Sum("marked_failed"),
+    )
+    return {key: value or 0 for key, value in totals.items()}

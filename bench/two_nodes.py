@@ -48,6 +48,7 @@ from bench.harness import (
     broker_counts,
     duplicates,
     order_flow,
+    reconciliation_figures,
     strategy_tokens,
     unresolved_orders,
 )
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             "unresolved_sample": unresolved[:10],
             "flow_seconds": round(flow_seconds, 2),
             "settle_seconds": round(settle_seconds, 2),
+            "reconciliation": reconciliation_figures(),
             "client": client,
             "http_500s": client["http_500s"] + watcher.stats.to_json()["http_500s"],
         }
