@@ -1,9 +1,9 @@
 """One reconciliation run: ask the broker, diff, apply (DESIGN §4, plan §3).
 
 Per run, in this order:
-1. broker (no transaction open): open orders; ``status=all`` orders submitted since the
-   high-water mark minus the overlap, paged without gaps; single lookups (bounded) for
-   non-terminal database orders neither listing showed; all positions;
+1. broker (no transaction open): all positions; open orders; ``status=all`` orders
+   submitted since the high-water mark minus the overlap, paged without gaps; single lookups
+   (bounded) for non-terminal database orders neither listing showed;
 2. database reads in a constant number of queries, whatever the number of orders;
 3. ``diff_orders`` (pure) says what differs;
 4. writes: changed orders through ``apply_order_update(source=reconciliation)`` (each its own
