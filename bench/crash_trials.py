@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import threading
@@ -38,21 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (
-    DEFAULT_DATABASE_URL,
-    ROOT,
-    ApiClient,
-    FlowStats,
-    Stack,
-    bootstrap,
-    broker_counts,
-    duplicates,
-    order_flow,
-    percentile,
-    reconciliation_figures,
-    strategy_tokens,
-    unresolved_orders,
-)
+from bench import harness
+from bench.harness import ApiClient, FlowStats, Stack, percentile
 
 VICTIMS = ["web", "slices", "jobs", "stream"]  # demo CHILDREN names
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
@@ -60,9 +46,8 @@ SETTLE_SECONDS = 60.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.bench_parser(__doc__, "crash_trials")
     parser.add_argument("--trials", type=int, default=100, help="how many kills (default 100)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument(
         "--cycle",
         action="store_true",
@@ -74,33 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="start no new trial after this long (the figures say how many ran)",
     )
-    parser.add_argument("--json", action="store_true", help="figures as JSON on the last line")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="PostgreSQL database to use (created if missing, emptied first)",
-    )
-    parser.add_argument(
-        "--workdir", default=str(ROOT / "var" / "bench" / "crash_trials"), help="logs, metrics"
-    )
     return parser.parse_args(argv)
-
-
-def settle(paper: Any) -> tuple[float, list[dict[str, Any]], list[str], Any]:
-    """``reconcile --once`` until no order is unresolved (or SETTLE_SECONDS); (seconds,
-    unresolved, duplicates, orders held per client_order_id)."""
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    began = time.monotonic()
-    while True:
-        call_command("reconcile", "--once", stdout=StringIO())
-        held, _ = broker_counts(paper)
-        unresolved = unresolved_orders(held)
-        if not unresolved or time.monotonic() - began > SETTLE_SECONDS:
-            return time.monotonic() - began, unresolved, duplicates(held), held
-        time.sleep(0.5)
 
 
 def slice_problems(plan_id: int, held: Any) -> list[dict[str, Any]]:
@@ -130,7 +89,7 @@ def trial(
     urls = [stack.procs["web"].url]
     flow_client = ApiClient(urls, tokens["alpha"])
     flow = threading.Thread(
-        target=order_flow,
+        target=harness.order_flow,
         args=(flow_client, random.Random(rng.random()), SYMBOLS, stats),
         kwargs={"stop": stop},
     )
@@ -160,14 +119,15 @@ def trial(
     status, body, _ = ops.call("DELETE", f"/api/v1/plans/{plan['id']}/slices")
     if status >= 500:
         raise RuntimeError(f"trial {number}: canceling the plan answered {status} {body}")
-    settle_seconds, unresolved, dups, held = settle(stack.paper)
+    settled = harness.settle(stack.paper, timeout=SETTLE_SECONDS)
+    held, unresolved, dups = settled.held, settled.unresolved, harness.duplicates(settled.held)
     problems = slice_problems(plan["id"], held)
     return {
         "trial": number,
         "victim": victim,
         "restart_seconds": round(restart, 2),
         "recovery_seconds": round(recovery, 2),
-        "settle_seconds": round(settle_seconds, 2),
+        "settle_seconds": round(settled.seconds, 2),
         "trial_seconds": round(time.monotonic() - began, 2),
         "duplicates": dups,
         "unresolved": unresolved,
@@ -178,18 +138,14 @@ def trial(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bootstrap(args.database_url)
-    from django.utils import timezone
+    harness.bootstrap(args.database_url)
 
     rng = random.Random(args.seed)
     results: list[dict[str, Any]] = []
     flow = FlowStats()
     with Stack(Path(args.workdir)) as stack:
-        stack.start_broker(seed=args.seed)
-        started = timezone.now()
-        stack.add("web", "stream", "jobs", "slices")
-        stack.wait_gate_open(started)
-        tokens = strategy_tokens(["alpha", "twap"])
+        stack.boot(["web", "stream", "jobs", "slices"], seed=args.seed)
+        tokens = harness.strategy_tokens(["alpha", "twap"])
         deadline = time.monotonic() + 60 * (args.max_minutes or float("inf"))
         for number in range(args.trials):
             if time.monotonic() > deadline:
@@ -206,11 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                 f" -> {'ok' if ok else 'VIOLATED ' + json.dumps(result)}",
                 flush=True,
             )
-        held, posts = broker_counts(stack.paper)
+        held, posts = harness.broker_counts(stack.paper)
         kills = stack.kills()
     report = summary(results, flow, held, posts, kills)
-    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
-    return 0 if report["invariants_hold"] else 1
+    return harness.finish(report, as_json=args.json)
 
 
 def summary(
@@ -220,8 +175,8 @@ def summary(
         values = [r[key] for r in results]
         return {"p50": percentile(values, 50), "max": max(values, default=0.0)}
 
-    dups = duplicates(held)
-    unresolved = unresolved_orders(held)
+    dups = harness.duplicates(held)
+    unresolved = harness.unresolved_orders(held)
     slices_bad = sum(len(r["slice_problems"]) for r in results)
     per_trial_bad = sum(1 for r in results if r["duplicates"] or r["unresolved"])
     from orders.models import Order
@@ -243,7 +198,7 @@ def summary(
             "settle": stats("settle_seconds"),
             "trial": stats("trial_seconds"),
         },
-        "reconciliation": reconciliation_figures(),
+        "reconciliation": harness.reconciliation_figures(),
         "client": flow.to_json(),
         "invariants_hold": not (dups or unresolved or slices_bad or per_trial_bad)
         and flow.to_json()["http_500s"] == 0,

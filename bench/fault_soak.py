@@ -24,33 +24,18 @@ the invariants hold; ``--json`` prints the figures as one JSON object on the las
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import sys
 import threading
 import time
 from collections import Counter
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (
-    DEFAULT_DATABASE_URL,
-    ROOT,
-    ApiClient,
-    FlowStats,
-    Stack,
-    bootstrap,
-    broker_counts,
-    duplicates,
-    order_flow,
-    reconciliation_figures,
-    strategy_tokens,
-    unresolved_orders,
-)
+from bench import harness
+from bench.harness import ApiClient, FlowStats, Stack
 
 STRATEGIES = ["alpha", "beta", "gamma"]
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "AMZN", "NVDA"]
@@ -65,20 +50,10 @@ SETTLE_SECONDS = 120.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.bench_parser(__doc__, "fault_soak")
     parser.add_argument("--orders", type=int, default=1000, help="orders in total (1000)")
     parser.add_argument("--threads", type=int, default=6, help="client threads (4-8; 6)")
     parser.add_argument("--fault-rate", type=float, default=0.10, help="share of faulted calls")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--json", action="store_true", help="figures as JSON on the last line")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="PostgreSQL database to use (created if missing, emptied first)",
-    )
-    parser.add_argument(
-        "--workdir", default=str(ROOT / "var" / "bench" / "fault_soak"), help="logs, metrics"
-    )
     return parser.parse_args(argv)
 
 
@@ -94,52 +69,22 @@ def inject_faults(paper: Any, rate: float) -> None:
 def place_plans(tokens: dict[str, str], web: str, stats: FlowStats) -> list[int]:
     """A TWAP plan per symbol (30 shares, one slice every 2 s for a minute)."""
     client = ApiClient([web], tokens["gamma"])
-    plans = []
-    for symbol in SYMBOLS:
-        body = {
-            "symbol": symbol,
-            "side": "buy",
-            "qty": 30,
-            "type": "market",
-            "time_in_force": "day",
-            "duration_minutes": 1,
-            "interval_seconds": 2,
-        }
-        status, payload, took = client.call("POST", "/api/v1/orders/slice", body)
-        stats.add(status, payload, took)
-        if status in (200, 201):
-            plans.append(payload["id"])
-    return plans
-
-
-def settle(paper: Any) -> tuple[float, list[dict[str, Any]]]:
-    """``reconcile --once`` until every order is settled (or SETTLE_SECONDS)."""
-    from django.core.management import call_command
-
-    began = time.monotonic()
-    while True:
-        call_command("reconcile", "--once", stdout=StringIO())
-        held, _ = broker_counts(paper)
-        unresolved = unresolved_orders(held)
-        if not unresolved or time.monotonic() - began > SETTLE_SECONDS:
-            return time.monotonic() - began, unresolved
-        time.sleep(1.0)
+    placed = [
+        harness.twap_place(client, stats, symbol=symbol, qty=30, interval_seconds=2)
+        for symbol in SYMBOLS
+    ]
+    return [body["id"] for status, body in placed if status in (200, 201)]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bootstrap(args.database_url)
-    from django.utils import timezone
-
+    harness.bootstrap(args.database_url)
     from orders.models import Order
 
     rng = random.Random(args.seed)
     with Stack(Path(args.workdir)) as stack:
-        stack.start_broker(seed=args.seed)
-        started = timezone.now()
-        stack.add("web", "stream", "jobs", "slices")
-        stack.wait_gate_open(started)
-        tokens = strategy_tokens(STRATEGIES)
+        stack.boot(["web", "stream", "jobs", "slices"], seed=args.seed)
+        tokens = harness.strategy_tokens(STRATEGIES)
         web = stack.procs["web"].url
         inject_faults(stack.paper, args.fault_rate)
         per_thread = [args.orders // args.threads] * args.threads
@@ -148,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = [FlowStats() for _ in per_thread]
         threads = [
             threading.Thread(
-                target=order_flow,
+                target=harness.order_flow,
                 args=(
                     ApiClient([web], tokens[STRATEGIES[i % len(STRATEGIES)]]),
                     random.Random(rng.random()),
@@ -170,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         log = stack.paper.requests()
         faults = Counter(r["fault"] for r in log if r["fault"])
         stack.paper.clear_faults()
-        settle_seconds, unresolved = settle(stack.paper)
-        held, posts = broker_counts(stack.paper)
-        dups = duplicates(held)
+        settled = harness.settle(stack.paper, timeout=SETTLE_SECONDS, interval=1.0)
+        held, unresolved = settled.held, settled.unresolved
+        dups = harness.duplicates(held)
         total = FlowStats()
         for one in stats:
             total.merge(one)
@@ -191,20 +136,19 @@ def main(argv: list[str] | None = None) -> int:
             "duplicates": len(dups),
             "unresolved": len(unresolved),
             "unresolved_sample": unresolved[:10],
-            "resubmitted_ids": sum(1 for n in posts.values() if n > 1),
+            "resubmitted_ids": sum(1 for n in settled.posts.values() if n > 1),
             "statuses_in_db": dict(
                 Counter(Order.objects.values_list("status", flat=True)).most_common()
             ),
             "flow_seconds": round(flow_seconds, 2),
             "orders_per_second": round(args.orders / flow_seconds, 1),
-            "settle_seconds": round(settle_seconds, 2),
-            "reconciliation": reconciliation_figures(),
+            "settle_seconds": round(settled.seconds, 2),
+            "reconciliation": harness.reconciliation_figures(),
             "client": client,
             "http_500s": client["http_500s"] + plan_client["http_500s"],
         }
     report["invariants_hold"] = not (dups or unresolved or report["http_500s"])
-    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
-    return 0 if report["invariants_hold"] else 1
+    return harness.finish(report, as_json=args.json)
 
 
 if __name__ == "__main__":

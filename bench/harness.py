@@ -15,7 +15,9 @@ database for its checks and creates the strategies the clients trade as.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -216,12 +218,24 @@ class Stack:
         )
 
     # -- TradeOps processes ------------------------------------------------------------------
-    def add(self, *names: str, kind: str | None = None) -> None:
-        """Start processes together (``kind``: web, stream, jobs or slices; default: the name)
-        and wait until each is ready."""
+    def boot(self, *groups: list[str], seed: int) -> None:
+        """The paper broker, then each group of processes started together (a name's kind is
+        the name without trailing digits: ``web2`` is a second web), then until the startup
+        reconciliation opened the gate."""
+        from django.utils import timezone
+
+        self.start_broker(seed=seed)
+        started = timezone.now()
+        for names in groups:
+            self.add(*names)
+        self.wait_gate_open(started)
+
+    def add(self, *names: str) -> None:
+        """Start processes together (kind: web, stream, jobs or slices, from the name) and
+        wait until each is ready."""
         for name in names:
-            kind_of = kind or name
-            self.procs[name] = Proc(name, kind_of, free_port() if kind_of == "web" else 0)
+            kind = name.rstrip("0123456789")
+            self.procs[name] = Proc(name, kind, free_port() if kind == "web" else 0)
             self.launch(name)
         for name in names:
             self.wait_ready(name)
@@ -460,6 +474,30 @@ def random_order(rng: Any, symbols: list[str], *, max_qty: int = 20) -> dict[str
     return body
 
 
+def twap_place(
+    client: ApiClient,
+    stats: FlowStats,
+    *,
+    symbol: str,
+    qty: int,
+    interval_seconds: int,
+    side: str = "buy",
+) -> tuple[int, Any]:
+    """POST a one-minute TWAP plan of market slices; (status, body)."""
+    body = {
+        "symbol": symbol,
+        "side": side,
+        "qty": qty,
+        "type": "market",
+        "time_in_force": "day",
+        "duration_minutes": 1,
+        "interval_seconds": interval_seconds,
+    }
+    status, payload, took = client.call("POST", "/api/v1/orders/slice", body)
+    stats.add(status, payload, took)
+    return status, payload
+
+
 def order_flow(
     client: ApiClient,
     rng: Any,
@@ -494,3 +532,51 @@ def reconciliation_figures() -> dict[str, int]:
         marked_failed=Sum("marked_failed"),
     )
     return {key: value or 0 for key, value in totals.items()}
+
+
+# --- the scripts' common frame ---------------------------------------------------------------
+def bench_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """The options every proof script has: --seed, --json, --database-url, --workdir."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--json", action="store_true", help="figures as JSON on the last line")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="PostgreSQL database to use (created if missing, emptied first)",
+    )
+    parser.add_argument(
+        "--workdir", default=str(ROOT / "var" / "bench" / name), help="process logs, metrics"
+    )
+    return parser
+
+
+@dataclass
+class Settled:
+    seconds: float
+    unresolved: list[dict[str, Any]]
+    held: Counter[str]  # orders the broker holds per client_order_id
+    posts: Counter[str]  # POST /v2/orders the broker received per client_order_id
+
+
+def settle(paper: Any, *, timeout: float, interval: float = 0.5) -> Settled:
+    """``manage.py reconcile --once`` (in this process) until no order is unresolved, or
+    ``timeout`` seconds; then what the broker holds."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    began = time.monotonic()
+    while True:
+        call_command("reconcile", "--once", stdout=StringIO())
+        held, posts = broker_counts(paper)
+        unresolved = unresolved_orders(held)
+        if not unresolved or time.monotonic() - began > timeout:
+            return Settled(time.monotonic() - began, unresolved, held, posts)
+        time.sleep(interval)
+
+
+def finish(report: dict[str, Any], *, as_json: bool) -> int:
+    """Print the figures (one JSON line with ``as_json``); the exit status."""
+    print(json.dumps(report) if as_json else json.dumps(report, indent=2))
+    return 0 if report["invariants_hold"] else 1

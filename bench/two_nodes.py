@@ -25,52 +25,27 @@ the last line.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import sys
 import threading
 import time
 from collections import Counter
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (
-    DEFAULT_DATABASE_URL,
-    ROOT,
-    ApiClient,
-    FlowStats,
-    Stack,
-    bootstrap,
-    broker_counts,
-    duplicates,
-    order_flow,
-    reconciliation_figures,
-    strategy_tokens,
-    unresolved_orders,
-)
+from bench import harness
+from bench.harness import ApiClient, FlowStats, Stack
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 SETTLE_SECONDS = 120.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.bench_parser(__doc__, "two_nodes")
     parser.add_argument("--seconds", type=float, default=60.0, help="order flow (60 s)")
     parser.add_argument("--threads", type=int, default=4, help="client threads (4)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--json", action="store_true", help="figures as JSON on the last line")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="PostgreSQL database to use (created if missing, emptied first)",
-    )
-    parser.add_argument(
-        "--workdir", default=str(ROOT / "var" / "bench" / "two_nodes"), help="logs, metrics"
-    )
     return parser.parse_args(argv)
 
 
@@ -132,42 +107,20 @@ def duplicate_schedules() -> dict[str, int]:
 
 
 def place_plans(webs: list[str], token: str, stats: FlowStats) -> list[int]:
+    """A TWAP plan per symbol (120 shares, a slice a second), through both webs in turn."""
     plans = []
     for index, symbol in enumerate(SYMBOLS):
         client = ApiClient([webs[index % len(webs)]], token)
-        body = {
-            "symbol": symbol,
-            "side": "buy",
-            "qty": 120,
-            "type": "market",
-            "time_in_force": "day",
-            "duration_minutes": 1,
-            "interval_seconds": 1,
-        }
-        status, payload, took = client.call("POST", "/api/v1/orders/slice", body)
-        stats.add(status, payload, took)
+        status, body = harness.twap_place(client, stats, symbol=symbol, qty=120, interval_seconds=1)
         if status not in (200, 201):
-            raise RuntimeError(f"the TWAP plan was refused: {status} {payload}")
-        plans.append(payload["id"])
+            raise RuntimeError(f"the TWAP plan was refused: {status} {body}")
+        plans.append(body["id"])
     return plans
-
-
-def settle(paper: Any) -> tuple[float, list[dict[str, Any]]]:
-    from django.core.management import call_command
-
-    began = time.monotonic()
-    while True:
-        call_command("reconcile", "--once", stdout=StringIO())
-        held, _ = broker_counts(paper)
-        unresolved = unresolved_orders(held)
-        if not unresolved or time.monotonic() - began > SETTLE_SECONDS:
-            return time.monotonic() - began, unresolved
-        time.sleep(1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bootstrap(args.database_url)
+    harness.bootstrap(args.database_url)
     from django.utils import timezone
 
     from orders.models import Order
@@ -175,21 +128,18 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(args.seed)
     with Stack(Path(args.workdir)) as stack:
-        stack.start_broker(seed=args.seed)
-        started = timezone.now()
-        stack.add("web", "web2", kind="web")
-        stack.add("stream")
-        stack.add("jobs", "jobs2", kind="jobs")  # two nodes booting at the same moment
-        stack.add("slices", "slices2", kind="slices")
-        stack.wait_gate_open(started)
-        tokens = strategy_tokens(["alpha", "beta", "twap"])
+        # Each pair started at the same moment: two nodes booting together.
+        stack.boot(
+            ["web", "web2"], ["stream"], ["jobs", "jobs2"], ["slices", "slices2"], seed=args.seed
+        )
+        tokens = harness.strategy_tokens(["alpha", "beta", "twap"])
         webs = stack.web_urls()
         stop = threading.Event()
         watcher = GateWatcher(webs, tokens["alpha"], stop)
         stats = [FlowStats() for _ in range(args.threads)]
         threads = [
             threading.Thread(
-                target=order_flow,
+                target=harness.order_flow,
                 args=(
                     ApiClient(webs, tokens[("alpha", "beta")[i % 2]]),
                     random.Random(rng.random()),
@@ -220,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         for thread in [*threads, watcher]:
             thread.join()
         flow_seconds = time.monotonic() - began
-        settle_seconds, unresolved = settle(stack.paper)
-        held, posts = broker_counts(stack.paper)
+        settled = harness.settle(stack.paper, timeout=SETTLE_SECONDS, interval=1.0)
+        held, posts, unresolved = settled.held, settled.posts, settled.unresolved
         slice_ids = set(
             Order.objects.filter(plan_id__in=plans).values_list("client_order_id", flat=True)
         )
@@ -239,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "slices": len(slice_ids),
             "slices_sent": sum(1 for c in slice_ids if held[c]),
             "broker_orders": sum(held.values()),
-            "duplicates": len(duplicates(held)),
+            "duplicates": len(harness.duplicates(held)),
             "double_dispatch": len(double_dispatch),
             "reconciliation_runs": ReconciliationRun.objects.exclude(finished_at=None).count(),
             "overlapping_runs": overlapping_runs(),
@@ -251,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             "unresolved": len(unresolved),
             "unresolved_sample": unresolved[:10],
             "flow_seconds": round(flow_seconds, 2),
-            "settle_seconds": round(settle_seconds, 2),
-            "reconciliation": reconciliation_figures(),
+            "settle_seconds": round(settled.seconds, 2),
+            "reconciliation": harness.reconciliation_figures(),
             "client": client,
             "http_500s": client["http_500s"] + watcher.stats.to_json()["http_500s"],
         }
@@ -265,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         or report["unresolved"]
         or report["http_500s"]
     )
-    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
-    return 0 if report["invariants_hold"] else 1
+    return harness.finish(report, as_json=args.json)
 
 
 if __name__ == "__main__":
