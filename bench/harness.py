@@ -363,9 +363,10 @@ def broker_counts(paper: Any) -> tuple[Counter[str], Counter[str]]:
 
 
 def unresolved_orders(held: Counter[str], *, since: Any = None) -> list[dict[str, Any]]:
-    """Orders still non-terminal without a reason: not terminal in the database although the
-    broker has no open order for them (with immediate fills the broker holds none open), or
-    terminal without having reached the broker and without a status that says why."""
+    """Orders left hanging: not terminal in the database (with immediate fills the broker
+    holds no open order, so nothing may stay open once settled), or ``filled`` in the
+    database but not held exactly once at the broker. A terminal status other than filled
+    (canceled, failed, rejected, blocked_*) is the reason an order ended without a fill."""
     from orders.models import Order
     from orders.status import TERMINAL_STATUSES
 
