@@ -163,20 +163,26 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         held, posts = harness.broker_counts(stack.paper)
+        statuses = harness.broker_statuses(stack.paper)
         kills = stack.kills()
-    report = summary(results, flow, held, posts, kills)
+    report = summary(results, flow, held, posts, statuses, kills)
     return harness.finish(report, as_json=args.json)
 
 
 def summary(
-    results: list[dict[str, Any]], flow: FlowStats, held: Any, posts: Any, kills: dict
+    results: list[dict[str, Any]],
+    flow: FlowStats,
+    held: Any,
+    posts: Any,
+    statuses: dict[str, str],
+    kills: dict,
 ) -> dict[str, Any]:
     def stats(key: str) -> dict[str, float]:
         values = [r[key] for r in results]
         return {"p50": percentile(values, 50), "max": max(values, default=0.0)}
 
     dups = harness.duplicates(held)
-    unresolved = harness.unresolved_orders(held)
+    unresolved = harness.unresolved_orders(held, statuses)
     slices_bad = sum(len(r["slice_problems"]) for r in results)
     per_trial_bad = sum(1 for r in results if r["duplicates"] or r["unresolved"])
     from orders.models import Order

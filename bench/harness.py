@@ -362,23 +362,30 @@ def broker_counts(paper: Any) -> tuple[Counter[str], Counter[str]]:
     return held, posts
 
 
-def unresolved_orders(held: Counter[str], *, since: Any = None) -> list[dict[str, Any]]:
-    """Orders left hanging: not terminal in the database (with immediate fills the broker
-    holds no open order, so nothing may stay open once settled), or ``filled`` in the
-    database but not held exactly once at the broker. A terminal status other than filled
-    (canceled, failed, rejected, blocked_*) is the reason an order ended without a fill."""
+def broker_statuses(paper: Any) -> dict[str, str]:
+    """The broker's status of each order it holds, by client_order_id."""
+    return {o["client_order_id"]: o["status"] for o in paper.state()["orders"]}
+
+
+def unresolved_orders(held: Counter[str], statuses: dict[str, str]) -> list[dict[str, Any]]:
+    """Orders left hanging or disagreeing with the broker: not terminal in the database (with
+    immediate fills the broker holds no open order, so nothing may stay open once settled);
+    ``filled`` in the database but not held exactly once at the broker; or held at the broker
+    in another status than the database's (e.g. failed here, filled there). A terminal status
+    other than filled for an order the broker never held (canceled, failed, rejected,
+    blocked_*) is the reason it ended without a fill."""
     from orders.models import Order
     from orders.status import TERMINAL_STATUSES
 
-    rows = Order.objects.all()
-    if since is not None:
-        rows = rows.filter(created_at__gte=since)
     bad = []
-    for order in rows.only("client_order_id", "status", "plan_id"):
-        if order.status not in TERMINAL_STATUSES:
-            bad.append({"client_order_id": order.client_order_id, "status": order.status})
-        elif order.status == "filled" and held[order.client_order_id] != 1:
-            bad.append({"client_order_id": order.client_order_id, "status": "filled, not held"})
+    for coid, status in Order.objects.values_list("client_order_id", "status"):
+        at_broker = statuses.get(coid)
+        if status not in TERMINAL_STATUSES:
+            bad.append({"client_order_id": coid, "status": status, "broker": at_broker})
+        elif status == "filled" and held[coid] != 1:
+            bad.append({"client_order_id": coid, "status": status, "held": held[coid]})
+        elif at_broker is not None and at_broker != status:
+            bad.append({"client_order_id": coid, "status": status, "broker": at_broker})
     return bad
 
 
@@ -571,7 +578,7 @@ def settle(paper: Any, *, timeout: float, interval: float = 0.5) -> Settled:
     while True:
         call_command("reconcile", "--once", stdout=StringIO())
         held, posts = broker_counts(paper)
-        unresolved = unresolved_orders(held)
+        unresolved = unresolved_orders(held, broker_statuses(paper))
         if not unresolved or time.monotonic() - began > timeout:
             return Settled(time.monotonic() - began, unresolved, held, posts)
         time.sleep(interval)
