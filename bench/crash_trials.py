@@ -92,6 +92,7 @@ def trial(
         target=harness.order_flow,
         args=(flow_client, random.Random(rng.random()), SYMBOLS, stats),
         kwargs={"stop": stop},
+        daemon=True,  # Ctrl-C ends the script, not a client still retrying
     )
     began = time.monotonic()
     flow.start()

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                     stats[i],
                 ),
                 kwargs={"count": count, "max_qty": 100},
+                daemon=True,  # Ctrl-C ends the script, not a client still retrying
             )
             for i, count in enumerate(per_thread)
         ]

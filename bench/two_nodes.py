@@ -54,7 +54,7 @@ class GateWatcher(threading.Thread):
     answers around it agree (the gate did not move meanwhile)."""
 
     def __init__(self, urls: list[str], token: str, stop: threading.Event) -> None:
-        super().__init__()
+        super().__init__(daemon=True)
         self.clients = [ApiClient([url], token) for url in urls]
         self.stop = stop
         self.samples = 0
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     stats[i],
                 ),
                 kwargs={"stop": stop},
+                daemon=True,  # Ctrl-C ends the script, not a client still retrying
             )
             for i in range(args.threads)
         ]
