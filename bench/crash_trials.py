@@ -19,7 +19,8 @@ qcluster and run_slices as separate processes on one PostgreSQL database. Each t
      60 s; the grace before an order the broker never saw is failed is 5 s here);
   5. checks AT THE BROKER (GET /_paper/state): every client_order_id held at most once; every
      slice of the plan held exactly once or ended (terminal) without reaching the broker; no
-     order non-terminal, and none "filled" that the broker does not hold.
+     order non-terminal, none "filled" that the broker does not hold, none in another status
+     than the broker's.
 Exit status 0 only when every trial held every invariant. ``--json`` prints the figures as one
 JSON object on the last line.
 """
