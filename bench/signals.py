@@ -136,7 +136,7 @@ def bench_shadow(candidate) -> dict:
     from django_q.conf import Conf
 
     Conf.SYNC = False  # queue the job; run its body here, timed
-    validation = model_promote(model=candidate, actor="bench")
+    validation = model_promote(model=candidate, actor="bench", reason="bench promotion")
     from django_q.models import OrmQ
 
     OrmQ.objects.all().delete()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,6 +15,14 @@ from django.utils.safestring import mark_safe
 from orders.charts import progress_svg
 from orders.controls import trading_switch_set
 from orders.dispatch import SliceDispatcher
+from orders.limits import (
+    FAT_FINGER_FIELDS,
+    fat_finger_thresholds,
+    limits_in_force,
+    risk_limits_with_global,
+    row_effective_limits,
+    row_fat_finger_thresholds,
+)
 from orders.models import (
     DispatcherRun,
     Order,
@@ -27,7 +36,6 @@ from orders.models import (
     TradingSwitch,
 )
 from orders.plans import plan_cancel, plan_set_paused
-from orders.risk import effective_limits
 from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
@@ -36,8 +44,8 @@ from tradeops.admin_tools import (
     AuditedModelAdmin,
     ReadOnlyAdminMixin,
     ReasonForm,
-    ReasonOtpForm,
     bulk_reason_action,
+    reason_otp_form,
 )
 
 
@@ -118,11 +126,34 @@ class StrategyTokenInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Strategy)
 class StrategyAdmin(AuditedModelAdmin):
-    list_display = ["id", "name", "is_active", "created_at"]
+    list_display = ["id", "name", "is_active", "max_unconfirmed_notional", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["id", "name"]
     inlines = [StrategyTokenInline]
     actions = ["issue_token", "revoke_tokens"]
+    step_up_action = "strategy.raise_limit"
+
+    def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        """Raising the unconfirmed allowance (blank = the global step-up threshold;
+        orders.fat_finger_checks resolves it per symbol) or reactivating a deactivated
+        strategy (False < True) needs a step-up. A new strategy starts active with a blank
+        allowance and no token."""
+        default = fat_finger_thresholds(RiskLimit.GLOBAL).step_up_notional
+
+        def allowance(value: Any) -> Any:
+            return default if value is None else value
+
+        before = {
+            "max_unconfirmed_notional": allowance(
+                getattr(current, "max_unconfirmed_notional", None)
+            ),
+            "is_active": True if current is None else current.is_active,
+        }
+        after = {
+            "max_unconfirmed_notional": allowance(data.get("max_unconfirmed_notional")),
+            "is_active": bool(data.get("is_active")),
+        }
+        return before, after
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["id", "created_at"] if obj is not None else ["created_at"]
@@ -155,6 +186,14 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["symbol"]
 
 
+def _money(value: Decimal) -> str:
+    return f"${value.quantize(Decimal('0.01')):,}"
+
+
+def _pct(fraction: Decimal) -> str:
+    return f"{(fraction * 100).normalize():f} %"
+
+
 @admin.register(RiskLimit)
 class RiskLimitAdmin(AuditedModelAdmin):
     list_display = [
@@ -163,18 +202,49 @@ class RiskLimitAdmin(AuditedModelAdmin):
         "max_order_notional",
         "max_position_qty",
         "effective",
+        "fat_finger",
         "updated_at",
     ]
     search_fields = ["symbol"]
-    fields = ["symbol", "max_order_qty", "max_order_notional", "max_position_qty"]
+    fieldsets = [
+        (None, {"fields": ["symbol", "max_order_qty", "max_order_notional", "max_position_qty"]}),
+        (
+            "Fat-finger thresholds (blank = the global row's, then the FAT_FINGER_* settings)",
+            {"fields": [column for column, _ in FAT_FINGER_FIELDS.values()]},
+        ),
+        (None, {"fields": ["audit_reason", "otp_token"]}),
+    ]
     audit_action_prefix = "risk_limit"
+    step_up_action = "risk_limit.raise"
+
+    def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[dict, dict]:
+        # every limit on the row, risk and fat-finger alike, as in force for the symbol
+        symbol = current.symbol if current is not None else data.get("symbol")
+        if not symbol:
+            return {}, {}
+        return limits_in_force(symbol), limits_in_force(symbol, row=data)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The global row's values come along as subqueries: the effective columns of a whole
+        # page cost no query per row.
+        return risk_limits_with_global(super().get_queryset(request))
 
     @admin.display(description="Effective (blank = inherited)")
     def effective(self, obj: RiskLimit) -> str:
-        limits = effective_limits(obj.symbol)  # for `*`: the global row, then settings
+        limits = row_effective_limits(obj)  # for `*`: the global row, then settings
         return (
             f"qty ≤ {limits.max_order_qty}, notional ≤ {limits.max_order_notional}, "
             f"position ≤ {limits.max_position_qty}"
+        )
+
+    @admin.display(description="Fat-finger (effective)")
+    def fat_finger(self, obj: RiskLimit) -> str:
+        t = row_fat_finger_thresholds(obj)
+        return (
+            f"warn > {_money(t.warn_notional)} or > {t.warn_qty} sh, "
+            f"OTP > {_money(t.step_up_notional)}, "
+            f"collar {_pct(t.collar_pct)}, ADV warn > {_pct(t.warn_pct_adv)}, "
+            f"refuse > {_pct(t.max_pct_adv)}"
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -200,7 +270,9 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Release (resume trading) — needs OTP", permissions=["operate"])
     def release(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # Resuming trading puts money at risk again: step-up with a fresh OTP code.
-        return self._flip(request, queryset, engaged=False, form_class=ReasonOtpForm)
+        return self._flip(
+            request, queryset, engaged=False, form_class=reason_otp_form("trading_switch.release")
+        )
 
     def _flip(
         self,
@@ -218,7 +290,11 @@ class TradingSwitchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             title=f"{verb} switches",
             form_class=form_class,
             call=lambda sw, d: trading_switch_set(
-                name=sw.name, engaged=engaged, actor=request.user, reason=d["reason"]
+                name=sw.name,
+                engaged=engaged,
+                actor=request.user,
+                reason=d["reason"],
+                step_up=d.get("step_up"),
             ),
         )
 
@@ -272,7 +348,7 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [SliceInline]
     actions = ["cancel_remaining", "pause", "resume"]
     fieldsets = [
-        (None, {"fields": ["progress_chart", "status", "status_reason", "filled"]}),
+        (None, {"fields": ["progress_chart", "status", "status_reason", "filled", "warnings"]}),
         (
             "Request",
             {
@@ -364,7 +440,9 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     def resume(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # Resuming puts money at risk again: step-up with a fresh OTP code, like a switch release.
-        return self._pause(request, queryset, paused=False, form_class=ReasonOtpForm)
+        return self._pause(
+            request, queryset, paused=False, form_class=reason_otp_form("plan.resume")
+        )
 
     def _pause(
         self, request: HttpRequest, queryset: QuerySet, *, paused: bool, form_class: type
@@ -376,7 +454,11 @@ class SlicingPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             title=f"{'Pause' if paused else 'Resume'} TWAP plans",
             form_class=form_class,
             call=lambda plan, d: plan_set_paused(
-                plan=plan, paused=paused, actor=request.user, reason=d["reason"]
+                plan=plan,
+                paused=paused,
+                actor=request.user,
+                reason=d["reason"],
+                step_up=d.get("step_up"),
             ),
             description="A paused plan keeps its slices pending; on resume they are "
             "rescheduled from now at the plan's interval.",

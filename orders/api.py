@@ -89,7 +89,14 @@ class OrderListCreateView(ApiView):
             "under the same client_order_id, answered like a new order. 201: placed; "
             "202: the broker's answer was lost (status submitted_unconfirmed, resolved by "
             "reconciliation); 422 broker_rejected: the broker refused it; 503 order_failed: "
-            "it did not reach the broker (the order is in the error's details)."
+            "it did not reach the broker (the order is in the error's details). Fat-finger "
+            "policy (last pre-trade check): a `warn` order is placed with its reasons in "
+            "`warnings`; a `step_up` order (notional above FAT_FINGER_STEP_UP_NOTIONAL) is 422 "
+            "fat_finger unless its notional is within the strategy's max_unconfirmed_notional; "
+            "a `refuse` order (a limit beyond the price collar, a stop far through the market, "
+            "too large a share of ADV) is 422 fat_finger; `details.tier` and `details.reasons` "
+            "say why. Verified staff cannot confirm a tier here (the admin's Place order page "
+            "does): their warn and step_up orders are 422 fat_finger."
         ),
     )
     def post(self, request: Request) -> Response:
@@ -183,7 +190,9 @@ class SliceCreateView(ApiView):
             "due at start + i x interval). When the symbol's liquidity caps a slice at "
             "MAX_SLICE_PCT_OF_ADV of its 20-day ADV, the plan gets more, smaller slices within "
             "the same duration. One pre-trade decision: exposure on the total quantity, order "
-            "size limits on the largest slice. The same request again the same UTC day "
+            "size limits on the largest slice; the fat-finger policy judges the largest slice's "
+            "notional and qty and the total's share of ADV (422 fat_finger, or `warnings` on "
+            "the plan). The same request again the same UTC day "
             "returns the existing plan with 200. Slices are sent by the dispatcher "
             "(`run_slices`) at their scheduled second."
         ),

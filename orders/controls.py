@@ -14,24 +14,29 @@ from orders.models import OrderEvent, TradingSwitch
 from orders.status import OrderStatus, Source
 from tradeops.audit import actor_label, audit_record
 from tradeops.errors import ValidationFailed
+from tradeops.otp import StepUp, step_up_require
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
 
-def trading_switch_set(*, name: str, engaged: bool, actor: Any, reason: str) -> TradingSwitch:
+def trading_switch_set(
+    *, name: str, engaged: bool, actor: Any, reason: str, step_up: StepUp | None = None
+) -> TradingSwitch:
     """Engage or release a switch. A reason is mandatory: someone will ask why trading stopped
-    (or why it started again)."""
+    (or why it started again). Releasing puts money at risk again: it needs a step-up."""
     if name not in TradingSwitch.Name.values:
         raise ValidationFailed(f"Unknown switch '{name}'.")
-    if not reason.strip():
-        raise ValidationFailed("A reason is required.")
+    reason = reason_clean(reason)
+    if not engaged:
+        step_up_require(step_up, actor=actor, action="trading_switch.release")
     with transaction.atomic():
         switch, _ = TradingSwitch.objects.select_for_update().get_or_create(
             name=name, defaults={"engaged": True}
         )
         before = {"engaged": switch.engaged, "reason": switch.reason}
         switch.engaged = engaged
-        switch.reason = reason.strip()
+        switch.reason = reason
         switch.changed_at = timezone.now()
         switch.changed_by = actor_label(actor)
         switch.save()
@@ -42,7 +47,11 @@ def trading_switch_set(*, name: str, engaged: bool, actor: Any, reason: str) -> 
             object_id=name,
             reason=switch.reason,
             before=before,
-            after={"engaged": engaged, "reason": switch.reason},
+            after={
+                "engaged": engaged,
+                "reason": switch.reason,
+                **({"step_up": step_up.as_audit()} if step_up else {}),
+            },
         )
     log = logger.warning if engaged else logger.info
     log("%s %s by %s: %s", name, "ENGAGED" if engaged else "released", switch.changed_by, reason)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -63,6 +63,19 @@ class Strategy(models.Model):
     )
     name = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True)
+    # A strategy cannot type an OTP code: an API order the fat-finger policy puts in the
+    # step-up tier is refused above this notional (blank: the symbol's step-up threshold,
+    # i.e. every step-up order is refused). Raising it is audited with a reason.
+    max_unconfirmed_notional = models.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Largest notional of a step-up-tier fat-finger order this strategy may place "
+        "through the API without an operator's OTP confirmation. Blank: the symbol's "
+        "FAT_FINGER_STEP_UP_NOTIONAL (no step-up order passes).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -171,6 +184,8 @@ class Order(OrderTerms):
     slice_num = models.PositiveIntegerField(null=True, blank=True)
     scheduled_time = models.DateTimeField(null=True, blank=True)
     trade_date = models.DateField()
+    # What the fat-finger policy (and other passing checks) warned about when it was accepted.
+    warnings = models.JSONField(default=list, blank=True)
     placed_under_override = models.BooleanField(
         default=False, help_text="Placed while a reconciliation force-complete was in effect"
     )
@@ -282,6 +297,10 @@ class Position(models.Model):
         return f"{self.symbol} {self.qty}"
 
 
+_NON_NEGATIVE = MinValueValidator(Decimal("0"))
+_FRACTION = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))]
+
+
 class RiskLimit(models.Model):
     """Pre-trade limits. The row with symbol '*' holds the global values; a symbol's row
     overrides the fields it sets (blank = inherit). The row is also the symbol's lock."""
@@ -292,6 +311,38 @@ class RiskLimit(models.Model):
     max_order_qty = models.PositiveIntegerField(null=True, blank=True)
     max_order_notional = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     max_position_qty = models.PositiveIntegerField(null=True, blank=True)
+    # Fat-finger thresholds (orders.fat_finger); blank = the global row's, then the settings'.
+    fat_finger_warn_notional = models.DecimalField(
+        max_digits=16, decimal_places=2, null=True, blank=True, validators=[_NON_NEGATIVE]
+    )
+    fat_finger_warn_qty = models.PositiveIntegerField(null=True, blank=True)
+    fat_finger_step_up_notional = models.DecimalField(
+        max_digits=16, decimal_places=2, null=True, blank=True, validators=[_NON_NEGATIVE]
+    )
+    fat_finger_collar_pct = models.DecimalField(
+        max_digits=7,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=_FRACTION,
+        help_text="A fraction: 0.10 = 10 %",
+    )
+    fat_finger_warn_pct_adv = models.DecimalField(
+        max_digits=7,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=_FRACTION,
+        help_text="A fraction of the 20-day ADV: 0.01 = 1 %",
+    )
+    fat_finger_max_pct_adv = models.DecimalField(
+        max_digits=7,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=_FRACTION,
+        help_text="A fraction of the 20-day ADV: 0.05 = 5 %",
+    )
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -364,6 +415,8 @@ class SlicingPlan(OrderTerms):
     liquidity_source = models.CharField(max_length=32, blank=True)
     liquidity_computed_at = models.DateTimeField(null=True, blank=True)
     liquidity_note = models.TextField(blank=True)
+    # What the pre-trade checks warned about when the plan was accepted (fat-finger, liquidity).
+    warnings = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -30,6 +30,9 @@ from orders.status import OrderStatus
 from tradeops import metrics
 from tradeops.audit import actor_label, audit_record
 from tradeops.errors import Conflict, ValidationFailed
+from tradeops.otp import StepUp, step_up_require
+from tradeops.permissions import strategy_scope
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +93,23 @@ def _slice(
         ) from None
 
 
+def plan_sizing(
+    request: risk.OrderIntent, *, duration_minutes: int, interval_seconds: int, now: datetime
+) -> tuple[LiquidityConstraint, SlicePlan, risk.OrderIntent]:
+    """The plan's liquidity cap (may ask the broker: outside any transaction), its slices, and
+    the intent the pre-trade checks judge (``size_qty`` = the largest slice). The admin's
+    review step calls it to show the verdict the plan's checks will reach."""
+    liquidity = liquidity_constraint(symbol=request.symbol, now=now)
+    sliced = _slice(
+        request,
+        now,
+        duration_minutes=duration_minutes,
+        interval_seconds=interval_seconds,
+        max_slice_qty=liquidity.max_slice_qty,
+    )
+    return liquidity, sliced, dataclasses.replace(request, size_qty=sliced.largest_slice)
+
+
 def plan_create(
     *,
     request: risk.OrderIntent,
@@ -113,15 +133,9 @@ def plan_create(
     if existing is not None:
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
         return PlanOutcome(existing, created=False)
-    liquidity = liquidity_constraint(symbol=request.symbol, now=now)
-    sliced = _slice(
-        request,
-        now,
-        duration_minutes=duration_minutes,
-        interval_seconds=interval_seconds,
-        max_slice_qty=liquidity.max_slice_qty,
+    liquidity, sliced, intent = plan_sizing(
+        request, duration_minutes=duration_minutes, interval_seconds=interval_seconds, now=now
     )
-    intent = dataclasses.replace(request, size_qty=sliced.largest_slice)
     ctx = risk.prepare_context(intent, now)
     outcome = risk.pretrade_write(
         intent,
@@ -145,9 +159,7 @@ def plan_create(
     if not outcome.created:
         return outcome
     plan = outcome.plan
-    warnings = list(ctx.warnings)
-    if liquidity.source == "unavailable":
-        warnings.append(f"liquidity: {liquidity.note}")
+    warnings = plan.warnings
     for warning in warnings:
         logger.warning("TWAP plan %s (%s): %s", plan.pk, actor_label(actor), warning)
     logger.info(
@@ -162,6 +174,13 @@ def plan_create(
         plan.liquidity_source,
     )
     return PlanOutcome(plan, created=True, warnings=warnings)
+
+
+def _plan_warnings(ctx: risk.RiskContext, liquidity: LiquidityConstraint) -> list[str]:
+    warnings = list(ctx.warnings)
+    if liquidity.source == "unavailable":
+        warnings.append(f"liquidity: {liquidity.note}")
+    return warnings
 
 
 def _plan_insert(
@@ -192,6 +211,7 @@ def _plan_insert(
         liquidity_source=liquidity.source,
         liquidity_computed_at=liquidity.computed_at,
         liquidity_note=liquidity.note,
+        warnings=_plan_warnings(ctx, liquidity),
         created_at=now,
         updated_at=now,
     )
@@ -232,7 +252,8 @@ def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCance
     a completed or failed plan is a conflict.
     """
     now = timezone.now()
-    reason = reason.strip() or "canceled"
+    # an operator says why; a strategy's program cancelling its own plan may not
+    reason = reason_clean(reason, optional=strategy_scope(actor) is not None) or "canceled"
     with transaction.atomic():
         locked = SlicingPlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status in (PlanStatus.COMPLETED, PlanStatus.FAILED):
@@ -273,11 +294,17 @@ def plan_cancel(*, plan: SlicingPlan, actor: Any, reason: str = "") -> PlanCance
     return PlanCancelOutcome(locked, canceled, in_flight)
 
 
-def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str) -> SlicingPlan:
+def plan_set_paused(
+    *, plan: SlicingPlan, paused: bool, actor: Any, reason: str, step_up: StepUp | None = None
+) -> SlicingPlan:
     """Pause an active plan (its slices stay pending; no dispatcher claims them) or resume a
     paused one. On resume, if slices fell due during the pause, the remaining slices are
     rescheduled to start now, keeping the plan's spacing, so they do not go out in one burst;
-    the plan ends correspondingly later. Audited with the reason."""
+    the plan ends correspondingly later. Audited with the reason; resuming puts money at risk
+    again, so it needs a step-up."""
+    reason = reason_clean(reason)
+    if not paused:
+        step_up_require(step_up, actor=actor, action="plan.resume")
     now = timezone.now()
     have = PlanStatus.ACTIVE if paused else PlanStatus.PAUSED
     want = PlanStatus.PAUSED if paused else PlanStatus.ACTIVE
@@ -305,7 +332,7 @@ def plan_set_paused(*, plan: SlicingPlan, paused: bool, actor: Any, reason: str)
             object_id=locked.pk,
             reason=reason,
             before={"status": have},
-            after={"status": want},
+            after={"status": want, **({"step_up": step_up.as_audit()} if step_up else {})},
         )
         locked.status, locked.updated_at = want, now
         locked.save(update_fields=["status", "updated_at"])

@@ -27,6 +27,7 @@ from django.db.models import F, Sum
 from django.utils.module_loading import import_string
 
 from marketdata.quotes import quote_latest
+from orders.limits import EffectiveLimits, effective_limits
 from orders.models import Order, OrderTerms, Position, RiskLimit, TradingSwitch
 from orders.positions import ReduceOnlyVerdict, reduce_only_verdict
 from tradeops import metrics
@@ -50,6 +51,10 @@ class OrderIntent:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     origin: str = "api"
+    # The highest fat-finger tier the submitter has confirmed (orders.fat_finger.TIERS). Only
+    # the admin's Place order page sets it, after its own server-side confirmation (a ticked
+    # box; a verified OTP code for step_up); an operator's order above it is refused.
+    confirmed_tier: str = "ok"
     # The size the per-order limits judge: a TWAP plan is judged on its total ``qty`` for
     # exposure and on its largest slice here, because each slice is a separate order.
     size_qty: int | None = None
@@ -91,13 +96,6 @@ class Rejection:
     def as_error(self) -> TradeOpsError:
         cls = ServiceUnavailable if self.unavailable else RiskRejected
         return cls(self.message, code=self.code, details=self.details, retry_after=self.retry_after)
-
-
-@dataclass(frozen=True)
-class EffectiveLimits:
-    max_order_qty: int
-    max_order_notional: Decimal
-    max_position_qty: int
 
 
 @dataclass(frozen=True)
@@ -145,24 +143,6 @@ def switch_engaged(name: str) -> bool:
     """A missing switch row counts as engaged: fail closed."""
     row = TradingSwitch.objects.filter(name=name).values_list("engaged", flat=True).first()
     return True if row is None else bool(row)
-
-
-def effective_limits(symbol: str) -> EffectiveLimits:
-    rows = {r.symbol: r for r in RiskLimit.objects.filter(symbol__in=[symbol, RiskLimit.GLOBAL])}
-    sym, glob = rows.get(symbol), rows.get(RiskLimit.GLOBAL)
-
-    def pick(name: str, default: Any) -> Any:
-        for row in (sym, glob):
-            value = getattr(row, name, None) if row is not None else None
-            if value is not None:
-                return value
-        return default
-
-    return EffectiveLimits(
-        max_order_qty=pick("max_order_qty", settings.RISK_DEFAULT_MAX_ORDER_QTY),
-        max_order_notional=pick("max_order_notional", settings.RISK_DEFAULT_MAX_ORDER_NOTIONAL),
-        max_position_qty=pick("max_position_qty", settings.RISK_DEFAULT_MAX_POSITION_QTY),
-    )
 
 
 def symbol_exposure(symbol: str) -> Exposure:

@@ -25,7 +25,7 @@ from tradeops.api_fields import (
     BoundedIntegerField,
     DecimalStringField,
     PatternField,
-    StrictCharField,
+    ReasonField,
     StrictSerializer,
     SymbolField,
 )
@@ -134,6 +134,14 @@ class OrderTermsSerializer(serializers.ModelSerializer):
 
     strategy = serializers.CharField(source="strategy_id")
     type = serializers.CharField(source="order_type")
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="What the pre-trade checks warned about when it was accepted, each naming the "
+        "limit it exceeds (the fat-finger warning tier; a step-up-tier order a strategy may "
+        "place within its max_unconfirmed_notional; a pass as reduce-only while halted). "
+        "Empty for most orders. Never a refusal: refusals are 422 fat_finger / risk_limit.",
+    )
 
 
 class OrderSerializer(OrderTermsSerializer):
@@ -147,6 +155,7 @@ class OrderSerializer(OrderTermsSerializer):
             "filled_qty",
             "filled_avg_price",
             "reject_reason",
+            "warnings",
             "origin",
             "created_at",
             "submitted_at",
@@ -194,6 +203,7 @@ class PlanSerializer(OrderTermsSerializer):
             "filled_qty",
             "slices_by_status",
             "liquidity",
+            "warnings",
             "origin",
             "created_at",
             "updated_at",
@@ -241,6 +251,7 @@ class PlanCancelSerializer(serializers.Serializer):
 
 
 class CancelRequestSerializer(StrictSerializer):
-    """An optional reason, recorded with the cancel."""
+    """A reason, recorded with the cancel: required from an operator (the one rule of
+    tradeops.reasons), optional for a strategy cancelling its own order or plan."""
 
-    reason = StrictCharField(required=False, allow_blank=True, max_length=500)
+    reason = ReasonField(optional=True)

@@ -38,6 +38,8 @@ from tradeops.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from tradeops.permissions import strategy_scope
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +173,7 @@ def _order_insert(
         origin=request.origin,
         trade_date=now.date(),
         placed_under_override=bool(ctx.extras.get("placed_under_override")),
+        warnings=list(ctx.warnings),
         created_at=now,
         updated_at=now,
     )
@@ -207,6 +210,9 @@ def _order_resend_claim(existing: Order, ctx: risk.RiskContext) -> SubmitOutcome
     if ctx.extras.get("placed_under_override") and not existing.placed_under_override:
         Order.objects.filter(pk=existing.pk).update(placed_under_override=True)
         existing.placed_under_override = True
+    if ctx.warnings != existing.warnings:  # judged again: what the checks say now
+        Order.objects.filter(pk=existing.pk).update(warnings=list(ctx.warnings))
+        existing.warnings = list(ctx.warnings)
     metrics.ORDERS_RESENT.inc()
     logger.warning("order %s failed earlier without reaching the broker: re-sent", existing)
     return SubmitOutcome(existing, created=False, resent=True, warnings=ctx.warnings)
@@ -342,6 +348,8 @@ def order_cancel(*, order: Order, actor: Any, reason: str = "") -> Order:
     broker); otherwise the cancel goes to the broker and its answer comes back through the
     update path.
     """
+    # an operator says why; a strategy's program cancelling its own order may not
+    reason = reason_clean(reason, optional=strategy_scope(actor) is not None)
     if order.is_terminal:
         raise Conflict(
             f"Order {order.client_order_id} is already {order.status}.",

@@ -13,6 +13,7 @@ from django.utils import timezone
 from orders.models import Strategy, StrategyToken
 from tradeops.audit import audit_record
 from tradeops.errors import Conflict, ValidationFailed
+from tradeops.reasons import reason_clean
 
 TOKEN_PREFIX = "tok_"  # noqa: S105 - a visible prefix, not a secret
 
@@ -61,7 +62,8 @@ def strategy_token_issue(*, strategy: Strategy, actor: Any) -> str:
     return key
 
 
-def strategy_token_revoke(*, token: StrategyToken, actor: Any, reason: str = "") -> None:
+def strategy_token_revoke(*, token: StrategyToken, actor: Any, reason: str) -> None:
+    reason = reason_clean(reason)
     with transaction.atomic():
         StrategyToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()

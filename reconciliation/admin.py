@@ -26,20 +26,30 @@ from reconciliation.services import (
 from tradeops.admin_tools import (
     ReadOnlyAdminMixin,
     ReasonForm,
-    ReasonOtpInputForm,
+    ReasonOtpForm,
     bulk_reason_action,
+    reason_otp_form,
 )
 from tradeops.errors import TradeOpsError
 
 PERM = "reconciliation.manage_reconciliation"
 
 
-class AdoptForm(ReasonForm):
+class AdoptForm(ReasonOtpForm):
+    """Adopting lifts the orphan's quarantine: a reason and a step-up."""
+
+    step_up_action = "orphan.adopt"
     strategy = forms.ModelChoiceField(
         queryset=Strategy.objects.filter(is_active=True),
         help_text="The strategy that owns this order from now on.",
     )
-    field_order = ["strategy", "reason"]
+    field_order = ["strategy", "reason", "otp_token"]
+
+
+class ForceCompleteForm(ReasonForm):
+    """A reason and an OTP code; the service checks the gate first, then verifies the code."""
+
+    otp_token = ReasonOtpForm.base_fields["otp_token"]
 
 
 @admin.register(ReconciliationRun)
@@ -68,7 +78,7 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return [path("status/", view, name="reconciliation_status"), *super().get_urls()]
 
     def status_view(self, request: HttpRequest) -> HttpResponse:
-        force_form = ReasonOtpInputForm(user=request.user)
+        force_form = ForceCompleteForm(user=request.user)
         if request.method == "POST" and "run" in request.POST:
             outcome = reconciliation_run(kind="manual")
             if outcome.skipped:
@@ -84,13 +94,14 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
             return HttpResponseRedirect(reverse("admin:reconciliation_status"))
         if request.method == "POST" and "force" in request.POST:
-            force_form = ReasonOtpInputForm(request.POST, user=request.user)
+            force_form = ForceCompleteForm(request.POST, user=request.user)
             if force_form.is_valid():
                 try:
                     reconciliation_force_complete(
                         actor=request.user,
                         reason=force_form.cleaned_data["reason"],
                         otp_token=force_form.cleaned_data["otp_token"],
+                        session=request.session,
                     )
                 except TradeOpsError as exc:
                     self.message_user(request, exc.message, messages.ERROR)
@@ -139,7 +150,7 @@ class OrphanOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_manage_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PERM)
 
-    @admin.action(description="Adopt into a strategy", permissions=["manage"])
+    @admin.action(description="Adopt into a strategy — needs OTP", permissions=["manage"])
     def adopt(self, request: HttpRequest, queryset: QuerySet) -> Any:
         return bulk_reason_action(
             self,
@@ -148,7 +159,11 @@ class OrphanOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             title="Adopt orphan orders",
             form_class=AdoptForm,
             call=lambda o, d: orphan_adopt(
-                orphan=o, strategy=d["strategy"], actor=request.user, reason=d["reason"]
+                orphan=o,
+                strategy=d["strategy"],
+                actor=request.user,
+                reason=d["reason"],
+                step_up=d["step_up"],
             ),
             description="The order joins the ledger under the chosen strategy and its "
             "quarantine is lifted.",
@@ -164,14 +179,17 @@ class OrphanOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             call=lambda o, d: orphan_cancel(orphan=o, actor=request.user, reason=d["reason"]),
         )
 
-    @admin.action(description="Narrow quarantine * → external", permissions=["manage"])
+    @admin.action(description="Narrow quarantine * → external — needs OTP", permissions=["manage"])
     def narrow_quarantine(self, request: HttpRequest, queryset: QuerySet) -> Any:
         return bulk_reason_action(
             self,
             request,
             queryset,
             title="Narrow quarantines to 'external'",
-            call=lambda o, d: orphan_narrow(orphan=o, actor=request.user, reason=d["reason"]),
+            form_class=reason_otp_form("quarantine.narrow"),
+            call=lambda o, d: orphan_narrow(
+                orphan=o, actor=request.user, reason=d["reason"], step_up=d["step_up"]
+            ),
             description="Other strategies may trade the symbol again; the orphan's exposure "
             "still counts in every risk check. Do this only after verifying the order.",
         )
@@ -207,15 +225,18 @@ class QuarantineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_manage_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PERM)
 
-    @admin.action(description="Clear (only once its orphan is resolved)", permissions=["manage"])
+    @admin.action(
+        description="Clear (once its orphan is resolved) — needs OTP", permissions=["manage"]
+    )
     def clear(self, request: HttpRequest, queryset: QuerySet) -> Any:
         return bulk_reason_action(
             self,
             request,
             queryset,
             title="Clear quarantines",
+            form_class=reason_otp_form("quarantine.clear"),
             call=lambda q, d: quarantine_clear(
-                quarantine=q, actor=request.user, reason=d["reason"]
+                quarantine=q, actor=request.user, reason=d["reason"], step_up=d["step_up"]
             ),
         )
 

@@ -92,7 +92,9 @@ class ForceCompleteView(ApiView):
     def post(self, request: Request) -> Response:
         body = ForceCompleteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        reconciliation_force_complete(actor=request.user, **body.validated_data)
+        reconciliation_force_complete(
+            actor=request.user, session=request.session, **body.validated_data
+        )
         return Response(StatusSerializer(status_payload()).data)
 
 

@@ -21,10 +21,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from reconciliation.models import ReconciliationState
-from reconciliation.services import _require_reason
 from tradeops.audit import actor_label, audit_record
 from tradeops.errors import Conflict, PermissionDenied
-from tradeops.otp import otp_step_up
+from tradeops.otp import step_up_verify
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +111,21 @@ def process_start_record(*, kind: str, now: datetime | None = None) -> None:
     logger.info("order-executing process started (%s): gate closed until reconciliation", kind)
 
 
-def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) -> None:
+def reconciliation_force_complete(
+    *, actor: Any, reason: str, otp_token: str, session: Any = None
+) -> None:
     """Open the gate without a reconciliation. Needs ``manage_reconciliation``, a reason and a
-    fresh OTP code; the override counts as a reconciliation at this moment and ages like one,
-    and every order placed under it is flagged and logged. Refused (409) while the gate is
-    open, an override already in effect included."""
+    step-up (``otp_token``; ``session``: the request's, for STEP_UP_WINDOW_SECONDS); the
+    override counts as a reconciliation at this moment and ages like one, and every order
+    placed under it is flagged and logged. Refused (409) while the gate is open, an override
+    already in effect included."""
     if not getattr(actor, "has_perm", lambda p: False)("reconciliation.manage_reconciliation"):
         raise PermissionDenied("Permission reconciliation.manage_reconciliation is required.")
-    reason = _require_reason(reason)
+    reason = reason_clean(reason)
     _require_gate_closed(gate_verdict())  # before the OTP code is spent
-    if not otp_step_up(actor, otp_token):
-        raise PermissionDenied("Invalid or already used OTP code.", code="otp_required")
+    step_up = step_up_verify(
+        user=actor, token=otp_token, action="reconciliation.force_complete", session=session
+    )
     now = timezone.now()
     with transaction.atomic():
         state, _ = ReconciliationState.objects.select_for_update().get_or_create(pk=1)
@@ -142,7 +146,11 @@ def reconciliation_force_complete(*, actor: Any, reason: str, otp_token: str) ->
             object_id=1,
             reason=reason,
             before=before,
-            after={"override_active": True, "override_at": now},
+            after={
+                "override_active": True,
+                "override_at": now,
+                "step_up": step_up.as_audit(),
+            },
         )
     logger.warning("reconciliation FORCE-COMPLETED by %s: %s", actor_label(actor), reason)
 

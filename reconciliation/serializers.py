@@ -6,6 +6,7 @@ from reconciliation.models import OrphanOrder, Quarantine, ReconciliationRun
 from tradeops.api_fields import (
     QueryBooleanField,
     QueryFilterSerializer,
+    ReasonField,
     StrictBooleanField,
     StrictCharField,
     StrictSerializer,
@@ -71,10 +72,11 @@ class RunRequestSerializer(StrictSerializer):
 
 
 class ForceCompleteSerializer(StrictSerializer):
-    """Why the gate is opened without a reconciliation, and a fresh OTP code."""
+    """Why the gate is opened without a reconciliation, and a fresh OTP code (it may be left
+    out only within STEP_UP_WINDOW_SECONDS of this session's last step-up)."""
 
-    reason = StrictCharField(min_length=5, max_length=1000)
-    otp_token = StrictCharField(max_length=16)
+    reason = ReasonField()
+    otp_token = StrictCharField(max_length=16, required=False, allow_blank=True, default="")
 
 
 class OrphanSerializer(serializers.ModelSerializer):

@@ -34,6 +34,8 @@ from tradeops.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from tradeops.otp import StepUp, step_up_require
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 Status = OrphanOrder.Status
@@ -197,7 +199,14 @@ def _orphan_note_broker(locked: OrphanOrder, report: OrderReport) -> None:
 
 
 def _resolve(
-    locked: OrphanOrder, status: str, *, actor: Any, reason: str, action: str, **extra: Any
+    locked: OrphanOrder,
+    status: str,
+    *,
+    actor: Any,
+    reason: str,
+    action: str,
+    step_up: StepUp | None = None,
+    **extra: Any,
 ) -> None:
     """Resolve a locked, untracked orphan: its resolution fields only (a full-row save would
     put back broker facts read before a concurrent refresh), its quarantines lifted, the
@@ -226,6 +235,7 @@ def _resolve(
             "broker_status": locked.broker_status,
             "quarantines_lifted": lifted,
             **{k: str(v) for k, v in extra.items()},
+            **({"step_up": step_up.as_audit()} if step_up else {}),
         },
     )
 
@@ -239,23 +249,23 @@ def _require_untracked(orphan: OrphanOrder) -> None:
         )
 
 
-def _require_reason(reason: str) -> str:
-    if len((reason or "").strip()) < 5:
-        raise ValidationFailed(
-            "A reason (at least 5 characters) is required.",
-            details={"fields": {"reason": ["Required."]}},
-        )
-    return reason.strip()
-
-
-def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason: str) -> Order:
-    """Take an orphan into the order ledger under ``strategy``; its quarantine is lifted.
+def orphan_adopt(
+    *,
+    orphan: OrphanOrder,
+    strategy: Strategy,
+    actor: Any,
+    reason: str,
+    step_up: StepUp | None = None,
+) -> Order:
+    """Take an orphan into the order ledger under ``strategy``; its quarantine is lifted, so
+    it needs a step-up.
 
     The order row starts from the broker's current state (``orders.services.order_adopt``);
     it does not move ``Position``: the broker position already contains whatever it filled,
     and reconciliation keeps the two in step. The broker is asked first, outside any
     transaction; then the orphan is locked and checked again."""
-    reason = _require_reason(reason)
+    reason = reason_clean(reason)
+    step_up_require(step_up, actor=actor, action="orphan.adopt")
     _require_untracked(orphan)  # a quick answer before asking the broker; checked again locked
     if strategy.pk == RESERVED_STRATEGY_ID:
         raise ValidationFailed("Adopt into a real strategy, not 'external'.")
@@ -283,6 +293,7 @@ def orphan_adopt(*, orphan: OrphanOrder, strategy: Strategy, actor: Any, reason:
                 action="adopt",
                 adopted_order=order,
                 strategy_id=strategy.pk,
+                step_up=step_up,
             )
     except IntegrityError:
         raise Conflict(
@@ -298,7 +309,7 @@ def orphan_cancel(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrde
     The cancel is sent outside any transaction; its outcome is then recorded on the locked
     row. If another operator resolved the orphan meanwhile, that resolution stands and this
     call answers 409 (the broker's answer to the cancel is still recorded)."""
-    reason = _require_reason(reason)
+    reason = reason_clean(reason)
     _require_untracked(orphan)
     broker = get_broker()
     try:
@@ -336,7 +347,7 @@ def orphan_cancel(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrde
 
 def orphan_resolve(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrder:
     """Acknowledge an orphan that is finished at the broker (filled, canceled, expired)."""
-    reason = _require_reason(reason)
+    reason = reason_clean(reason)
     with transaction.atomic():
         locked = _orphan_lock(orphan)
         if not is_terminal(locked.broker_status):
@@ -348,10 +359,14 @@ def orphan_resolve(*, orphan: OrphanOrder, actor: Any, reason: str) -> OrphanOrd
     return locked
 
 
-def orphan_narrow(*, orphan: OrphanOrder, actor: Any, reason: str) -> int:
+def orphan_narrow(
+    *, orphan: OrphanOrder, actor: Any, reason: str, step_up: StepUp | None = None
+) -> int:
     """After verification: fence only the ``external`` pseudo-strategy on the symbol instead of
-    every strategy. The orphan's exposure still counts in every risk check."""
-    reason = _require_reason(reason)
+    every strategy (a step-up: other strategies may trade it again). The orphan's exposure
+    still counts in every risk check."""
+    reason = reason_clean(reason)
+    step_up_require(step_up, actor=actor, action="quarantine.narrow")
     with transaction.atomic():
         locked = _orphan_lock(orphan)
         narrowed = Quarantine.objects.active().filter(orphan=locked, strategy_id=ANY_STRATEGY)
@@ -363,14 +378,21 @@ def orphan_narrow(*, orphan: OrphanOrder, actor: Any, reason: str) -> int:
             object_id=locked.broker_order_id,
             reason=reason,
             before={"scope": f"*:{locked.symbol}"},
-            after={"scope": f"{RESERVED_STRATEGY_ID}:{locked.symbol}", "count": count},
+            after={
+                "scope": f"{RESERVED_STRATEGY_ID}:{locked.symbol}",
+                "count": count,
+                "step_up": step_up.as_audit(),
+            },
         )
     return count
 
 
-def quarantine_clear(*, quarantine: Quarantine, actor: Any, reason: str) -> Quarantine:
-    """Lift a quarantine by hand; refused while its orphan is unresolved."""
-    reason = _require_reason(reason)
+def quarantine_clear(
+    *, quarantine: Quarantine, actor: Any, reason: str, step_up: StepUp | None = None
+) -> Quarantine:
+    """Lift a quarantine by hand (a step-up); refused while its orphan is unresolved."""
+    reason = reason_clean(reason)
+    step_up_require(step_up, actor=actor, action="quarantine.clear")
     if not quarantine.is_active:
         raise Conflict("This quarantine is already cleared.")
     orphan = quarantine.orphan
@@ -391,7 +413,7 @@ def quarantine_clear(*, quarantine: Quarantine, actor: Any, reason: str) -> Quar
             object_id=quarantine.pk,
             reason=reason,
             before={"scope": quarantine.key, "active": True},
-            after={"active": False},
+            after={"active": False, "step_up": step_up.as_audit()},
         )
     quarantine.refresh_from_db()
     return quarantine

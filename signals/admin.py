@@ -17,8 +17,8 @@ from signals.promotion import PERMISSION, model_override_activate, model_promote
 from tradeops.admin_tools import (
     ReadOnlyAdminMixin,
     ReasonForm,
-    ReasonOtpInputForm,
     bulk_reason_action,
+    reason_otp_form,
 )
 
 
@@ -98,7 +98,7 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 model=model,
                 actor=request.user,
                 reason=data["reason"],
-                otp_token=data["otp_token"],
+                step_up=data["step_up"],
             )
             return f"{model.label} is ACTIVE WITHOUT VALIDATION (audited)."
 
@@ -108,7 +108,7 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             queryset,
             title="Activate without shadow validation",
             call=call,
-            form_class=ReasonOtpInputForm,
+            form_class=reason_otp_form("model.activate_unvalidated"),
             description="The emergency override: the model serves at once, unvalidated. "
             "Its artifact is still verified. Recorded in the audit trail and logged at CRITICAL.",
         )

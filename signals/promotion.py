@@ -33,8 +33,9 @@ from signals.models import ModelVersion, ShadowValidation
 from signals.registry import ModelError, model_load
 from signals.shadow import ShadowReport, Thresholds, sanity_check, shadow_compare
 from tradeops.audit import actor_label, audit_record
-from tradeops.errors import Conflict, PermissionDenied, ValidationFailed
-from tradeops.otp import otp_step_up
+from tradeops.errors import Conflict, PermissionDenied
+from tradeops.otp import StepUp, step_up_require
+from tradeops.reasons import reason_clean
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +58,15 @@ def _set_status(model: ModelVersion, status: str, *, actor: Any, reason: str) ->
     model.save()
 
 
-def _require_reason(reason: str) -> str:
-    if len((reason or "").strip()) < 5:
-        raise ValidationFailed(
-            "A reason (at least 5 characters) is required.",
-            details={"fields": {"reason": ["Required."]}},
-        )
-    return reason.strip()
-
-
 def _locked_active() -> ModelVersion | None:
     return (
         ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).first()
     )
 
 
-def _activate(model: ModelVersion, *, actor: Any, reason: str, action: str) -> ModelVersion | None:
+def _activate(
+    model: ModelVersion, *, actor: Any, reason: str, action: str, step_up: StepUp | None = None
+) -> ModelVersion | None:
     """Inside a transaction: retire the active model, make ``model`` active, audit."""
     previous = _locked_active()
     if previous is not None and previous.pk != model.pk:
@@ -87,14 +81,19 @@ def _activate(model: ModelVersion, *, actor: Any, reason: str, action: str) -> M
         object_id=model.pk,
         reason=reason,
         before={"active": previous.label if previous else None},
-        after={"active": model.label, "sha256": model.artifact_sha256},
+        after={
+            "active": model.label,
+            "sha256": model.artifact_sha256,
+            **({"step_up": step_up.as_audit()} if step_up else {}),
+        },
     )
     return previous
 
 
-def model_promote(*, model: ModelVersion, actor: Any, reason: str = "") -> ShadowValidation:
+def model_promote(*, model: ModelVersion, actor: Any, reason: str) -> ShadowValidation:
     """Ask for ``model`` to go live. Its artifact is verified now (a tampered or foreign one
     is refused and nothing changes); the validation itself runs as a django-q2 job."""
+    reason = reason_clean(reason)
     if model.status not in PROMOTABLE:
         raise Conflict(
             f"{model.label} is {model.status}: only candidate, rejected or retired "
@@ -151,7 +150,9 @@ def model_promote(*, model: ModelVersion, actor: Any, reason: str = "") -> Shado
     return validation
 
 
-def _activate_unvalidated(model: ModelVersion, *, actor: Any, reason: str) -> ShadowValidation:
+def _activate_unvalidated(
+    model: ModelVersion, *, actor: Any, reason: str, step_up: StepUp | None = None
+) -> ShadowValidation:
     with transaction.atomic():
         model = ModelVersion.objects.select_for_update().get(pk=model.pk)
         if model.status == ModelVersion.Status.ACTIVE:
@@ -168,7 +169,13 @@ def _activate_unvalidated(model: ModelVersion, *, actor: Any, reason: str) -> Sh
             sample_count=settings.SHADOW_SAMPLE_COUNT,
             finished_at=timezone.now(),
         )
-        _activate(model, actor=actor, reason=reason, action="model.activate_unvalidated")
+        _activate(
+            model,
+            actor=actor,
+            reason=reason,
+            action="model.activate_unvalidated",
+            step_up=step_up,
+        )
     metrics.SHADOW_VALIDATIONS.labels(ShadowValidation.Outcome.SKIPPED).inc()
     logger.critical(
         "%s ACTIVATED WITHOUT VALIDATION by %s: %s", model.label, actor_label(actor), reason
@@ -178,18 +185,17 @@ def _activate_unvalidated(model: ModelVersion, *, actor: Any, reason: str) -> Sh
 
 
 def model_override_activate(
-    *, model: ModelVersion, actor: Any, reason: str, otp_token: str
+    *, model: ModelVersion, actor: Any, reason: str, step_up: StepUp | None = None
 ) -> ShadowValidation:
     """The emergency override: activate without validation. Needs signals.manage_models, a
-    reason and a fresh OTP code; audited, logged at CRITICAL, recorded as a validation row
-    with outcome ``skipped``. The artifact is still verified (integrity is not optional)."""
+    reason and a step-up; audited, logged at CRITICAL, recorded as a validation row with
+    outcome ``skipped``. The artifact is still verified (integrity is not optional)."""
     if not getattr(actor, "has_perm", lambda p: False)(PERMISSION):
         raise PermissionDenied(f"Permission {PERMISSION} is required.")
-    reason = _require_reason(reason)
-    if not otp_step_up(actor, otp_token):
-        raise PermissionDenied("Invalid or already used OTP code.", code="otp_required")
+    reason = reason_clean(reason)
+    step_up_require(step_up, actor=actor, action="model.activate_unvalidated")
     model_load(model)
-    return _activate_unvalidated(model, actor=actor, reason=f"override: {reason}")
+    return _activate_unvalidated(model, actor=actor, reason=f"override: {reason}", step_up=step_up)
 
 
 # --- the job ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -82,6 +83,41 @@ def _no_quotes_yet(settings: Any) -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+FAT_FINGER_SETTINGS = [
+    "FAT_FINGER_WARN_NOTIONAL",
+    "FAT_FINGER_WARN_QTY",
+    "FAT_FINGER_STEP_UP_NOTIONAL",
+    "FAT_FINGER_COLLAR_PCT",
+    "FAT_FINGER_WARN_PCT_ADV",
+    "FAT_FINGER_MAX_PCT_ADV",
+]
+# As configured (the defaults unless the environment sets them), before any test changes them.
+FAT_FINGER_CONFIGURED = {name: getattr(settings, name) for name in FAT_FINGER_SETTINGS}
+
+
+@pytest.fixture(autouse=True)
+def _fat_finger_out_of_the_way(settings: Any) -> None:
+    """Tests of other rules place orders of any size and price (a $30,000 order to hit a risk
+    limit, a limit far from the market to rest unfilled): the fat-finger thresholds are set
+    out of their way. The check still runs (quote, ADV, the verdict counted). Tests of the
+    policy itself ask for ``fat_finger_configured``."""
+    huge = Decimal("1e12")
+    settings.FAT_FINGER_WARN_NOTIONAL = huge
+    settings.FAT_FINGER_WARN_QTY = 10**12
+    settings.FAT_FINGER_STEP_UP_NOTIONAL = huge
+    settings.FAT_FINGER_COLLAR_PCT = huge
+    settings.FAT_FINGER_WARN_PCT_ADV = huge
+    settings.FAT_FINGER_MAX_PCT_ADV = huge
+
+
+@pytest.fixture
+def fat_finger_configured(settings: Any) -> dict[str, Any]:
+    """The fat-finger thresholds as configured (5,000 / 1,000 / 10,000 / 10 % / 1 % / 5 %)."""
+    for name, value in FAT_FINGER_CONFIGURED.items():
+        setattr(settings, name, value)
+    return dict(FAT_FINGER_CONFIGURED)
 
 
 @pytest.fixture

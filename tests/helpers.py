@@ -30,6 +30,27 @@ def totp_now(device: Any, *, offset_steps: int = 0) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
+def next_code(device: Any) -> str:
+    """A code the device accepts now: this step's, or the next one when this step's code was
+    already used (django-otp refuses a step at or before ``last_t``). Fails rather than
+    returning a code that would be refused (and throttled)."""
+    from django_otp.oath import TOTP
+
+    device.refresh_from_db()
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    offset = max(0, device.last_t + 1 - totp.t())
+    assert offset <= device.tolerance, "no fresh code left in this step; the test uses too many"
+    return totp_now(device, offset_steps=offset)
+
+
+def step_up_of(user: Any, action: str) -> Any:
+    """A real step-up of ``user`` for ``action``: a fresh code of their device, verified."""
+    from tradeops.otp import step_up_verify
+
+    return step_up_verify(user=user, token=next_code(user.totpdevice_set.get()), action=action)
+
+
 def metric(name: str, **labels: str) -> float:
     """A sample's value in this process's Prometheus registry (0 while it has none)."""
     from prometheus_client import REGISTRY

@@ -15,41 +15,58 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from tradeops.audit import audit_record
-from tradeops.otp import STEP_UP_HINT, otp_step_up
+from tradeops.errors import TradeOpsError
+from tradeops.otp import STEP_UP_ACTIONS, STEP_UP_HINT, step_up_verify
+from tradeops.reasons import ReasonFormField
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        min_length=5,
-        max_length=1000,
-        help_text="Recorded in the audit trail.",
-    )
+    reason = ReasonFormField()
 
-    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, user: Any = None, request: HttpRequest | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        self.request = request
 
 
-class ReasonOtpInputForm(ReasonForm):
-    """Collects a reason and an OTP code; the service it feeds verifies the code."""
+class ReasonOtpForm(ReasonForm):
+    """A reason and a step-up: the code is verified here (``step_up_verify``: the operator's
+    own device, audited and counted when wrong) and the verified StepUp is handed to the
+    service in ``cleaned_data["step_up"]``. Set ``step_up_action`` in a subclass."""
 
+    step_up_action = ""
     otp_token = forms.CharField(
         label="OTP code",
         max_length=16,
+        required=False,
         help_text=STEP_UP_HINT,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
     )
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:  # a bad reason: do not spend (or count) a code on a refused form
+            return data
+        try:
+            data["step_up"] = step_up_verify(
+                user=self.user,
+                token=data.get("otp_token", ""),
+                action=self.step_up_action,
+                session=getattr(self.request, "session", None),
+            )
+        except TradeOpsError as exc:
+            self.add_error("otp_token", exc.message)
+        return data
 
-class ReasonOtpForm(ReasonOtpInputForm):
-    """Collects a reason and verifies a fresh OTP code (step-up) itself."""
 
-    def clean_otp_token(self) -> str:
-        token = self.cleaned_data["otp_token"]
-        if not otp_step_up(self.user, token):
-            raise forms.ValidationError("Invalid or already used OTP code.")
-        return token
+def reason_otp_form(action: str) -> type[ReasonOtpForm]:
+    """A ReasonOtpForm whose step-up is for ``action`` (a key of STEP_UP_ACTIONS)."""
+    if action not in STEP_UP_ACTIONS:
+        raise ValueError(f"unknown step-up action {action!r}")
+    name = f"ReasonOtpForm_{action.replace('.', '_')}"
+    return type(name, (ReasonOtpForm,), {"step_up_action": action})
 
 
 def confirm_action(
@@ -66,13 +83,13 @@ def confirm_action(
     """Show a confirmation page; on a valid confirmed POST run ``perform`` and go back to the
     change list with its message."""
     if request.POST.get("confirmed"):
-        form = form_class(request.POST, user=request.user)
+        form = form_class(request.POST, user=request.user, request=request)
         if form.is_valid():
             message = perform(queryset, form.cleaned_data)
             modeladmin.message_user(request, message, messages.SUCCESS)
             return None
     else:
-        form = form_class(initial=extra_initial or {}, user=request.user)
+        form = form_class(initial=extra_initial or {}, user=request.user, request=request)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
@@ -100,7 +117,6 @@ def bulk_reason_action(
     """An admin action that asks for a reason (and whatever ``form_class`` adds), then runs
     ``call(obj, cleaned_data)`` for each selected object (a returned string is added to the
     message); domain errors are reported per object instead of aborting the batch."""
-    from tradeops.errors import TradeOpsError
 
     def perform(qs: QuerySet, data: dict[str, Any]) -> str:
         objects, failed, notes = list(qs), [], []
@@ -128,26 +144,83 @@ def bulk_reason_action(
     )
 
 
+Limits = dict[str, Any]
+
+
+def limits_raised(before: Limits, after: Limits) -> list[str]:
+    """The limits ``after`` makes looser than ``before`` (pure). Every limit here is "higher is
+    looser" (a max qty, a notional, a collar, a share of ADV); None means "not known" (no
+    default we can read), and a change to or from an unknown value counts as raising: fail
+    closed, the operator types one more code."""
+    raised = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old is None or new is None:
+            if old != new:
+                raised.append(name)
+        elif new > old:
+            raised.append(name)
+    return raised
+
+
 class AuditReasonForm(forms.ModelForm):
-    audit_reason = forms.CharField(
-        label="Reason for this change",
-        min_length=5,
-        max_length=1000,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="Recorded in the audit trail.",
+    """The admin's change form: a mandatory reason, and a step-up (OTP code) when the change
+    raises a limit (``AuditedModelAdmin.step_up_limits``)."""
+
+    audit_reason = ReasonFormField(label="Reason for this change")
+    otp_token = forms.CharField(
+        label="OTP code",
+        max_length=16,
+        required=False,
+        help_text="Needed only when the change raises a limit (step-up). " + STEP_UP_HINT,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
     )
+    model_admin: AuditedModelAdmin | None = None
+    request: HttpRequest | None = None
+    step_up = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors or self.model_admin is None or not self.model_admin.step_up_action:
+            return data
+        current = self.instance if self.instance.pk is not None else None
+        raised = limits_raised(*self.model_admin.step_up_limits(current, data))
+        if not raised:
+            return data
+        try:
+            self.step_up = step_up_verify(
+                user=getattr(self.request, "user", None),
+                token=data.get("otp_token", ""),
+                action=self.model_admin.step_up_action,
+                session=getattr(self.request, "session", None),
+            )
+        except TradeOpsError as exc:
+            self.add_error("otp_token", f"{exc.message} (this change raises {', '.join(raised)})")
+        return data
 
 
 class AuditedModelAdmin(admin.ModelAdmin):
     """Every add/change through the admin writes an AuditEvent with before/after and a
-    mandatory reason, in the admin's own transaction."""
+    mandatory reason, in the admin's own transaction. A model admin whose changes can raise a
+    limit sets ``step_up_action`` and ``step_up_limits``: such a change needs a step-up."""
 
     form = AuditReasonForm
     audit_action_prefix = ""
+    step_up_action = ""
+
+    def step_up_limits(self, current: Any, data: dict[str, Any]) -> tuple[Limits, Limits]:
+        """(the limits in force now, the limits after this change) — effective values, so
+        that blanking a field that then inherits a higher value counts as raising."""
+        return {}, {}
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"model_admin": self, "request": request})
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_fields(request, obj))
-        return fields if "audit_reason" in fields else [*fields, "audit_reason"]
+        extra = ["audit_reason"] + (["otp_token"] if self.step_up_action else [])
+        return [*(f for f in fields if f not in extra), *extra]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         before = None
@@ -156,6 +229,9 @@ class AuditedModelAdmin(admin.ModelAdmin):
             before = model_to_dict(old) if old is not None else None
         super().save_model(request, obj, form, change)
         prefix = self.audit_action_prefix or obj._meta.model_name
+        after = model_to_dict(obj)
+        if getattr(form, "step_up", None) is not None:
+            after["step_up"] = form.step_up.as_audit()
         audit_record(
             actor=request.user,
             action=f"{prefix}.{'change' if change else 'add'}",
@@ -163,7 +239,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
             object_id=obj.pk,
             reason=form.cleaned_data.get("audit_reason", ""),
             before=before,
-            after=model_to_dict(obj),
+            after=after,
         )
 
 

@@ -19,6 +19,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from tradeops.reasons import REASON_MAX_LENGTH, REASON_MIN_LENGTH, REASON_RULE, reason_problem
 from tradeops.symbols import SYMBOL_MAX_LENGTH, SYMBOL_PATTERN, SYMBOL_RULE, symbol_or_none
 
 # Whole numbers sent as strings, and decimal strings: ASCII digits without leading zeros, one
@@ -240,3 +241,25 @@ class DecimalStringField(serializers.DecimalField):
         if not isinstance(data, str) or not self._regex.fullmatch(data):
             self.fail("not_decimal", rule=self.rule, value=shown(data))
         return super().to_internal_value(data)
+
+
+class ReasonField(StrictCharField):
+    """An operator's reason in a request body: the one rule of ``tradeops.reasons``, one
+    message. ``optional``: blank or absent is allowed (a strategy cancelling its own order).
+    min/max length are declared for the schema; the rule is checked first, so a short reason
+    gets the rule's message, not DRF's length message as well."""
+
+    def __init__(self, *, optional: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", REASON_RULE)
+        if optional:  # no minLength in the schema: "" is accepted
+            kwargs.setdefault("required", False)
+            kwargs.setdefault("allow_blank", True)
+        else:
+            kwargs.setdefault("min_length", REASON_MIN_LENGTH)
+        super().__init__(max_length=REASON_MAX_LENGTH, **kwargs)
+
+    def run_validators(self, value: Any) -> None:
+        problem = reason_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        super().run_validators(value)

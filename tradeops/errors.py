@@ -27,7 +27,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "validation_error": (400, "malformed body, query or field; per-field reasons in details"),
     "not_authenticated": (401, "no credentials, or an unknown or revoked token"),
     "permission_denied": (403, "the token or user may not do this (another strategy's order...)"),
-    "otp_required": (403, "a fresh OTP code is needed: missing, wrong or already used"),
+    "otp_required": (403, "the action relaxes a control and needs a fresh OTP code (otp_token)"),
+    "otp_invalid": (403, "the OTP code is wrong or already used, or wrong codes are throttled"),
     "not_found": (404, "no such object visible to the caller, or no such endpoint"),
     "method_not_allowed": (405, "the endpoint does not take this HTTP method"),
     "not_acceptable": (406, "the Accept header excludes application/json"),
@@ -38,6 +39,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "reduce_only_violation": (422, "while halted or gated only reduce-only orders pass"),
     "unknown_symbol": (422, "the broker lists no active, tradable asset with this symbol"),
     "not_shortable": (422, "a sell that could open a short of an asset that cannot be shorted"),
+    "fat_finger": (
+        422,
+        "the fat-finger policy refused it, or it needs a confirmation the caller lacks "
+        "(details.tier, details.reasons)",
+    ),
     "broker_rejected": (422, "the broker refused the order (its reason in the message)"),
     "throttled": (429, "too many requests; Retry-After says when to try again"),
     "internal_error": (500, "a bug: logged with its traceback"),

@@ -63,6 +63,15 @@ ORDERS_REOPENED = Counter(
 )
 for _source in ("stream", "submit", "reconciliation", "manual"):  # orders.status.Source
     ORDERS_REOPENED.labels(_source)
+FAT_FINGER_VERDICTS = Counter(
+    "fat_finger_verdicts",
+    "Fat-finger verdicts of the pre-trade check, by tier (ok, warn, step_up, refuse) and origin "
+    "(admin: an operator; api: a strategy)",
+    ["tier", "origin"],
+)
+for _tier in ("ok", "warn", "step_up", "refuse"):  # orders.fat_finger.TIERS
+    for _origin in ("admin", "api"):
+        FAT_FINGER_VERDICTS.labels(_tier, _origin)
 BROKER_REQUESTS = Counter(
     "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
 )
@@ -121,6 +130,13 @@ TWAP_SLICE_LATENESS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300),
 )
 TWAP_SLICES = Counter("twap_slices", "Slices dispatched, by outcome", ["outcome"])
+
+# --- operators ----------------------------------------------------------------------------------
+STEP_UP_FAILURES = Counter(
+    "step_up_failures",
+    "OTP step-ups refused for a wrong, reused or throttled code, by the action it guarded",
+    ["action"],
+)
 
 
 class DatabaseStateCollector(Collector):

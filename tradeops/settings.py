@@ -119,6 +119,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "admin:login"
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "TradeOps")
+# A verified step-up (fresh OTP code for an action that relaxes a control) may be reused by the
+# same login session for this long; 0 = every such action asks for a new code.
+STEP_UP_WINDOW_SECONDS = env_int("STEP_UP_WINDOW_SECONDS", 0, minimum=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -214,6 +217,16 @@ RISK_DEFAULT_MAX_ORDER_NOTIONAL = env_decimal(
     "RISK_DEFAULT_MAX_ORDER_NOTIONAL", "250000", minimum="0.01"
 )
 RISK_DEFAULT_MAX_POSITION_QTY = env_int("RISK_DEFAULT_MAX_POSITION_QTY", 50_000, minimum=1)
+# Fat-finger tiers (orders.fat_finger; per-symbol overrides in the RiskLimit admin): above the
+# warning notional or qty a human confirms; above the step-up notional a fresh OTP code too (a
+# strategy: only within its max_unconfirmed_notional); a limit beyond the collar around the
+# quote, or a share of the 20-day ADV above the maximum, is refused.
+FAT_FINGER_WARN_NOTIONAL = env_decimal("FAT_FINGER_WARN_NOTIONAL", "5000", minimum="0")
+FAT_FINGER_WARN_QTY = env_int("FAT_FINGER_WARN_QTY", 1000, minimum=0)
+FAT_FINGER_STEP_UP_NOTIONAL = env_decimal("FAT_FINGER_STEP_UP_NOTIONAL", "10000", minimum="0")
+FAT_FINGER_COLLAR_PCT = env_decimal("FAT_FINGER_COLLAR_PCT", "0.10", minimum="0")
+FAT_FINGER_WARN_PCT_ADV = env_decimal("FAT_FINGER_WARN_PCT_ADV", "0.01", minimum="0")
+FAT_FINGER_MAX_PCT_ADV = env_decimal("FAT_FINGER_MAX_PCT_ADV", "0.05", minimum="0")
 # Checks run in order under the symbol's lock (like MIDDLEWARE). Each app contributes its own.
 PRETRADE_CHECKS = [
     "orders.assets.check_asset",
@@ -224,11 +237,14 @@ PRETRADE_CHECKS = [
     "orders.risk.check_max_order_qty",
     "orders.risk.check_max_order_notional",
     "orders.risk.check_position_limit",
+    # Last: a market order without a fresh quote was answered 503 quote_stale above.
+    "orders.fat_finger_checks.check_fat_finger",
 ]
 # Hooks run before the risk transaction (they may call the network) to prepare check inputs.
 PRETRADE_PREPARE = [
     "orders.assets.prepare_asset",
     "orders.risk.prepare_reference_price",
+    "orders.fat_finger_checks.prepare_fat_finger",
     "reconciliation.risk.prepare_gate",
 ]
 # Extra exposure (e.g. orphan orders) counted by the position-limit check.

@@ -17,7 +17,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.promql import SYNTHETIC, Selector
-from tests.helpers import place, token_client, wait_for
+from tests.helpers import place, step_up_of, token_client, wait_for
 
 # Which sample names a family of each type exposes (prometheus_client's text format). No
 # ``_created``: prometheus_client does not export it in multiprocess mode, which production runs.
@@ -102,7 +102,21 @@ def exercise(*, paper: Any, trader: Any, ops_admin: Any) -> None:
     assert place(trader, qty=2).status_code == 503
     from orders.controls import trading_switch_set
 
-    trading_switch_set(name="kill_switch", engaged=False, actor="test", reason="drill over")
+    trading_switch_set(
+        name="kill_switch",
+        engaged=False,
+        actor=ops_admin.user,
+        reason="drill over",
+        step_up=step_up_of(ops_admin.user, "trading_switch.release"),
+    )
+    # Fat-finger: a collar set on TSLA in the admin (audited) refuses a limit 50 % over the ask.
+    from orders.models import RiskLimit
+
+    row, _ = RiskLimit.objects.get_or_create(symbol="TSLA")
+    collar = {"fat_finger_collar_pct": "0.10", "audit_reason": "metrics drill"}
+    assert ops_admin.post(f"/admin/orders/risklimit/{row.pk}/change/", collar).status_code == 302
+    refused = place(trader, symbol="TSLA", qty=1, type="limit", limit_price="300.00")
+    assert refused.json()["error"]["code"] == "fat_finger", refused.json()
     resting = place(trader, type="limit", limit_price="50.00", time_in_force="gtc", qty=3)
     assert resting.status_code == 201, resting.json()
     # Drift: a fill nobody streamed, and an order nobody here placed (an orphan).

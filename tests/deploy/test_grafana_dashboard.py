@@ -16,7 +16,16 @@ from tests.deploy.promql import (
     selectors,
 )
 
-ROWS = ["Trading health", "Orders", "Reconciliation", "TWAP", "Quotes", "Signals", "Broker"]
+ROWS = [
+    "Trading health",
+    "Orders",
+    "Reconciliation",
+    "TWAP",
+    "Quotes",
+    "Signals",
+    "Broker",
+    "Operators",
+]
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 

@@ -136,7 +136,7 @@ def test_resume_needs_a_valid_otp_code(paper: Any, trader: Any, ops_admin: Any) 
             "action": "resume",
             "_selected_action": [plan.pk],
             "confirmed": "yes",
-            "reason": "try",
+            "reason": "try it again",
             "otp_token": "123456",
         },
     )

@@ -176,7 +176,7 @@ def test_delete_slices_cancels_what_has_not_gone_out(paper: Any, trader: Any) ->
     # Slice 0 is already ended (say, blocked) and slice 1 is held by a dispatcher.
     order_end_locally(order=first, status="blocked_kill_switch", note="test")
     Order.objects.filter(plan_id=plan["id"], slice_num=1).update(send_claimed_at=first.created_at)
-    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="halt")
+    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="halt drill")
     response = trader.delete(
         f"/api/v1/plans/{plan['id']}/slices", {"reason": "strategy stopped"}, format="json"
     )

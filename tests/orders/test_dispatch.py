@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from orders.controls import trading_switch_set
 from orders.models import DispatcherRun, Order, PlanStatus, SlicingPlan
-from tests.helpers import metric, wait_for
+from tests.helpers import metric, step_up_of, wait_for
 from tests.orders.twap_support import (
     make_plan,
     posts_by_coid,
@@ -73,7 +73,7 @@ def test_plan_whose_slices_all_fail_is_failed(paper: Any, trader: Any) -> None:
     [("kill_switch", "blocked_kill_switch"), ("circuit_breaker", "blocked_circuit_breaker")],
 )
 def test_engaged_switch_blocks_due_slices_right_before_sending(
-    paper: Any, trader: Any, switch: str, status: str
+    paper: Any, trader: Any, ops_user: Any, switch: str, status: str
 ) -> None:
     plan = make_plan(start=timezone.now() - timedelta(seconds=25), qty=3, interval_seconds=20)
     before = metric("twap_slices_total", outcome=status)
@@ -83,7 +83,13 @@ def test_engaged_switch_blocks_due_slices_right_before_sending(
     assert posts_by_coid(paper) == {}
     assert metric("twap_slices_total", outcome=status) == before + 2
     # Released: the remaining slice goes out when due; the blocked ones stay blocked.
-    trading_switch_set(name=switch, engaged=False, actor="test", reason="all clear")
+    trading_switch_set(
+        name=switch,
+        engaged=False,
+        actor=ops_user,
+        reason="all clear",
+        step_up=step_up_of(ops_user, "trading_switch.release"),
+    )
     Order.objects.filter(plan=plan, slice_num=2).update(scheduled_time=timezone.now())
     run_once()
     assert [s.status for s in slices(plan)] == [status, status, "filled"]

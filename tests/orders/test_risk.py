@@ -33,7 +33,7 @@ def test_engaged_switch_refuses_new_risk_with_503(paper: Any, trader: Any, name:
 def test_kill_switch_lets_cancels_and_reduce_only_orders_through(paper: Any, trader: Any) -> None:
     assert place(trader, qty=50).status_code == 201  # long 50 (filled)
     resting = place(trader, type="limit", limit_price="80.00", qty=5, time_in_force="gtc").json()
-    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="halt")
+    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="halt drill")
     assert place(trader, qty=1, side="buy").status_code == 503  # increases the long
     assert place(trader, qty=51, side="sell").status_code == 503  # would flip to short
     assert place(trader, qty=20, side="sell").status_code == 201  # reduces

@@ -14,7 +14,7 @@ from django.db import connection
 
 from orders.models import Order
 from reconciliation.models import OrphanOrder, Quarantine
-from tests.helpers import reconcile
+from tests.helpers import next_code, reconcile
 from tradeops.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,7 +49,25 @@ def run_together(*commands: tuple[str, ...]) -> list[str]:
     return results
 
 
-def test_adopt_and_cancel_of_one_orphan_at_once_resolve_it_once(paper: Any, trader: Any) -> None:
+def adopt_args(bid: str, ops_user: Any) -> tuple[str, ...]:
+    code = next_code(ops_user.totpdevice_set.get())
+    return (
+        "adopt",
+        bid,
+        "--strategy",
+        "alpha",
+        "--reason",
+        "ours after all",
+        "--user",
+        "ops",
+        "--otp",
+        code,
+    )
+
+
+def test_adopt_and_cancel_of_one_orphan_at_once_resolve_it_once(
+    paper: Any, trader: Any, ops_user: Any
+) -> None:
     orphan = orphan_msft(paper)
     # Both commands ask the broker about the order after their first check; it answers them
     # late, so both have passed that check before either writes.
@@ -57,7 +75,7 @@ def test_adopt_and_cancel_of_one_orphan_at_once_resolve_it_once(paper: Any, trad
     paper.add_fault(method="GET", path=path, mode="slow", delay=0.5, count=2)
     bid = orphan.broker_order_id
     adopt, cancel = run_together(
-        ("adopt", bid, "--strategy", "alpha", "--reason", "ours after all"),
+        adopt_args(bid, ops_user),
         ("cancel", bid, "--reason", "not ours, cancel"),
     )
     assert sorted([adopt == "ok", cancel == "ok"]) == [False, True], (adopt, cancel)
@@ -77,7 +95,7 @@ def test_adopt_and_cancel_of_one_orphan_at_once_resolve_it_once(paper: Any, trad
 
 
 def test_two_operators_resolving_one_finished_orphan_write_one_resolution(
-    paper: Any, trader: Any
+    paper: Any, trader: Any, ops_user: Any
 ) -> None:
     orphan = orphan_msft(paper)
     paper.cancel(orphan.broker_order_id, silent=True)
@@ -87,7 +105,7 @@ def test_two_operators_resolving_one_finished_orphan_write_one_resolution(
     bid = orphan.broker_order_id
     # a (slow) adopt and a resolve: the resolve writes while the adopt waits for the broker
     adopt, resolve = run_together(
-        ("adopt", bid, "--strategy", "alpha", "--reason", "ours after all"),
+        adopt_args(bid, ops_user),
         ("resolve", bid, "--reason", "finished, nothing to do"),
     )
     assert resolve == "ok"

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from orders.models import Order, Position, RiskLimit
 from reconciliation.models import OrphanOrder, PositionMismatch, Quarantine
-from tests.helpers import place, reconcile
+from tests.helpers import next_code, place, reconcile
 from tradeops.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +26,11 @@ def orphan_on(paper: Any, symbol: str = "MSFT", **kw: Any) -> OrphanOrder:
     paper.place_order(symbol, fields.pop("qty", 7), fields.pop("side", "buy"), **fields)
     reconcile()
     return OrphanOrder.objects.get(symbol=symbol)
+
+
+def otp(user: Any) -> tuple[str, ...]:
+    """The step-up options of a command that lifts a fence: the operator and a fresh code."""
+    return ("--user", user.username, "--otp", next_code(user.totpdevice_set.get()))
 
 
 def run(*args: str) -> str:
@@ -51,6 +56,7 @@ def test_adopting_in_the_admin_lifts_the_quarantine(
             "confirmed": "yes",
             "strategy": "alpha",
             "reason": "our manual hedge",
+            "otp_token": next_code(ops_admin.user.totpdevice_set.get()),
         },
     )
     assert done.status_code == 302
@@ -76,7 +82,7 @@ def test_adopting_in_the_admin_lifts_the_quarantine(
 
 
 def test_the_same_flows_through_the_management_commands(
-    paper: Any, trader: Any, trading_ready: None
+    paper: Any, trader: Any, trading_ready: None, ops_user: Any
 ) -> None:
     adoptee = orphan_on(paper, "MSFT")
     cancelee = orphan_on(paper, "TSLA", side="sell", limit_price="500.00")
@@ -85,7 +91,7 @@ def test_the_same_flows_through_the_management_commands(
     assert "2 quarantine(s)" in run("quarantines", "list")
     q = Quarantine.objects.get(orphan=cancelee)
     with pytest.raises(CommandError, match="unresolved"):
-        call_command("quarantines", "clear", str(q.pk), "--reason", "just because")
+        call_command("quarantines", "clear", str(q.pk), "--reason", "just because", *otp(ops_user))
     out = run(
         "orphans",
         "adopt",
@@ -94,6 +100,7 @@ def test_the_same_flows_through_the_management_commands(
         "alpha",
         "--reason",
         "verified: ours",
+        *otp(ops_user),
     )
     assert "adopted as order" in out
     assert place(trader, symbol="MSFT", qty=1, type="limit", limit_price="90.00").status_code == 201
@@ -110,14 +117,19 @@ def test_the_same_flows_through_the_management_commands(
 
 
 def test_narrowing_frees_other_strategies_but_keeps_the_exposure(
-    paper: Any, trader: Any, trading_ready: None
+    paper: Any, trader: Any, trading_ready: None, ops_user: Any
 ) -> None:
     orphan = orphan_on(paper, "AAPL", qty=100, limit_price="50.00")  # resting buy 100
     assert place(trader, qty=1, type="limit", limit_price="40.00").json()["error"]["code"] == (
         "quarantined"
     )
     assert "narrowed 1" in run(
-        "orphans", "narrow", orphan.broker_order_id, "--reason", "verified by the desk"
+        "orphans",
+        "narrow",
+        orphan.broker_order_id,
+        "--reason",
+        "verified by the desk",
+        *otp(ops_user),
     )
     assert Quarantine.objects.active().get().key == "external:AAPL"
     RiskLimit.objects.filter(symbol="*").update(max_position_qty=150)
@@ -166,7 +178,7 @@ def test_orphan_and_quarantine_listings(paper: Any, trader: Any, trading_ready: 
 
 
 def test_an_adopted_order_keeps_its_broker_client_order_id(
-    paper: Any, trader: Any, trading_ready: None
+    paper: Any, trader: Any, trading_ready: None, ops_user: Any
 ) -> None:
     paper.place_order(
         "MSFT",
@@ -187,12 +199,13 @@ def test_an_adopted_order_keeps_its_broker_client_order_id(
         "alpha",
         "--reason",
         "desk hedge, ours",
+        *otp(ops_user),
     )
     assert Order.objects.get().client_order_id == "desk-hedge-42"
 
 
 def test_an_adopted_partly_filled_orphan_is_stored_as_the_update_path_stores_it(
-    paper: Any, trader: Any, trading_ready: None
+    paper: Any, trader: Any, trading_ready: None, ops_user: Any
 ) -> None:
     orphan = orphan_on(paper, "MSFT", qty=7)
     paper.fill(orphan.broker_order_id, qty=3, price="100.00")
@@ -206,6 +219,7 @@ def test_an_adopted_partly_filled_orphan_is_stored_as_the_update_path_stores_it(
         "alpha",
         "--reason",
         "ours, verified",
+        *otp(ops_user),
     )
     order = Order.objects.get(broker_order_id=orphan.broker_order_id)
     stored = (order.status, order.status_rank, order.is_terminal, order.source_strength)

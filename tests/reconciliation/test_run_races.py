@@ -26,7 +26,7 @@ from reconciliation.engine import RunOutcome, reconciliation_run, run_lock
 from reconciliation.gate import gate_verdict, process_start_record, reconciliation_force_complete
 from reconciliation.models import OrphanOrder, PositionMismatch, ReconciliationState
 from reconciliation.services import orphan_adopt
-from tests.helpers import place, reconcile, totp_now, wait_for
+from tests.helpers import place, reconcile, step_up_of, totp_now, wait_for
 from tests.orders.twap_support import make_plan
 from tradeops import locks
 from tradeops.broker import get_broker
@@ -304,13 +304,17 @@ def test_the_diff_imports_no_broker_client() -> None:
 
 
 def test_an_adopted_orphan_carries_the_manual_source_strength(
-    paper: Any, trading_ready: None
+    paper: Any, trading_ready: None, ops_user: Any
 ) -> None:
     paper.place_order("MSFT", 7, "buy", type="limit", limit_price="100.00", time_in_force="gtc")
     reconcile()
     strategy = Strategy.objects.get_or_create(id="alpha")[0]
     order = orphan_adopt(
-        orphan=OrphanOrder.objects.get(), strategy=strategy, actor="ops", reason="our hedge"
+        orphan=OrphanOrder.objects.get(),
+        strategy=strategy,
+        actor=ops_user,
+        reason="our hedge",
+        step_up=step_up_of(ops_user, "orphan.adopt"),
     )
     event = order.events.get()
     assert event.source == Source.MANUAL

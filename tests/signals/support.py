@@ -41,7 +41,7 @@ def activate_first(model: ModelVersion) -> ModelVersion:
     """Promote with django-q in sync mode (the caller uses q_sync): sanity check, go live."""
     from signals.promotion import model_promote
 
-    validation = model_promote(model=model, actor="test")
+    validation = model_promote(model=model, actor="test", reason="test promotion")
     model.refresh_from_db()
     assert validation.kind == "first"
     assert model.status == ModelVersion.Status.ACTIVE, validation.reasons
@@ -76,7 +76,7 @@ def activate_queued(model: ModelVersion) -> ModelVersion:
     queued (a cold start: the model is active, the cache is not warm yet)."""
     from signals.promotion import model_promote
 
-    validation = model_promote(model=model, actor="test")
+    validation = model_promote(model=model, actor="test", reason="test promotion")
     (task,) = queued_tasks()
     assert task["func"] == "signals.tasks.shadow_validate"
     from django_q.models import OrmQ

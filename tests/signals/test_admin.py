@@ -50,10 +50,12 @@ def test_override_needs_a_reason_and_a_fresh_otp_and_is_audited(
     refused = action(
         ops_admin, "activate_without_validation", bad, reason="market stress", otp_token="000000"
     )
-    assert refused.status_code == 302
+    assert refused.status_code == 200 and b"Invalid or already used OTP code" in refused.content
     bad.refresh_from_db()
     assert bad.status == "candidate"
     assert not AuditEvent.objects.filter(action="model.activate_unvalidated").exists()
+    failed = AuditEvent.objects.get(action="step_up.failed")
+    assert (failed.actor, failed.object_id) == (ops_admin.user, "model.activate_unvalidated")
     no_reason = action(ops_admin, "activate_without_validation", bad, reason="", otp_token="1")
     assert no_reason.status_code == 200  # the form asks again
     device = ops_admin.user.totpdevice_set.get()
@@ -71,6 +73,7 @@ def test_override_needs_a_reason_and_a_fresh_otp_and_is_audited(
     assert (bad.status, serving.status) == ("active", "retired")
     event = AuditEvent.objects.get(action="model.activate_unvalidated")
     assert event.actor == ops_admin.user and "vendor outage" in event.reason
+    assert event.after["step_up"]["action"] == "model.activate_unvalidated"
     override = bad.validations.get()
     assert (override.kind, override.outcome) == ("override", "skipped")
 
@@ -93,14 +96,16 @@ def test_override_needs_the_permission(stored_bars: Any, q_sync: None, client: A
     page = client.get(MODELS)
     assert page.status_code == 200 and b"activate_without_validation" not in page.content
     with pytest.raises(PermissionDenied):
-        model_override_activate(model=train("alpha"), actor=viewer, reason="because", otp_token="1")
+        model_override_activate(model=train("alpha"), actor=viewer, reason="because")
 
 
 def test_validation_page_shows_figures_and_the_scatter(
     stored_bars: Any, q_sync: None, ops_admin: Any
 ) -> None:
     activate_first(train("alpha"))
-    validation = model_promote(model=train("alpha", transform=lambda y: -y), actor="test")
+    validation = model_promote(
+        model=train("alpha", transform=lambda y: -y), actor="test", reason="test promotion"
+    )
     page = ops_admin.get(f"/admin/signals/shadowvalidation/{validation.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -118,7 +123,7 @@ def test_validation_list_is_constant_query(
 ) -> None:
     activate_first(train("alpha"))
     for seed in (3, 4, 5):
-        model_promote(model=train("alpha", seed=seed), actor="test")
+        model_promote(model=train("alpha", seed=seed), actor="test", reason="test promotion")
     assert ShadowValidation.objects.count() == 4
     with django_assert_max_num_queries(12):
         assert ops_admin.get("/admin/signals/shadowvalidation/").status_code == 200

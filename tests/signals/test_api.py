@@ -152,7 +152,7 @@ def test_metrics_expose_the_active_model_and_the_last_validation(
 ) -> None:
     from signals.promotion import model_promote
 
-    model_promote(model=train("alpha", seed=99), actor="test")
+    model_promote(model=train("alpha", seed=99), actor="test", reason="test promotion")
     text = client.get("/metrics").content.decode()
     assert 'signals_active_model_info{feature_set="daily-v1",name="alpha",version="2"} 1.0' in text
     assert "signals_last_validation_spearman " in text

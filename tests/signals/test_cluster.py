@@ -63,7 +63,7 @@ def test_cluster_start_hydrates_and_a_worker_validates(
         answer = token_client("alpha").get("/api/v1/signals")
         assert answer.status_code == 200 and answer.json()["model"]["version"] == model.version
         candidate = train("alpha", seed=99)
-        validation = model_promote(model=candidate, actor="test")
+        validation = model_promote(model=candidate, actor="test", reason="test promotion")
         wait_for(lambda: validation.__class__.objects.get(pk=validation.pk).outcome, timeout=60)
         candidate.refresh_from_db()
         assert candidate.status == "active"

@@ -40,13 +40,15 @@ def test_a_rejected_candidate_shows_with_its_time_until_a_later_one_passes(
 ) -> None:
     # The first model's sanity check is not a shadow validation: nothing to report yet.
     assert scraped(client, "signals_last_validation_rejected") is None
-    bad = model_promote(model=train("alpha", transform=lambda y: -y), actor="test", reason="x")
+    bad = model_promote(
+        model=train("alpha", transform=lambda y: -y), actor="test", reason="drill x"
+    )
     bad.refresh_from_db()
     assert bad.outcome == "rejected"
     assert scraped(client, "signals_last_validation_rejected") == 1.0
     finished = scraped(client, "signals_last_validation_timestamp_seconds")
     assert finished == pytest.approx(bad.finished_at.timestamp())
-    good = model_promote(model=train("alpha", seed=99), actor="test", reason="x")
+    good = model_promote(model=train("alpha", seed=99), actor="test", reason="drill x")
     good.refresh_from_db()
     assert good.outcome == "passed"
     assert scraped(client, "signals_last_validation_rejected") == 0.0

@@ -122,7 +122,15 @@ def test_a_rejected_candidate_is_never_retried_by_itself(serving: ModelVersion) 
 def test_promote_model_wait_prints_figures_and_exit_status(serving: ModelVersion) -> None:
     good = train("alpha", seed=99)
     out = StringIO()
-    call_command("promote_model", "alpha", str(good.version), "--wait", stdout=out)
+    call_command(
+        "promote_model",
+        "alpha",
+        str(good.version),
+        "--reason",
+        "test promotion",
+        "--wait",
+        stdout=out,
+    )
     text = out.getvalue()
     validation = good.validations.get()
     assert f"validation {validation.pk} (shadow): passed" in text and "spearman (mean):" in text
@@ -130,13 +138,30 @@ def test_promote_model_wait_prints_figures_and_exit_status(serving: ModelVersion
     bad = train("alpha", transform=lambda y: -y)
     out = StringIO()
     with pytest.raises(SystemExit) as exit_info:
-        call_command("promote_model", "alpha", str(bad.version), "--wait", stdout=out)
+        call_command(
+            "promote_model",
+            "alpha",
+            str(bad.version),
+            "--reason",
+            "test promotion",
+            "--wait",
+            stdout=out,
+        )
     assert exit_info.value.code == 1
     assert ": rejected" in out.getvalue() and "reason: mean per-date Spearman" in out.getvalue()
     with pytest.raises(CommandError, match="no model alpha v99"):
-        call_command("promote_model", "alpha", "99", stdout=StringIO())
+        call_command(
+            "promote_model", "alpha", "99", "--reason", "test promotion", stdout=StringIO()
+        )
     with pytest.raises(CommandError, match="is active"):
-        call_command("promote_model", "alpha", str(good.version), stdout=StringIO())
+        call_command(
+            "promote_model",
+            "alpha",
+            str(good.version),
+            "--reason",
+            "test promotion",
+            stdout=StringIO(),
+        )
 
 
 def test_one_validation_at_a_time_and_a_lost_race_is_void(stored_bars: Any) -> None:

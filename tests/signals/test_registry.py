@@ -84,7 +84,7 @@ def test_thresholds_come_from_the_settings_and_are_kept_with_the_validation(
 
     activate_first(train("alpha"))
     settings.SHADOW_MIN_CORRELATION = 0.999
-    validation = model_promote(model=train("alpha", seed=99), actor="test")
+    validation = model_promote(model=train("alpha", seed=99), actor="test", reason="test promotion")
     assert (validation.min_correlation, validation.max_divergence) == (0.999, 0.5)
     assert validation.outcome == "rejected" and "< 0.999" in validation.reasons[0]
 

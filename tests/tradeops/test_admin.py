@@ -150,7 +150,7 @@ def test_releasing_the_kill_switch_needs_a_fresh_otp_code(
 ) -> None:
     from orders.controls import trading_switch_set
 
-    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="halt")
+    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="halt drill")
     device = ops_admin.user.totpdevice_set.get()
     wrong = _action(
         ops_admin, "kill_switch", "release", confirmed="yes", reason="all clear", otp_token="123456"

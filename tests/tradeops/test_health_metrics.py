@@ -45,7 +45,7 @@ def test_metrics_count_submits_and_rejections(paper: Any, trader: Any, client: A
 
     before = client.get("/metrics").content.decode()
     place(trader)
-    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="x")
+    trading_switch_set(name="kill_switch", engaged=True, actor="test", reason="drill x")
     place(trader, qty=3)
     after = client.get("/metrics").content.decode()
     submitted = 'orders_submitted_total{origin="api"}'

@@ -5,11 +5,11 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from reconciliation.gate import reconciliation_force_complete
 from tradeops.errors import TradeOpsError
+from tradeops.otp import command_user
 
 
 class Command(BaseCommand):
@@ -27,11 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--otp", help="Current OTP code (prompted when omitted)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = get_user_model().objects.filter(username=options["user"], is_active=True).first()
-        if user is None:
-            raise CommandError(f"No active user '{options['user']}'.")
-        token = options["otp"] or getpass.getpass("OTP code: ")
         try:
+            user = command_user(options["user"])
+            token = options["otp"] or getpass.getpass("OTP code: ")
             reconciliation_force_complete(actor=user, reason=options["reason"], otp_token=token)
         except TradeOpsError as exc:
             raise CommandError(exc.message) from None

@@ -10,6 +10,10 @@ from orders.models import Strategy
 from reconciliation.models import OrphanOrder
 from reconciliation.services import orphan_adopt, orphan_cancel, orphan_narrow, orphan_resolve
 from tradeops.errors import TradeOpsError
+from tradeops.otp import command_step_up
+from tradeops.reasons import reason_clean
+
+STEP_UP = {"adopt": "orphan.adopt", "narrow": "quarantine.narrow"}
 
 
 class Command(BaseCommand):
@@ -18,7 +22,9 @@ class Command(BaseCommand):
         "them; adopt ID --strategy S: take one into the ledger (lifts its quarantine); cancel "
         "ID: cancel it at the broker; narrow ID: quarantine only 'external' instead of every "
         "strategy; resolve ID: acknowledge one that finished at the broker. ID is the broker "
-        "order id. Every change needs --reason and is audited (actor: --actor)."
+        "order id. Every change needs --reason and is audited (actor: --actor). adopt and "
+        "narrow lift a fence: they act as operator --user and need a fresh OTP code of theirs "
+        "(--otp, asked for when omitted)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -29,8 +35,12 @@ class Command(BaseCommand):
             p = sub.add_parser(name, help=f"{name} an orphan")
             p.add_argument("broker_order_id")
             p.add_argument("--reason", required=True)
-            p.add_argument("--actor", default="command:orphans", help="Who (for the audit)")
             p.add_argument("--dry-run", action="store_true", help="Show what would happen")
+            if name in STEP_UP:
+                p.add_argument("--user", required=True, help="Operator username (step-up)")
+                p.add_argument("--otp", help="A fresh OTP code (asked for when omitted)")
+            else:
+                p.add_argument("--actor", default="command:orphans", help="Who (for the audit)")
             if name == "adopt":
                 p.add_argument("--strategy", required=True)
 
@@ -44,8 +54,15 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write(f"would {options['action']} {orphan}")
             return
-        kwargs = {"orphan": orphan, "actor": options["actor"], "reason": options["reason"]}
         try:
+            # the reason first: no code is spent on a refused reason
+            kwargs: dict[str, Any] = {"orphan": orphan, "reason": reason_clean(options["reason"])}
+            if options["action"] in STEP_UP:
+                kwargs["actor"], kwargs["step_up"] = command_step_up(
+                    username=options["user"], otp=options["otp"], action=STEP_UP[options["action"]]
+                )
+            else:
+                kwargs["actor"] = options["actor"]
             if options["action"] == "adopt":
                 strategy = Strategy.objects.filter(pk=options["strategy"]).first()
                 if strategy is None:

@@ -9,12 +9,15 @@ from django.core.management.base import BaseCommand, CommandError
 from reconciliation.models import Quarantine
 from reconciliation.services import quarantine_clear
 from tradeops.errors import TradeOpsError
+from tradeops.otp import command_step_up
+from tradeops.reasons import reason_clean
 
 
 class Command(BaseCommand):
     help = (
         "List quarantines, or clear one by id (refused while its orphan is unresolved: adopt, "
-        "cancel or resolve the orphan first with `manage.py orphans`). Audited."
+        "cancel or resolve the orphan first with `manage.py orphans`). Clearing acts as operator "
+        "--user and needs a fresh OTP code of theirs (--otp, asked for when omitted). Audited."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -24,7 +27,8 @@ class Command(BaseCommand):
         clear = sub.add_parser("clear", help="Clear one quarantine")
         clear.add_argument("quarantine_id", type=int)
         clear.add_argument("--reason", required=True)
-        clear.add_argument("--actor", default="command:quarantines")
+        clear.add_argument("--user", required=True, help="Operator username (step-up)")
+        clear.add_argument("--otp", help="A fresh OTP code (asked for when omitted)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "list":
@@ -41,8 +45,12 @@ class Command(BaseCommand):
         if quarantine is None:
             raise CommandError(f"No quarantine {options['quarantine_id']}.")
         try:
+            reason_clean(options["reason"])  # before a code is spent on a refused reason
+            user, step_up = command_step_up(
+                username=options["user"], otp=options["otp"], action="quarantine.clear"
+            )
             quarantine_clear(
-                quarantine=quarantine, actor=options["actor"], reason=options["reason"]
+                quarantine=quarantine, actor=user, reason=options["reason"], step_up=step_up
             )
         except TradeOpsError as exc:
             raise CommandError(exc.message) from None

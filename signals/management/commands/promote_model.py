@@ -27,7 +27,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("name")
         parser.add_argument("version", type=int)
-        parser.add_argument("--reason", default="", help="Why (recorded in the audit trail)")
+        parser.add_argument(
+            "--reason", required=True, help="Why (recorded in the audit trail; 5+ characters)"
+        )
         parser.add_argument("--wait", action="store_true", help="Wait for the validation")
         parser.add_argument(
             "--timeout", type=float, default=300.0, help="Seconds --wait waits (default 300)"
