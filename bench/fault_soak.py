@@ -10,10 +10,11 @@ run_slices as separate processes on one PostgreSQL database. Before the flow, th
 gets five probabilistic fault rules over every /v2 call (any method), one per mode, each
 taking 2 % of all calls: error500, timeout (held 5 s; TradeOps' client gives up after 3 s),
 drop_response_after_commit, rate_limit and slow (1 s). ``--threads`` client threads then POST
-``--orders`` random market orders in total (strategies alpha/beta/gamma, five symbols, 1-100
-shares, either side; a repeated draw is an idempotent repeat), and a TWAP plan per symbol runs
-alongside. Afterwards the faults are cleared and ``reconcile --once`` runs until every order
-is settled (at most 120 s; the grace before an order the broker never saw is failed is 5 s).
+``--orders`` random market and marketable limit orders in total (strategies alpha/beta/gamma,
+five symbols, 1-30 shares, either side; a repeated draw is an idempotent repeat), and a TWAP
+plan per symbol runs alongside. Afterwards the faults are cleared and ``reconcile --once``
+runs until every order is settled (at most 120 s; the grace before an order the broker never
+saw is failed is 5 s).
 
 Checks: at the broker every client_order_id held at most once; no order non-terminal (or
 "filled" without being held at the broker) after the grace; no HTTP 500. Figures: orders/s
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                     SYMBOLS,
                     stats[i],
                 ),
-                kwargs={"count": count, "max_qty": 100},
+                kwargs={"count": count, "max_qty": 30},
                 daemon=True,  # Ctrl-C ends the script, not a client still retrying
             )
             for i, count in enumerate(per_thread)

@@ -28,12 +28,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tradeops_bench"
-START_TIMEOUT_SECONDS = 90.0  # per process: a loaded 2-core machine starts Django slowly
+START_TIMEOUT_SECONDS = 90.0
+# The broker's prices (no random walk): the clients' limit prices are set from them.
+PRICES = {
+    "AAPL": Decimal("100.00"),
+    "MSFT": Decimal("300.00"),
+    "TSLA": Decimal("200.00"),
+    "AMZN": Decimal("150.00"),
+    "NVDA": Decimal("120.00"),
+}  # per process: a loaded 2-core machine starts Django slowly
 
 # What every child process runs with, unless the script says otherwise: fast, bounded broker
 # calls (alpaca-py has no timeout of its own and sleeps 3 s before retrying a 429), a short
@@ -470,16 +479,17 @@ class FlowStats:
 
 
 def random_order(rng: Any, symbols: list[str], *, max_qty: int = 20) -> dict[str, Any]:
-    """A market or marketable-limit order of a few shares (the ids are deterministic per day:
-    the same draw twice is the idempotent repeat a retrying strategy makes)."""
-    body = {
-        "symbol": rng.choice(symbols),
-        "side": rng.choice(["buy", "sell"]),
-        "qty": rng.randint(1, max_qty),
-        "type": "market",
-        "time_in_force": "day",
-    }
-    return body
+    """A market order or a marketable limit order (1-4 % through the price, so it fills at
+    once) of a few shares. The limit price makes most orders new; the same draw twice is the
+    idempotent repeat a retrying strategy makes (client_order_ids are deterministic per day).
+    """
+    symbol, side = rng.choice(symbols), rng.choice(["buy", "sell"])
+    body = {"symbol": symbol, "side": side, "qty": rng.randint(1, max_qty), "time_in_force": "day"}
+    if rng.random() < 0.25:
+        return body | {"type": "market"}
+    through = Decimal(rng.randint(100, 400)) / 10_000
+    limit = PRICES[symbol] * (1 + through if side == "buy" else 1 - through)
+    return body | {"type": "limit", "limit_price": str(limit.quantize(Decimal("0.01")))}
 
 
 def twap_place(
