@@ -215,6 +215,7 @@ class Stack:
         } | reset
         self.paper.reset(**reset)
         self.paper.set_clock(is_open=True)
+        self.paper.set_prices(PRICES)
         from django.conf import settings
 
         settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = self.broker_url  # our checks
@@ -377,8 +378,8 @@ def broker_statuses(paper: Any) -> dict[str, str]:
 
 
 def unresolved_orders(held: Counter[str], statuses: dict[str, str]) -> list[dict[str, Any]]:
-    """Orders left hanging or disagreeing with the broker: not terminal in the database (with
-    immediate fills the broker holds no open order, so nothing may stay open once settled);
+    """Orders left hanging or disagreeing with the broker: not terminal in the database unless
+    the broker holds them open in the same status (resting);
     ``filled`` in the database but not held exactly once at the broker; or held at the broker
     in another status than the database's (e.g. failed here, filled there). A terminal status
     other than filled for an order the broker never held (canceled, failed, rejected,
@@ -390,7 +391,8 @@ def unresolved_orders(held: Counter[str], statuses: dict[str, str]) -> list[dict
     for coid, status in Order.objects.values_list("client_order_id", "status"):
         at_broker = statuses.get(coid)
         if status not in TERMINAL_STATUSES:
-            bad.append({"client_order_id": coid, "status": status, "broker": at_broker})
+            if at_broker != status:  # else resting at the broker, and both say so
+                bad.append({"client_order_id": coid, "status": status, "broker": at_broker})
         elif status == "filled" and held[coid] != 1:
             bad.append({"client_order_id": coid, "status": status, "held": held[coid]})
         elif at_broker is not None and at_broker != status:
