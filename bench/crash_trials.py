@@ -7,8 +7,8 @@ paper broker that nothing was sent twice and nothing was left hanging.
 
 One stack for all trials (bench/harness.py): the paper broker, web, stream_trade_updates,
 qcluster and run_slices as separate processes on one PostgreSQL database. Each trial:
-  1. a client thread POSTs random market orders (retrying, same body, when the web does not
-     answer) and a TWAP plan of 60 one-second slices is placed;
+  1. a client thread POSTs random market and marketable limit orders (retrying, same body,
+     when the web does not answer) and a TWAP plan of 60 one-second slices is placed;
   2. after a random 0.2-4 s, one of web / run_slices / qcluster / stream_trade_updates is
      SIGKILLed and restarted (the harness waits for its readiness check);
   3. the client stops; for a restarted order-executing process the harness waits until the
