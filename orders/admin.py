@@ -9,9 +9,12 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
+from django.urls import path
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from orders.admin_place import PERMISSION as PLACE_PERMISSION
+from orders.admin_place import PlaceOrderView
 from orders.charts import progress_svg
 from orders.controls import trading_switch_set
 from orders.dispatch import SliceDispatcher
@@ -40,6 +43,7 @@ from orders.selectors import plan_progress
 from orders.services import order_cancel
 from orders.strategies import strategy_token_issue, strategy_token_revoke
 from orders.stream import StreamConsumer
+from tradeops.admin_site import AdminPage
 from tradeops.admin_tools import (
     AuditedModelAdmin,
     ReadOnlyAdminMixin,
@@ -100,6 +104,24 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     inlines = [OrderEventInline]
     actions = ["cancel_orders"]
+    change_list_template = "admin/orders/order/change_list.html"
+
+    def get_urls(self) -> list:
+        page = PlaceOrderView(self)
+        wrap = self.admin_site.admin_view
+        return [
+            path("place/", wrap(page.place), name="orders_order_place"),
+            path(
+                "place/result/<str:kind>/<int:pk>/",
+                wrap(page.result),
+                name="orders_order_place_result",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra = {**(extra_context or {}), "can_place": request.user.has_perm(PLACE_PERMISSION)}
+        return super().changelist_view(request, extra)
 
     @admin.action(description="Cancel selected orders", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet) -> Any:
@@ -115,6 +137,16 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.change_order") or request.user.is_superuser
+
+
+admin.site.register_page(
+    AdminPage(
+        app_label="orders",
+        name="Place order",
+        url_name="orders_order_place",
+        permission=PLACE_PERMISSION,
+    )
+)
 
 
 class StrategyTokenInline(ReadOnlyAdminMixin, admin.TabularInline):

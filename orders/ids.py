@@ -41,8 +41,11 @@ def client_order_id_for(
     stop_price: Decimal | None,
     strategy_id: str,
     trade_date: date,
+    request_key: str = "",
 ) -> str:
-    """24 lowercase hex chars of sha256(symbol|side|qty|limit|stop|type|tif|strategy|date)."""
+    """24 lowercase hex chars of sha256(symbol|side|qty|limit|stop|type|tif|strategy|date),
+    plus ``|request_key`` when one is given: an operator's form carries a nonce so that two
+    forms with the same terms are two orders, while a re-POST of one form stays one."""
     fields = [
         symbol.upper(),
         side,
@@ -54,6 +57,8 @@ def client_order_id_for(
         strategy_id,
         trade_date.isoformat(),
     ]
+    if request_key:
+        fields.append(request_key)
     return _digest("|".join(fields))
 
 

@@ -15,6 +15,9 @@ from django.utils import timezone
 from orders.status import OPEN_STATUSES, OrderStatus
 
 RESERVED_STRATEGY_ID = "external"
+# The strategy operators' orders from the admin's "Place order" page default to (created by a
+# migration; other strategies may be chosen).
+MANUAL_STRATEGY_ID = "manual"
 STRATEGY_ID_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
@@ -197,6 +200,7 @@ class Order(OrderTerms):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("place_manual_order", "Can place orders from the admin")]
         indexes = [
             models.Index(fields=["symbol", "is_terminal"], name="order_symbol_open"),
             models.Index(fields=["strategy", "-created_at"], name="order_strategy_recent"),

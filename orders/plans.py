@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,8 +50,9 @@ class PlanOutcome:
 def plan_key(
     request: risk.OrderIntent, *, duration_minutes: int, interval_seconds: int, now: datetime
 ) -> str:
-    """Same request fields on the same UTC day -> the same plan (and the same slice ids)."""
-
+    """Same request fields on the same UTC day -> the same plan (and the same slice ids); the
+    admin form's nonce (``request_key``) joins them when set."""
+    extra = {"request_key": request.request_key} if request.request_key else {}
     return plan_key_for(
         strategy=request.strategy_id,
         symbol=request.symbol.upper(),
@@ -63,6 +65,7 @@ def plan_key(
         duration_minutes=int(duration_minutes),
         interval_seconds=int(interval_seconds),
         trade_date=now.date().isoformat(),
+        **extra,
     )
 
 
@@ -117,12 +120,13 @@ def plan_create(
     interval_seconds: int,
     actor: Any,
     now: datetime | None = None,
+    on_write: Callable[[PlanOutcome], None] | None = None,
 ) -> PlanOutcome:
     """Record a TWAP plan and all its ``pending_new`` slices after one pre-trade decision.
 
     Idempotent like single orders: the same request on the same UTC day returns the existing
     plan (``created=False``), whatever the liquidity figures say by then. ``now`` is the plan's
-    start (slice 0 is due at once).
+    start (slice 0 is due at once). ``on_write`` runs inside the insert's transaction.
     """
     now = now or timezone.now()
     strategy_require_active(request.strategy_id)
@@ -155,6 +159,7 @@ def plan_create(
             created=True,
         ),
         replay=lambda: PlanOutcome(SlicingPlan.objects.get(key=key), created=False),
+        on_write=on_write,
     )
     if not outcome.created:
         return outcome

@@ -58,6 +58,8 @@ class OrderIntent:
     # The size the per-order limits judge: a TWAP plan is judged on its total ``qty`` for
     # exposure and on its largest slice here, because each slice is a separate order.
     size_qty: int | None = None
+    # Part of the idempotency key when set (the admin's form nonce, see ``orders.ids``).
+    request_key: str = ""
 
     @property
     def order_size(self) -> int:
@@ -202,6 +204,7 @@ def pretrade_write(
     replay: Callable[[], T],
     label: str,
     already_done: Callable[[], T | None] = lambda: None,
+    on_write: Callable[[T], None] | None = None,
 ) -> T:
     """The invariant of every write that puts new risk on the book (an order, a re-send, a
     TWAP plan with its slices): in ONE transaction, under the symbol's lock, run the checks,
@@ -211,7 +214,8 @@ def pretrade_write(
     wins and the other's IntegrityError is answered with the winner's row (``replay``).
     ``already_done`` is asked under the lock, before the checks: a result there (a rival
     request got there first) is the answer, not checked again. A refusal is counted by its
-    code, logged under ``label`` and raised."""
+    code, logged under ``label`` and raised. ``on_write`` gets ``write``'s result inside the
+    same transaction (the admin's confirmation audit commits or rolls back with the order)."""
     try:
         with transaction.atomic():
             lock_symbol(intent.symbol)
@@ -220,7 +224,10 @@ def pretrade_write(
                 metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
                 return done
             run_checks(intent, ctx)
-            return write()
+            result = write()
+            if on_write is not None:
+                on_write(result)
+            return result
     except IntegrityError:
         # The same request, concurrently: the other insert won; answer with its row.
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()

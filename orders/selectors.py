@@ -45,6 +45,11 @@ def plan_get_visible(user: Any, plan_id: int) -> SlicingPlan | None:
     return plans_visible_to(user).filter(pk=plan_id).first()
 
 
+def symbol_working_orders(symbol: str, *, limit: int = 20) -> list[Order]:
+    """The newest working (non-terminal) orders of a symbol, for the "Place order" page."""
+    return list(Order.objects.open().filter(symbol=symbol).select_related("strategy")[:limit])
+
+
 def plan_progress(
     plan: SlicingPlan,
 ) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]:

@@ -9,6 +9,7 @@ initial insert) writes ``Order.status``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -122,17 +123,23 @@ def order_client_id(request: risk.OrderIntent, now: datetime) -> str:
         stop_price=request.stop_price,
         strategy_id=request.strategy_id,
         trade_date=now.date(),
+        request_key=request.request_key,
     )
 
 
 def order_create(
-    *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
+    *,
+    request: risk.OrderIntent,
+    actor: Any,
+    now: datetime | None = None,
+    on_write: Callable[[SubmitOutcome], None] | None = None,
 ) -> SubmitOutcome:
     """Record an order (``pending_new``) after the pre-trade checks, without sending it.
 
     The same request on the same UTC day returns the existing order (``created=False``),
     unless that order ended ``failed`` without ever reaching the broker: then the checks run
     again and it is claimed to be sent again under the same client_order_id (``resent``).
+    ``on_write`` runs inside the insert's (or re-send claim's) transaction.
     """
     now = now or timezone.now()
     strategy_require_active(request.strategy_id)
@@ -149,6 +156,7 @@ def order_create(
             label=f"order {coid}",
             write=lambda: _order_insert(request, ctx, coid=coid, now=now),
             replay=lambda: SubmitOutcome(Order.objects.get(client_order_id=coid), created=False),
+            on_write=on_write,
         )
     else:
         outcome = risk.pretrade_write(
@@ -158,6 +166,7 @@ def order_create(
             already_done=lambda: _order_resend_taken(existing),
             write=lambda: _order_resend_claim(existing, ctx),
             replay=lambda: SubmitOutcome(existing, created=False),  # an UPDATE: never raised
+            on_write=on_write,
         )
     for warning in outcome.warnings:
         logger.warning("order %s (%s): %s", coid, actor_label(actor), warning)
@@ -219,11 +228,15 @@ def _order_resend_claim(existing: Order, ctx: risk.RiskContext) -> SubmitOutcome
 
 
 def order_submit(
-    *, request: risk.OrderIntent, actor: Any, now: datetime | None = None
+    *,
+    request: risk.OrderIntent,
+    actor: Any,
+    now: datetime | None = None,
+    on_write: Callable[[SubmitOutcome], None] | None = None,
 ) -> SubmitOutcome:
     """Place an order: record it, then send it. Idempotent per request and UTC day; an order
     that failed without reaching the broker is sent again (see ``order_create``)."""
-    outcome = order_create(request=request, actor=actor, now=now)
+    outcome = order_create(request=request, actor=actor, now=now, on_write=on_write)
     if outcome.created:
         outcome.order = order_send(order=outcome.order)
     elif outcome.resent:

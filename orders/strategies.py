@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import Strategy, StrategyToken
+from orders.models import MANUAL_STRATEGY_ID, Strategy, StrategyToken
 from tradeops.audit import audit_record
 from tradeops.errors import Conflict, ValidationFailed
 from tradeops.reasons import reason_clean
@@ -84,3 +84,12 @@ def strategy_token_lookup(key: str) -> StrategyToken | None:
         .filter(key_hash=token_hash(key), revoked_at__isnull=True)
         .first()
     )
+
+
+def manual_strategy_ensure() -> Strategy:
+    """The ``manual`` strategy the admin's "Place order" page defaults to (a migration creates
+    it; a flushed test database does not have it)."""
+    strategy, _ = Strategy.objects.get_or_create(
+        id=MANUAL_STRATEGY_ID, defaults={"name": "Manual orders (operators)"}
+    )
+    return strategy

@@ -2,7 +2,7 @@
 
 ``apply_order_update`` offers a status (from the broker's stream, reconciliation, a submit's
 answer, an operator) to ONE conditional UPDATE: the compare-and-swap written as SQL
-(``_cas_condition``, cross-checked against the pure rule ``orders.status.decide`` by the
+(``cas_condition``, cross-checked against the pure rule ``orders.status.decide`` by the
 hypothesis tests). In the same transaction it records the offer (``OrderEvent``, applied or
 skipped, with the reason), moves the symbol's ``Position`` by the fill it learnt, and lets a
 TWAP plan follow its slices (ended when every slice is, active again when the broker reopens
@@ -18,8 +18,24 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    DecimalField,
+    F,
+    Field,
+    IntegerField,
+    Q,
+    Sum,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Greatest
+from django.db.models.lookups import Exact, IsNull
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, PlanStatus, Position, SlicingPlan
@@ -31,7 +47,6 @@ from orders.status import (
     Source,
     StatusUpdate,
     decide,
-    is_resend,
     is_terminal,
     stored_status,
 )
@@ -51,33 +66,48 @@ class UpdateResult:
     fill_delta: int = 0
 
 
-def _cas_condition(u: StatusUpdate) -> Q:
-    """``orders.status.decide`` written as a WHERE clause (tests check they agree)."""
-    rank, fill, ts = u.rank, u.filled_qty, u.broker_updated_at
-    unlocked = Q(is_terminal=False)
-    if u.status == S.FILLED:
-        unlocked |= Q(status=S.FILLED, filled_qty__lt=fill)
-    if ts is not None:  # a status we ended locally yields to the broker's report
-        unlocked |= Q(broker_updated_at__isnull=True) & ~Q(status=S.FILLED)
-    if ts is None:
-        newer = Q(broker_updated_at__isnull=True) & (
-            Q(status_rank__lt=rank) | Q(status_rank=rank, filled_qty__lt=fill)
-        )
-    else:
-        same = Q(broker_updated_at=ts)
-        newer = (
-            Q(broker_updated_at__isnull=True)
-            | Q(broker_updated_at__lt=ts)
-            | (same & Q(status_rank__lt=rank))
-            | (same & Q(status_rank=rank, filled_qty__lt=fill))
-            | (same & Q(status_rank=rank, filled_qty=fill, source_strength__lt=u.strength))
-        )
-    if is_resend(u):  # the one way back from a local failed (orders.status.decide, rule 1)
-        return (unlocked & newer) | Q(status=S.FAILED, broker_updated_at__isnull=True)
-    return unlocked & newer
+@dataclass(frozen=True)
+class Offer:
+    """An offered update as SQL expressions, one per column the compare-and-swap reads or
+    writes: literals for one update (``apply_order_update``), the columns of a VALUES list for
+    a batch (``orders.bulk_updates``). Both build their WHERE and SET from the same
+    ``cas_condition`` / ``cas_values`` over an Offer, so there is one SQL statement of the
+    rule. ``reject_reason`` and ``send_claimed_at`` are NULL when the update leaves them."""
+
+    status: Any
+    status_rank: Any
+    is_terminal: Any
+    source_strength: Any
+    filled_qty: Any
+    filled_avg_price: Any
+    broker_updated_at: Any
+    broker_order_id: Any
+    submitted_at: Any
+    reject_reason: Any
+    send_claimed_at: Any
+
+    @classmethod
+    def literal(cls, row: dict[str, Any]) -> Offer:
+        return cls(**{name: Value(row[name], output_field=OFFER_FIELDS[name]) for name in row})
 
 
-def _cas_values(
+# The Offer's columns, their Django field (for literals) and SQL type (for a VALUES list).
+OFFER_FIELDS: dict[str, Field] = {
+    "status": CharField(),
+    "status_rank": IntegerField(),
+    "is_terminal": BooleanField(),
+    "source_strength": IntegerField(),
+    "filled_qty": IntegerField(),
+    "filled_avg_price": DecimalField(max_digits=16, decimal_places=4),
+    "broker_updated_at": DateTimeField(),
+    "broker_order_id": CharField(),
+    "submitted_at": DateTimeField(),
+    "reject_reason": TextField(),
+    "send_claimed_at": DateTimeField(),
+}
+
+
+def offer_row(
     u: StatusUpdate,
     *,
     filled_avg_price: Decimal | None,
@@ -87,30 +117,90 @@ def _cas_values(
     now: datetime,
     resend: bool,
 ) -> dict[str, Any]:
-    price = Value(filled_avg_price, output_field=DecimalField(max_digits=16, decimal_places=4))
-    values: dict[str, Any] = {
+    """The plain values of an Offer (``OFFER_FIELDS`` order)."""
+    reject_reason = note[:2000] if note and u.status in (S.REJECTED, S.FAILED) else None
+    return {
         **asdict(stored_status(u.status, u.source)),
-        # Both right-hand sides read the row as it was before this UPDATE (SQL semantics).
-        "filled_qty": Greatest(F("filled_qty"), Value(u.filled_qty)),
+        "filled_qty": u.filled_qty,
+        "filled_avg_price": filled_avg_price,
+        "broker_updated_at": u.broker_updated_at,
+        "broker_order_id": broker_order_id or None,
+        "submitted_at": submitted_at,
+        # A re-send is claimed by whoever moved it back, in the same UPDATE: of two
+        # concurrent re-sends only the one whose update applies sends; reconciliation's
+        # grace restarts now.
+        "reject_reason": "" if resend else reject_reason,
+        "send_claimed_at": now if resend else None,
+    }
+
+
+def cas_condition(o: Offer) -> Q:
+    """``orders.status.decide`` written as a WHERE clause (tests check they agree).
+
+    The offer's own flags (is it ``filled``, does it carry a broker timestamp, is it a
+    re-send) are SQL too, so one clause serves a single update and a VALUES list. No term
+    that can be NULL (an offer without a timestamp) is negated, and each is ANDed with the
+    flag that makes it meaningful, so NULL never decides a row."""
+    filled = S.FILLED.value
+    has_ts = Q(IsNull(o.broker_updated_at, False))
+    no_ts = Q(IsNull(o.broker_updated_at, True))
+    offers_filled = Q(Exact(o.status, Value(filled)))
+    unlocked = (
+        Q(is_terminal=False)
+        | (offers_filled & Q(status=filled, filled_qty__lt=o.filled_qty))
+        # a status we ended locally yields to the broker's report
+        | (has_ts & Q(broker_updated_at__isnull=True) & ~Q(status=filled))
+    )
+    local = (
+        no_ts
+        & Q(broker_updated_at__isnull=True)
+        & (
+            Q(status_rank__lt=o.status_rank)
+            | Q(status_rank=o.status_rank, filled_qty__lt=o.filled_qty)
+        )
+    )
+    same = Q(broker_updated_at=o.broker_updated_at)
+    broker = has_ts & (
+        Q(broker_updated_at__isnull=True)
+        | Q(broker_updated_at__lt=o.broker_updated_at)
+        | (same & Q(status_rank__lt=o.status_rank))
+        | (same & Q(status_rank=o.status_rank, filled_qty__lt=o.filled_qty))
+        | (
+            same
+            & Q(status_rank=o.status_rank, filled_qty=o.filled_qty)
+            & Q(source_strength__lt=o.source_strength)
+        )
+    )
+    # the one way back from a local failed (orders.status.decide, rule 1; is_resend)
+    resend = (
+        Q(Exact(o.status, Value(S.PENDING_NEW.value)))
+        & no_ts
+        & Q(Exact(o.filled_qty, Value(0)))
+        & Q(status=S.FAILED.value, broker_updated_at__isnull=True)
+    )
+    return (unlocked & (local | broker)) | resend
+
+
+def cas_values(o: Offer, *, now: datetime) -> dict[str, Any]:
+    """The SET of the compare-and-swap. Every right-hand side reads the row as it was before
+    the UPDATE (SQL semantics)."""
+    return {
+        "status": o.status,
+        "status_rank": o.status_rank,
+        "is_terminal": o.is_terminal,
+        "source_strength": o.source_strength,
+        "filled_qty": Greatest(F("filled_qty"), o.filled_qty),
         "filled_avg_price": Case(
-            When(filled_qty__lt=u.filled_qty, then=price), default=F("filled_avg_price")
+            When(filled_qty__lt=o.filled_qty, then=o.filled_avg_price),
+            default=F("filled_avg_price"),
         ),
         "updated_at": now,
+        "broker_updated_at": Coalesce(o.broker_updated_at, F("broker_updated_at")),
+        "broker_order_id": Coalesce(F("broker_order_id"), o.broker_order_id),
+        "submitted_at": Coalesce(F("submitted_at"), o.submitted_at),
+        "reject_reason": Coalesce(o.reject_reason, F("reject_reason")),
+        "send_claimed_at": Coalesce(o.send_claimed_at, F("send_claimed_at")),
     }
-    if u.broker_updated_at is not None:
-        values["broker_updated_at"] = u.broker_updated_at
-    if broker_order_id:
-        values["broker_order_id"] = Coalesce(F("broker_order_id"), Value(broker_order_id))
-    if submitted_at is not None:
-        values["submitted_at"] = Coalesce(F("submitted_at"), Value(submitted_at))
-    if note and u.status in (S.REJECTED, S.FAILED):
-        values["reject_reason"] = note[:2000]
-    if resend:
-        # Claimed by whoever moved it back, in the same UPDATE: of two concurrent re-sends
-        # only the one whose update applies sends; reconciliation's grace restarts now.
-        values["send_claimed_at"] = now
-        values["reject_reason"] = ""
-    return values
 
 
 def apply_order_update(
@@ -159,17 +249,21 @@ def apply_order_update(
             row["status"], row["filled_qty"], row["broker_updated_at"], row["source_strength"]
         )
         decision = decide(current, update)
-        values = _cas_values(
-            update,
-            filled_avg_price=filled_avg_price,
-            broker_order_id=broker_order_id,
-            submitted_at=submitted_at,
-            note=note,
-            now=now,
-            resend=decision.reason == RESEND,
+        offer = Offer.literal(
+            offer_row(
+                update,
+                filled_avg_price=filled_avg_price,
+                broker_order_id=broker_order_id,
+                submitted_at=submitted_at,
+                note=note,
+                now=now,
+                resend=decision.reason == RESEND,
+            )
         )
         applied = bool(
-            Order.objects.filter(pk=row["id"]).filter(_cas_condition(update)).update(**values)
+            Order.objects.filter(pk=row["id"])
+            .filter(cas_condition(offer))
+            .update(**cas_values(offer, now=now))
         )
         reason = decision.reason
         if applied != decision.apply:  # the row is locked, so this would be a bug in one of them

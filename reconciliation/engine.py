@@ -6,9 +6,10 @@ Per run, in this order:
    (bounded) for non-terminal database orders neither listing showed;
 2. database reads in a constant number of queries, whatever the number of orders;
 3. ``diff_orders`` (pure) says what differs;
-4. writes: changed orders through ``apply_order_update(source=reconciliation)`` (each its own
-   short transaction), orphans and their quarantines in bulk, position mismatches corrected,
-   state (last success, high-water mark) last.
+4. writes: changed orders through ``orders.bulk_updates.apply_order_updates`` (set-based: one
+   conditional UPDATE over a VALUES list and one event insert per 1,000 orders, with the
+   compare-and-swap of ``apply_order_update``), orphans and their quarantines in bulk,
+   position mismatches corrected, state (last success, high-water mark) last.
 
 Only one run at a time across all nodes: a PostgreSQL session advisory lock (no-op on SQLite,
 where the demo runs a single job cluster). A ``startup`` or ``stream`` run that finds it taken
@@ -30,9 +31,9 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from orders import hooks
+from orders.bulk_updates import OrderUpdate, apply_order_updates
 from orders.models import Order, Position
 from orders.status import REOPENED, OrderStatus, Source
-from orders.updates import apply_broker_report, apply_order_update
 from reconciliation.diff import (
     DbOrder,
     OrdersDiff,
@@ -231,8 +232,13 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched) -> None:
     # may have applied a newer report, and the compare-and-swap then skips this older one.
     unconfirmed = set(diff.unconfirmed_found)
     reopened: list[str] = []
-    for report in diff.updates:
-        result = apply_broker_report(report, Source.RECONCILIATION, note="reconciliation")
+    never_sent = "not found at the broker after the grace period: never submitted"
+    offered = [OrderUpdate.of_report(r, note="reconciliation") for r in diff.updates]
+    offered += [
+        OrderUpdate(c, OrderStatus.FAILED, 0, None, None, note=never_sent) for c in diff.mark_failed
+    ]
+    results = apply_order_updates(offered, source=Source.RECONCILIATION)
+    for report, result in zip(diff.updates, results[: len(diff.updates)], strict=True):
         if result.applied:
             run.orders_updated += 1
             run.fills_corrected += int(result.fill_delta > 0)
@@ -247,17 +253,7 @@ def _apply(run: ReconciliationRun, diff: OrdersDiff, fetched: _Fetched) -> None:
                 report.status,
                 result.reason,
             )
-    for coid in diff.mark_failed:
-        result = apply_order_update(
-            coid,
-            OrderStatus.FAILED,
-            0,
-            None,
-            None,
-            Source.RECONCILIATION,
-            note="not found at the broker after the grace period: never submitted",
-        )
-        run.marked_failed += int(result.applied)
+    run.marked_failed += sum(r.applied for r in results[len(diff.updates) :])
     for coid, ours, theirs in diff.id_conflicts:
         run.conflicts_skipped += 1
         logger.error(

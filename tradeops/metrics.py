@@ -72,6 +72,22 @@ FAT_FINGER_VERDICTS = Counter(
 for _tier in ("ok", "warn", "step_up", "refuse"):  # orders.fat_finger.TIERS
     for _origin in ("admin", "api"):
         FAT_FINGER_VERDICTS.labels(_tier, _origin)
+# Orders placed from the admin's "Place order" page (orders.manual), by what became of them.
+MANUAL_ORDER_OUTCOMES = (
+    "submitted",  # at the broker
+    "planned",  # a TWAP plan recorded
+    "unconfirmed",  # the broker did not answer: submitted_unconfirmed
+    "rejected",  # the broker refused it
+    "refused",  # the fat-finger policy or the pre-trade pipeline refused it
+    "asked_again",  # not confirmed enough for the fresh verdict: the review was shown again
+    "step_up_failed",  # a wrong or reused OTP code
+    "replayed",  # the same form again (double click, re-POST): the first one's order
+)
+MANUAL_ORDERS = Counter(
+    "manual_orders", "Orders placed from the admin's Place order page, by outcome", ["outcome"]
+)
+for _outcome in MANUAL_ORDER_OUTCOMES:
+    MANUAL_ORDERS.labels(_outcome)
 BROKER_REQUESTS = Counter(
     "broker_requests", "Broker calls made through tradeops.broker, by call", ["call"]
 )

@@ -56,6 +56,8 @@ STEP_UP_ACTIONS: dict[str, str] = {
     "strategy.raise_limit": "raise a strategy's max_unconfirmed_notional, or reactivate a "
     "deactivated strategy (admin: Strategies)",
     "plan.resume": "resume a paused TWAP plan (admin: Slicing plans → Resume)",
+    "order.place_large": "place an order above the fat-finger step-up threshold "
+    "(admin: Orders → Place order; a strategy cannot, above its max_unconfirmed_notional)",
     "model.activate_unvalidated": "activate a model version without shadow validation "
     "(admin: Model versions → EMERGENCY)",
 }

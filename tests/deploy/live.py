@@ -143,12 +143,37 @@ def exercise(*, paper: Any, trader: Any, ops_admin: Any) -> None:
     assert dispatcher.tick() >= 1, plan
     dispatcher.close()
     trade_stream_register()
+    # The admin's Place order page: one order reviewed and placed by an operator.
+    _place_manual_order(ops_admin)
     # Quotes: a read through QuoteClient's hops.
     assert trader.get("/api/v1/quotes/AAPL/latest").status_code == 200
     # Signals: a model live (sanity check), hydrated, a shadow validation, a signal served.
     activate_first(train("alpha"))
     model_promote(model=train("alpha", seed=99), actor="test", reason="metrics drill")
     assert token_client("alpha").get("/api/v1/signals").status_code == 200
+
+
+def _place_manual_order(ops_admin: Any) -> None:
+    import re
+
+    from orders.strategies import manual_strategy_ensure
+
+    manual_strategy_ensure()
+    form = {
+        "nonce": "live-metrics-drill-0001",
+        "strategy": "manual",
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": "1",
+        "type": "market",
+        "time_in_force": "day",
+    }
+    review = ops_admin.post("/admin/orders/order/place/", {**form, "_review": "1"})
+    token = re.search(r'name="review_token" value="([^"]*)"', review.content.decode()).group(1)
+    placed = ops_admin.post(
+        "/admin/orders/order/place/", {**form, "review_token": token, "_submit": "1"}
+    )
+    assert placed.status_code == 302, placed.content[:500]
 
 
 def scrape(url: str) -> Exposition:

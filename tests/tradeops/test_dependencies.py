@@ -77,7 +77,7 @@ def test_the_scan_sees_imports() -> None:
     """The rules below are only as good as the scan: it must see known imports, lazy ones too."""
     found = {(f, m) for _, f, _, m in edges()}
     assert ("orders/risk.py", "marketdata.quotes") in found
-    assert ("reconciliation/engine.py", "orders.updates") in found
+    assert ("reconciliation/engine.py", "orders.bulk_updates") in found
     assert ("tradeops/broker.py", "alpaca.trading.client") in found
 
 

@@ -187,8 +187,9 @@ IDS = [c.action for c in CASES]
 
 
 def test_every_step_up_action_is_exercised_here_or_in_its_app() -> None:
-    # the model override is exercised in tests/signals/test_admin.py (it needs trained models)
-    elsewhere = {"model.activate_unvalidated"}
+    # the model override is exercised in tests/signals/test_admin.py (it needs trained models);
+    # a large manual order in tests/orders/test_admin_place.py (it needs the Place order page)
+    elsewhere = {"model.activate_unvalidated", "order.place_large"}
     assert set(STEP_UP_ACTIONS) == set(IDS) | elsewhere
 
 
