@@ -5,7 +5,7 @@ paper broker that nothing was sent twice and nothing was left hanging.
     .venv/bin/python bench/crash_trials.py [--trials 100] [--seed 1] [--json]
         [--database-url postgres://postgres@127.0.0.1:5432/tradeops_bench]
 
-One stack for all trials (bench/harness.py): the paper broker, web, stream_trade_updates,
+One stack for all trials (bench/proof_harness.py): the paper broker, web, stream_trade_updates,
 qcluster and run_slices as separate processes on one PostgreSQL database. Each trial:
   1. a client thread POSTs random market and marketable limit orders (retrying, same body,
      when the web does not answer) and a TWAP plan of 60 one-second slices is placed;
@@ -38,8 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import harness
-from bench.harness import ApiClient, FlowStats, Stack, percentile
+from bench import proof_harness as harness
+from bench.proof_harness import ApiClient, FlowStats, Stack, percentile
 
 VICTIMS = ["web", "slices", "jobs", "stream"]  # demo CHILDREN names
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
@@ -181,7 +181,7 @@ def summary(
 ) -> dict[str, Any]:
     def stats(key: str) -> dict[str, float]:
         values = [r[key] for r in results]
-        return {"p50": percentile(values, 50), "max": max(values, default=0.0)}
+        return {"p50": percentile(values, 50) if values else 0.0, "max": max(values, default=0.0)}
 
     dups = harness.duplicates(held)
     unresolved = harness.unresolved_orders(held, statuses)

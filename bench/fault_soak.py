@@ -5,7 +5,7 @@ and the API never answers 500.
     .venv/bin/python bench/fault_soak.py [--orders 1000] [--threads 6] [--seed 1] [--json]
         [--database-url postgres://postgres@127.0.0.1:5432/tradeops_bench]
 
-The stack (bench/harness.py): the paper broker, web, stream_trade_updates, qcluster and
+The stack (bench/proof_harness.py): the paper broker, web, stream_trade_updates, qcluster and
 run_slices as separate processes on one PostgreSQL database. Before the flow, the paper broker
 gets five probabilistic fault rules over every /v2 call (any method), one per mode, each
 taking 2 % of all calls: error500, timeout (held 5 s; TradeOps' client gives up after 3 s),
@@ -35,8 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import harness
-from bench.harness import ApiClient, FlowStats, Stack
+from bench import proof_harness as harness
+from bench.proof_harness import ApiClient, FlowStats, Stack
 
 STRATEGIES = ["alpha", "beta", "gamma"]
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "AMZN", "NVDA"]

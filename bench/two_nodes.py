@@ -5,7 +5,7 @@ reconciliations at once, and both webs tell the same gate.
     .venv/bin/python bench/two_nodes.py [--seconds 60] [--threads 4] [--seed 1] [--json]
         [--database-url postgres://postgres@127.0.0.1:5432/tradeops_bench]
 
-The stack (bench/harness.py): the paper broker, two webs, two qclusters and two run_slices
+The stack (bench/proof_harness.py): the paper broker, two webs, two qclusters and two run_slices
 (each pair started at the same moment, as two nodes booting), plus stream_trade_updates. Then,
 for ``--seconds``: client threads POST random orders alternately to both webs; three TWAP plans
 (one per symbol, a slice a second for a minute) are placed through both webs; a watcher asks
@@ -35,8 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import harness
-from bench.harness import ApiClient, FlowStats, Stack
+from bench import proof_harness as harness
+from bench.proof_harness import ApiClient, FlowStats, Stack
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 SETTLE_SECONDS = 120.0

@@ -178,11 +178,16 @@ def asset_for_order(*, symbol: str) -> Asset | None:
     loaded (``AssetListUnavailable`` if that fails), one lookup for a symbol the list lacks
     (a listing newer than the last load; if the broker cannot be asked, the list's answer
     stands: not listed)."""
-    if not _list_loaded():
-        assets_refresh()
+    # The symbol's row first: a row exists only once a list was loaded, so the common case
+    # costs one query; the "never loaded" check runs only when the row is missing.
     cached = Asset.objects.filter(symbol=symbol).first()
     if cached is not None:
         return cached
+    if not _list_loaded():
+        assets_refresh()
+        cached = Asset.objects.filter(symbol=symbol).first()
+        if cached is not None:
+            return cached
     try:
         report = get_broker().get_asset(symbol)
     except BrokerNotFound:

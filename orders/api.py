@@ -103,7 +103,9 @@ class OrderListCreateView(ApiView):
         data = OrderRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         intent = _intent(request, data.validated_data)
-        outcome = order_submit(request=intent, actor=request.user)
+        # A token's strategy was loaded and checked active by its authentication.
+        strategy = getattr(request.auth, "strategy", None)
+        outcome = order_submit(request=intent, actor=request.user, strategy=strategy)
         body = OrderSerializer(outcome.order).data
         if not (outcome.created or outcome.resent):
             return Response(body, status=200)

@@ -39,6 +39,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from marketdata.quotes import quote_latest
+from orders.limits import effective_limits
 from orders.models import (
     DispatcherRun,
     Order,
@@ -48,7 +49,7 @@ from orders.models import (
     TradingSwitch,
 )
 from orders.plans import plan_reschedule_pending, slice_unclaim
-from orders.risk import Rejection, effective_limits
+from orders.risk import Rejection
 from orders.services import order_end_locally, order_send_claimed
 from orders.slicing import MarketClock, Timing, slice_timing
 from orders.status import OrderStatus

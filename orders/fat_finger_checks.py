@@ -190,7 +190,7 @@ def fat_finger_rejection(
 
 
 def check_fat_finger(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
-    thresholds = fat_finger_thresholds(intent.symbol)
+    thresholds = ctx.thresholds or fat_finger_thresholds(intent.symbol)  # read with the lock
     verdict = fat_finger_verdict(
         intent, ctx.extras.get(QUOTE_KEY), ctx.extras.get(ADV_KEY), thresholds
     )

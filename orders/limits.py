@@ -69,6 +69,19 @@ def effective_limits(symbol: str) -> EffectiveLimits:
     return EffectiveLimits(**_resolve(row, glob, RISK_FIELDS))
 
 
+def limits_of_locked(symbol_row: RiskLimit) -> tuple[EffectiveLimits, Thresholds]:
+    """The risk limits and fat-finger thresholds of a symbol whose row the caller holds
+    (locked, so read in the locking statement): the global row in one query of its own, after
+    the lock (a subquery of the locking statement would see the snapshot taken before it
+    waited)."""
+    glob = RiskLimit.objects.filter(symbol=RiskLimit.GLOBAL).only(*OVERRIDABLE).first()
+    global_values = {c: getattr(glob, c) for c in OVERRIDABLE} if glob is not None else {}
+    return (
+        EffectiveLimits(**_resolve(symbol_row, global_values, RISK_FIELDS)),
+        Thresholds(**_resolve(symbol_row, global_values, FAT_FINGER_FIELDS)),
+    )
+
+
 def limits_in_force(symbol: str, *, row: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every overridable limit of ``symbol`` as in force now (RiskLimit column -> value), or
     as it would be with ``row`` (a form's cleaned data) as the symbol's row: what a step-up

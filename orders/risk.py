@@ -23,11 +23,12 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Sum, Value
 from django.utils.module_loading import import_string
 
 from marketdata.quotes import quote_latest
-from orders.limits import EffectiveLimits, effective_limits
+from orders.fat_finger import Thresholds
+from orders.limits import EffectiveLimits, limits_of_locked
 from orders.models import Order, OrderTerms, Position, RiskLimit, TradingSwitch
 from orders.positions import ReduceOnlyVerdict, reduce_only_verdict
 from tradeops import metrics
@@ -121,6 +122,9 @@ class RiskContext:
     exposure: Exposure | None = None
     extra_buy: int = 0
     extra_sell: int = 0
+    # Read under the lock: every switch (missing = engaged), the fat-finger thresholds.
+    switches: dict[str, bool] | None = None
+    thresholds: Thresholds | None = None
     warnings: list[str] = field(default_factory=list)
 
     def reduce_only(self, intent: OrderIntent) -> ReduceOnlyVerdict:
@@ -147,25 +151,49 @@ def switch_engaged(name: str) -> bool:
     return True if row is None else bool(row)
 
 
+def switches_engaged() -> dict[str, bool]:
+    """Every switch in one query; look names up with ``.get(name, True)`` (missing = engaged)."""
+    return dict(TradingSwitch.objects.values_list("name", "engaged"))
+
+
 def symbol_exposure(symbol: str) -> Exposure:
-    position = Position.objects.filter(symbol=symbol).values_list("qty", flat=True).first() or 0
-    rows = (
+    """Position and working orders of a symbol in ONE query (a UNION ALL of the position row
+    and the open orders' remainder per side)."""
+    position = (
+        Position.objects.filter(symbol=symbol)
+        .order_by()
+        .annotate(kind=Value("position"), remaining=F("qty"))
+        .values_list("kind", "remaining")
+    )
+    working = (
         Order.objects.open()
         .filter(symbol=symbol)
-        .values("side")
+        .annotate(kind=F("side"))
+        .values("kind")
         .annotate(remaining=Sum(F("qty") - F("filled_qty")))
+        .values_list("kind", "remaining")
     )
-    by_side = {r["side"]: int(r["remaining"] or 0) for r in rows}
+    by_kind = {kind: int(remaining or 0) for kind, remaining in position.union(working, all=True)}
     return Exposure(
-        position=position, open_buy=by_side.get("buy", 0), open_sell=by_side.get("sell", 0)
+        position=by_kind.get("position", 0),
+        open_buy=by_kind.get("buy", 0),
+        open_sell=by_kind.get("sell", 0),
     )
 
 
-def lock_symbol(symbol: str) -> None:
+def lock_symbol(symbol: str) -> tuple[EffectiveLimits, Thresholds]:
     """Serialise pre-trade checks per symbol on the symbol's RiskLimit row (created on first
-    use with every field blank, i.e. inheriting the global limits). Needs a transaction."""
-    RiskLimit.objects.get_or_create(symbol=symbol)
-    RiskLimit.objects.select_for_update().filter(symbol=symbol).values_list("id").get()
+    use with every field blank, i.e. inheriting the global limits), and return the limits and
+    fat-finger thresholds in force. Needs a transaction.
+
+    The locked row is read in the locking statement (PostgreSQL re-reads a row it waited for,
+    so its fields are the committed ones); the global row after the lock is held."""
+    locked = RiskLimit.objects.select_for_update().filter(symbol=symbol)
+    row = locked.first()
+    if row is None:  # first order of this symbol: insert its row (a rival may race us)
+        RiskLimit.objects.get_or_create(symbol=symbol)
+        row = locked.get()
+    return limits_of_locked(row)
 
 
 # --- the pipeline --------------------------------------------------------------------------
@@ -183,9 +211,9 @@ def prepare_context(intent: OrderIntent, now: datetime) -> RiskContext:
 
 def run_checks(intent: OrderIntent, ctx: RiskContext) -> None:
     """Phase 2, inside the insert's transaction, after ``lock_symbol``. Raises the first
-    rejection as a TradeOpsError."""
-    ctx.limits = effective_limits(intent.symbol)
+    rejection as a TradeOpsError. ``ctx.limits`` is what ``lock_symbol`` returned."""
     ctx.exposure = symbol_exposure(intent.symbol)
+    ctx.switches = switches_engaged()
     for source in _load(settings.PRETRADE_EXPOSURE_SOURCES):
         buy, sell = source(intent.symbol, ctx)
         ctx.extra_buy += buy
@@ -218,7 +246,7 @@ def pretrade_write(
     same transaction (the admin's confirmation audit commits or rolls back with the order)."""
     try:
         with transaction.atomic():
-            lock_symbol(intent.symbol)
+            ctx.limits, ctx.thresholds = lock_symbol(intent.symbol)
             done = already_done()
             if done is not None:
                 metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
@@ -262,7 +290,8 @@ def prepare_reference_price(intent: OrderIntent, ctx: RiskContext) -> None:
 # --- checks ------------------------------------------------------------------------------
 def _halt_check(name: str, code: str, label: str) -> Check:
     def check(intent: OrderIntent, ctx: RiskContext) -> Rejection | None:
-        if not switch_engaged(name):
+        engaged = switch_engaged(name) if ctx.switches is None else ctx.switches.get(name, True)
+        if not engaged:
             return None
         verdict = ctx.reduce_only(intent)
         if verdict.allowed:

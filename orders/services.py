@@ -1,9 +1,9 @@
 """Order writes: submit, send, cancel, and the adoption of an orphan into the ledger.
 
 The submit path (DESIGN §3): validate -> risk checks under the symbol lock -> insert
-``pending_new`` -> commit -> claim -> broker submit -> apply the answer. No broker call happens
-inside a transaction, and nothing but the one update path (``orders.updates``, and the
-initial insert) writes ``Order.status``.
+``pending_new``, claimed for sending -> commit -> broker submit -> apply the answer. No broker
+call happens inside a transaction, and nothing but the one update path (``orders.updates``,
+and the initial insert) writes ``Order.status``.
 """
 
 from __future__ import annotations
@@ -101,7 +101,12 @@ class SubmitOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def strategy_require_active(strategy_id: str) -> Strategy:
+def strategy_require_active(strategy_id: str, *, known: Strategy | None = None) -> Strategy:
+    """The order's strategy, which must exist and be active. ``known``: the strategy the
+    caller already loaded in this request (a token's, checked active by its authentication),
+    which saves the query."""
+    if known is not None and known.pk == strategy_id and known.is_active:
+        return known
     strategy = Strategy.objects.filter(pk=strategy_id).first()
     if strategy is None:
         raise ValidationFailed(
@@ -132,17 +137,22 @@ def order_create(
     request: risk.OrderIntent,
     actor: Any,
     now: datetime | None = None,
+    strategy: Strategy | None = None,
+    claim: bool = False,
     on_write: Callable[[SubmitOutcome], None] | None = None,
 ) -> SubmitOutcome:
     """Record an order (``pending_new``) after the pre-trade checks, without sending it.
+    ``claim``: the caller sends it next; the new row is claimed for sending (``send_claimed_at``)
+    in the insert's own transaction, so no other path (a local cancel) can take it.
 
     The same request on the same UTC day returns the existing order (``created=False``),
     unless that order ended ``failed`` without ever reaching the broker: then the checks run
     again and it is claimed to be sent again under the same client_order_id (``resent``).
+    ``strategy``: the request's strategy if the caller has it loaded already (a token's).
     ``on_write`` runs inside the insert's (or re-send claim's) transaction.
     """
     now = now or timezone.now()
-    strategy_require_active(request.strategy_id)
+    strategy_require_active(request.strategy_id, known=strategy)
     coid = order_client_id(request, now)
     existing = Order.objects.filter(client_order_id=coid).first()
     if existing is not None and not may_resend(existing.status, existing.broker_updated_at):
@@ -154,7 +164,7 @@ def order_create(
             request,
             ctx,
             label=f"order {coid}",
-            write=lambda: _order_insert(request, ctx, coid=coid, now=now),
+            write=lambda: _order_insert(request, ctx, coid=coid, now=now, claim=claim),
             replay=lambda: SubmitOutcome(Order.objects.get(client_order_id=coid), created=False),
             on_write=on_write,
         )
@@ -174,7 +184,7 @@ def order_create(
 
 
 def _order_insert(
-    request: risk.OrderIntent, ctx: risk.RiskContext, *, coid: str, now: datetime
+    request: risk.OrderIntent, ctx: risk.RiskContext, *, coid: str, now: datetime, claim: bool
 ) -> SubmitOutcome:
     order = Order.objects.create(
         client_order_id=coid,
@@ -182,6 +192,7 @@ def _order_insert(
         origin=request.origin,
         trade_date=now.date(),
         placed_under_override=bool(ctx.extras.get("placed_under_override")),
+        send_claimed_at=now if claim else None,
         warnings=list(ctx.warnings),
         created_at=now,
         updated_at=now,
@@ -232,30 +243,24 @@ def order_submit(
     request: risk.OrderIntent,
     actor: Any,
     now: datetime | None = None,
+    strategy: Strategy | None = None,
     on_write: Callable[[SubmitOutcome], None] | None = None,
 ) -> SubmitOutcome:
     """Place an order: record it, then send it. Idempotent per request and UTC day; an order
-    that failed without reaching the broker is sent again (see ``order_create``)."""
-    outcome = order_create(request=request, actor=actor, now=now, on_write=on_write)
-    if outcome.created:
-        outcome.order = order_send(order=outcome.order)
-    elif outcome.resent:
+    that failed without reaching the broker is sent again (see ``order_create``).
+
+    A new order is inserted already claimed for sending, in the transaction of its checks
+    (one statement and one commit fewer than claiming after it): the write-ahead row exists
+    before the broker call, and the client_order_id makes the send happen at most once at the
+    broker, whatever crashes. Ambiguous outcomes leave it ``submitted_unconfirmed`` for
+    reconciliation to resolve."""
+    outcome = order_create(
+        request=request, actor=actor, now=now, strategy=strategy, claim=True, on_write=on_write
+    )
+    if outcome.created or outcome.resent:
         order_send_claimed(order=outcome.order)
         outcome.order.refresh_from_db()
     return outcome
-
-
-def order_send(*, order: Order) -> Order:
-    """Send a ``pending_new`` order to the broker exactly once.
-
-    The conditional claim makes the send happen at most once per process race; the
-    client_order_id makes it happen at most once at the broker, whatever crashes. Ambiguous
-    outcomes leave the order ``submitted_unconfirmed`` for reconciliation to resolve.
-    """
-    if order_claim_send(order_id=order.pk, now=timezone.now()):
-        order_send_claimed(order=order)
-    order.refresh_from_db()
-    return order
 
 
 def order_claim_send(*, order_id: int, now: datetime) -> bool:

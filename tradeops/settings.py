@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from tradeops.env import env_bool, env_cron, env_decimal, env_float, env_int, env_list, env_str
 
@@ -82,11 +83,24 @@ DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'tradeops.sqlite3'}"
-_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
+# Persistent connections (seconds a connection is kept between requests; 0 = one per
+# request): opening a PostgreSQL connection costs more than a whole
+# order's queries. deploy/gunicorn.conf.py defaults it to 60 for the web; health checks make
+# a kept connection that the server dropped reconnect instead of failing one request.
+DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 0, minimum=0)
+DB_CONN_HEALTH_CHECKS = env_bool("DB_CONN_HEALTH_CHECKS", True)
+DB_POOL = env_bool("DB_POOL", False)
+if DB_POOL and DB_CONN_MAX_AGE:
+    raise ImproperlyConfigured(
+        "DB_POOL and DB_CONN_MAX_AGE exclude each other (Django's pool keeps the connections)"
+    )
+_db = dj_database_url.parse(
+    DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=DB_CONN_HEALTH_CHECKS
+)
 if _db["ENGINE"].endswith("postgresql"):
     _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     # Django's pool breaks forked django-q2 workers (DESIGN §9): enable it for the web only.
-    if env_bool("DB_POOL", False):
+    if DB_POOL:
         _db.setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": 8, "timeout": 10}
 elif _db["ENGINE"].endswith("sqlite3"):
     _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"

@@ -4,7 +4,9 @@ with the paper broker and an open gate. No request may end in a 5xx, every respo
 the schema (status, content type, headers, body), and the server must refuse whatever the
 schema forbids (negative_data_rejection). Signals are warm (a model active, the feature cache
 hydrated), so 503 signals_not_ready is not what /api/v1/signals answers. Bounded:
---max-examples per operation."""
+--max-examples per operation. Every operation of the schema must have been reached past
+authentication (the server's own request metrics say so), so an operation schemathesis could
+not generate requests for fails here instead of passing unfuzzed."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 
 from tests.signals.conftest import redis_db, signals_env, stored_bars  # noqa: F401 - fixtures
 from tests.signals.support import activate_first, train
+from tests.tradeops.api_coverage import responses, unreached
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -32,6 +35,8 @@ CHECKS = ",".join(
     ]
 )
 MAX_EXAMPLES = 30
+# Operations a strategy token may not call (403): reached by the staff run.
+STAFF_ONLY = {"POST /api/v1/reconciliation/run", "POST /api/v1/reconciliation/force-complete"}
 
 
 @pytest.fixture
@@ -83,8 +88,11 @@ def test_the_api_keeps_its_schema_for_a_strategy_token(
     strategy = strategy_create(strategy_id="alpha", actor="test")
     key = strategy_token_issue(strategy=strategy, actor="test")
     assert Strategy.objects.filter(pk="alpha").exists()
+    before = responses()
     done = fuzz(live_server.url, f"Authorization: Token {key}", report=tmp_path / "token.xml")
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-3000:]
+    missing = unreached(before, past_auth=True)
+    assert set(missing) <= STAFF_ONLY, missing
 
 
 def test_the_api_keeps_its_schema_for_verified_staff(
@@ -106,6 +114,7 @@ def test_the_api_keeps_its_schema_for_verified_staff(
     session["otp_device_id"] = ops_user.totpdevice_set.get().persistent_id
     session.save()
     csrf = "k" * 32  # a well-formed CSRF secret: cookie and header must agree
+    before = responses()
     done = fuzz(
         live_server.url,
         f"Cookie: sessionid={session.session_key}; csrftoken={csrf}",
@@ -113,3 +122,4 @@ def test_the_api_keeps_its_schema_for_verified_staff(
         report=tmp_path / "staff.xml",
     )
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-3000:]
+    assert unreached(before, past_auth=True) == {}

@@ -71,3 +71,32 @@ def test_manage_check_warns_when_the_unconfirmed_grace_is_shorter_than_a_submit(
     call_command("check", stderr=err, stdout=StringIO())
     assert "tradeops.W001" in err.getvalue()
     assert "longest submit (61 s" in err.getvalue()
+
+
+def _settings_in_a_process(**env: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    code = "import tradeops.settings as s; print(s.DATABASES['default']['CONN_MAX_AGE'])"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DATABASE_URL": "postgres://u@127.0.0.1:5432/x", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_kept_connections_come_from_the_environment() -> None:
+    done = _settings_in_a_process(DB_CONN_MAX_AGE="60")
+    assert done.stdout.strip() == "60", done.stderr
+
+
+def test_the_pool_and_kept_connections_exclude_each_other() -> None:
+    """Django refuses the pool with CONN_MAX_AGE only at the first query; the settings say it
+    at start, naming both variables."""
+    done = _settings_in_a_process(DB_POOL="1", DB_CONN_MAX_AGE="60")
+    assert done.returncode != 0
+    assert "DB_POOL and DB_CONN_MAX_AGE" in done.stderr
