@@ -12,6 +12,7 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 
 from marketdata.assets import AssetListUnavailable, assets_refresh
+from tradeops.schedules import schedule_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,9 @@ def assets_refresh_task() -> dict[str, Any]:
 def schedules_ensure() -> Schedule:
     """Upsert (never duplicate) the daily schedule. A new one runs at the scheduler's next
     pass (a first load at cluster start), then on ASSETS_REFRESH_CRON (UTC)."""
-    schedule, _ = Schedule.objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
+    schedule, _ = schedule_ensure(
+        SCHEDULE_NAME,
+        {
             "func": TASK,
             "schedule_type": Schedule.CRON,
             "cron": settings.ASSETS_REFRESH_CRON,

@@ -231,7 +231,8 @@ def _larger_fill_on_filled(current: OrderState, update: StatusUpdate) -> bool:
 def decide(current: OrderState, update: StatusUpdate) -> Decision:
     """Should ``update`` overwrite ``current``? The rule of DESIGN §3, in order:
 
-    0. an exact repeat of what we hold, from no stronger source, is a duplicate;
+    0. an exact repeat of what we hold, from no stronger source (or of a terminal state, from
+       any source), is a duplicate;
     1. a status we ended locally (no broker timestamp) yields to any broker report
        (``reopened_by_broker``), and a local ``failed`` to a re-send (``resend``);
     2. terminal lock: a terminal order stays as it is, except ``filled`` learning a larger fill
@@ -254,7 +255,14 @@ def decide(current: OrderState, update: StatusUpdate) -> Decision:
     if may_resend(current.status, current.broker_updated_at) and is_resend(update):
         return Decision(True, RESEND)
     if is_terminal(current.status) and not _larger_fill_on_filled(current, update):
-        return Decision(False, "terminal_locked")
+        # The same terminal state from a stronger source (reconciliation confirming what the
+        # stream applied first) changes nothing and disagrees with nothing: not a conflict.
+        same = (update.status, update.filled_qty, update.broker_updated_at) == (
+            current.status,
+            current.filled_qty,
+            current.broker_updated_at,
+        )
+        return Decision(False, "duplicate" if same else "terminal_locked")
     if update.broker_updated_at is None:
         if current.broker_updated_at is not None:
             return Decision(False, "broker_already_reported")

@@ -219,16 +219,21 @@ class PaperControl:
         mode: str,
         count: int = 1,
         delay: float | None = None,
+        probability: float | None = None,
     ) -> dict[str, Any]:
         """Make the next ``count`` (-1 = all) ``/v2`` requests matching ``method`` (or ``*``)
         and ``path`` (exact, or prefix with a trailing ``*``) fail in ``mode``: error500,
         timeout, drop_response_after_commit, delay_after_commit, rate_limit or slow.
         ``delay``: seconds a timeout holds the request or delay_after_commit holds the response
         of the processed request (default 30) / seconds until X-RateLimit-Reset (default 60) /
-        seconds a slow request waits before it is processed and answered normally (default 2)."""
+        seconds a slow request waits before it is processed and answered normally (default 2).
+        ``probability`` (0-1, default 1): the rule takes each matching request only with that
+        chance (seeded by the reset's ``seed``), e.g. ``count=-1, probability=0.02``."""
         body: dict[str, Any] = {"method": method, "path": path, "mode": mode, "count": count}
         if delay is not None:
             body["delay"] = delay
+        if probability is not None:
+            body["probability"] = probability
         return self._call("POST", "faults", body)["added"][0]
 
     def faults(self) -> list[dict[str, Any]]:

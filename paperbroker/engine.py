@@ -96,6 +96,7 @@ class Engine(OrderExecution, EngineSnapshot):
         self.tick_no = 0
         self._last_stamp = NEVER
         self.faults.clear()
+        self.faults.reseed(config.seed)  # probabilistic faults repeat run after run
         self.request_log.clear()
         self._was_open = self.clock.is_open()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,9 +26,11 @@ DEFAULT_DELAYS = {"timeout": 30.0, "delay_after_commit": 30.0, "rate_limit": 60.
 class Fault:
     """One rule: the next ``count`` requests matching method+path fail in ``mode``.
 
-    ``count`` -1 means forever. ``delay`` is how long ``timeout`` holds the request,
-    how long ``delay_after_commit`` holds the (already produced) response, and for
-    ``rate_limit`` how far ahead ``X-RateLimit-Reset`` points.
+    ``count`` -1 means forever. ``probability`` < 1 makes the rule take each matching request
+    only with that chance (drawn from the book's seeded generator), for soak tests that want
+    "10 % of calls fail" rather than "the next N". ``delay`` is how long ``timeout`` holds
+    the request, how long ``delay_after_commit`` holds the (already produced) response, and
+    for ``rate_limit`` how far ahead ``X-RateLimit-Reset`` points.
     """
 
     id: int
@@ -36,6 +39,7 @@ class Fault:
     mode: str
     count: int
     delay: float
+    probability: float = 1.0
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -52,9 +56,10 @@ class Fault:
 class FaultBook:
     """Ordered fault rules; the first live rule that matches a request takes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self._faults: list[Fault] = []
         self._next_id = 1
+        self._random = random.Random(seed)
 
     def add(self, spec: dict[str, Any]) -> Fault:
         mode = spec.get("mode")
@@ -66,10 +71,13 @@ class FaultBook:
         try:
             count = int(spec.get("count", 1))
             delay = float(spec.get("delay", DEFAULT_DELAYS.get(mode, 0.0)))
+            probability = float(spec.get("probability", 1.0))
         except (TypeError, ValueError):
-            raise invalid("count must be an integer and delay a number") from None
+            raise invalid("count must be an integer, delay and probability numbers") from None
         if count == 0 or count < -1 or delay < 0:
             raise invalid("count must be positive or -1 (forever); delay must be >= 0")
+        if not 0 < probability <= 1:
+            raise invalid("probability must be in (0, 1]")
         fault = Fault(
             id=self._next_id,
             method=str(spec.get("method") or "*").upper(),
@@ -77,15 +85,19 @@ class FaultBook:
             mode=mode,
             count=count,
             delay=delay,
+            probability=probability,
         )
         self._next_id += 1
         self._faults.append(fault)
         return fault
 
     def take(self, method: str, path: str) -> Fault | None:
-        """Consume one hit of the first matching rule, dropping it once exhausted."""
+        """Consume one hit of the first matching rule that takes the request (its
+        ``probability`` drawn), dropping it once exhausted."""
         for fault in self._faults:
-            if fault.matches(method, path):
+            if not fault.matches(method, path):
+                continue
+            if fault.probability >= 1 or self._random.random() < fault.probability:
                 fault.hits += 1
                 if fault.count > 0:
                     fault.count -= 1
@@ -96,6 +108,10 @@ class FaultBook:
 
     def clear(self) -> None:
         self._faults.clear()
+
+    def reseed(self, seed: int) -> None:
+        """Make the probabilistic draws repeat (reset with a seed)."""
+        self._random.seed(seed)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [fault.to_json() for fault in self._faults]

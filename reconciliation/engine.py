@@ -1,9 +1,9 @@
 """One reconciliation run: ask the broker, diff, apply (DESIGN §4, plan §3).
 
 Per run, in this order:
-1. broker (no transaction open): open orders; ``status=all`` orders submitted since the
-   high-water mark minus the overlap, paged without gaps; single lookups (bounded) for
-   non-terminal database orders neither listing showed; all positions;
+1. broker (no transaction open): all positions; open orders; ``status=all`` orders
+   submitted since the high-water mark minus the overlap, paged without gaps; single lookups
+   (bounded) for non-terminal database orders neither listing showed;
 2. database reads in a constant number of queries, whatever the number of orders;
 3. ``diff_orders`` (pure) says what differs;
 4. writes: changed orders through ``orders.bulk_updates.apply_order_updates`` (set-based: one
@@ -184,6 +184,13 @@ def _abandoned_runs_close(*, now: datetime) -> None:
 
 
 def _fetch(broker: Broker, state: ReconciliationState, now: datetime) -> _Fetched:
+    # Positions first, then orders: a fill between the two reads is then in the orders the run
+    # applies, which moves the database position after ``positions_at`` and so leaves it for
+    # the next run's comparison. Read the other way round, the fill was in the broker's
+    # position but not in the orders: false drift, "corrected", then counted again when the
+    # fill was applied (tests/reconciliation/test_run_races.py).
+    positions_at = timezone.now()  # before the request: the broker's figure is at least this new
+    positions = broker.get_positions()
     page = settings.RECONCILIATION_PAGE_SIZE
     listed: dict[str, OrderReport] = {}
     for batch in broker.iter_orders(status="open", page_size=page):
@@ -221,8 +228,6 @@ def _fetch(broker: Broker, state: ReconciliationState, now: datetime) -> _Fetche
             listed[coid] = broker.get_order_by_client_id(coid)
         except BrokerNotFound:
             missing.add(coid)
-    positions_at = timezone.now()  # before the request: the broker's figure is at least this new
-    positions = broker.get_positions()
     unknown = [o.broker_order_id for c, o in listed.items() if c not in db_orders]
     known = set(
         OrphanOrder.objects.filter(broker_order_id__in=unknown).values_list(

@@ -24,6 +24,7 @@ from reconciliation.engine import reconciliation_run
 from reconciliation.gate import process_start_record
 from reconciliation.models import ProcessStart
 from tradeops.processes import process_identity
+from tradeops.schedules import schedule_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,9 @@ def reconcile_request(kind: str, *, coalesce: bool = False) -> str | None:
 def schedules_ensure() -> Schedule:
     """Upsert (never duplicate) the periodic schedule; the interval comes from settings."""
     minutes = max(1, -(-settings.RECONCILIATION_INTERVAL_SECONDS // 60))
-    schedule, _ = Schedule.objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
+    schedule, _ = schedule_ensure(
+        SCHEDULE_NAME,
+        {
             "func": TASK,
             "kwargs": "{'kind': 'periodic'}",
             "schedule_type": Schedule.MINUTES,

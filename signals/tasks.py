@@ -28,6 +28,7 @@ from signals.hydration import hydration_run
 from signals.models import ShadowValidation
 from signals.promotion import shadow_validation_run, validation_fail
 from tradeops.processes import process_identity
+from tradeops.schedules import schedule_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -90,23 +91,24 @@ def watchdog() -> dict[str, Any]:
 def schedules_ensure() -> list[Schedule]:
     """Upsert (never duplicate) the daily hydration and the watchdog; a changed CRON gets a
     new next run (django-q2 computes it only when a schedule is created)."""
-    daily, created = Schedule.objects.get_or_create(
-        name=DAILY_SCHEDULE,
-        defaults={
+    daily, created = schedule_ensure(
+        DAILY_SCHEDULE,
+        {
             "func": HYDRATE_TASK,
             "kwargs": "{'trigger': 'daily'}",
             "schedule_type": Schedule.CRON,
             "cron": settings.FEATURE_HYDRATION_CRON,
             "repeats": -1,
         },
+        update=False,
     )
     if not created and daily.cron != settings.FEATURE_HYDRATION_CRON:
         daily.cron = settings.FEATURE_HYDRATION_CRON
         daily.next_run = daily.calculate_next_run()
         daily.save()
-    watchdog_schedule, _ = Schedule.objects.update_or_create(
-        name=WATCHDOG_SCHEDULE,
-        defaults={
+    watchdog_schedule, _ = schedule_ensure(
+        WATCHDOG_SCHEDULE,
+        {
             "func": "signals.tasks.watchdog",
             "schedule_type": Schedule.MINUTES,
             "minutes": 5,

@@ -95,6 +95,14 @@ def upd(
         (state("filled", 0, None), upd("pending_new", 1, T0), False, "terminal_locked"),
         (state("filled", 5), upd("partially_filled", 8, T1), False, "terminal_locked"),
         (state("filled", 10), upd("filled", 10), False, "duplicate"),
+        # the same terminal state from a stronger source: nothing to apply, nothing disagrees
+        (state("filled", 10), upd("filled", 10, source=Source.RECONCILIATION), False, "duplicate"),
+        (
+            state("filled", 10),
+            upd("filled", 9, source=Source.RECONCILIATION),
+            False,
+            "terminal_locked",
+        ),
         # a status we ended locally (no broker timestamp) yields to the broker's first report
         (state("failed", ts=None), upd("new", 0, T0), True, "reopened_by_broker"),
         (state("canceled", ts=None, strength=3), upd("new", 0, T0), True, "reopened_by_broker"),

@@ -54,6 +54,30 @@ def test_fault_matching_by_prefix_wildcard_method_and_count(trading, control):
     assert trading.get_account().status == "ACTIVE"
 
 
+def run_with_chance(trading, control, seed):
+    control.reset(seed=seed)
+    control.add_fault("GET", "/v2/account", "error500", count=-1, probability=0.25)
+    outcomes = []
+    for _ in range(200):
+        try:
+            trading.get_account()
+            outcomes.append(True)
+        except APIError:
+            outcomes.append(False)
+    return outcomes
+
+
+def test_probabilistic_fault_takes_about_its_share_and_repeats_with_the_seed(trading, control):
+    first = run_with_chance(trading, control, seed=7)
+    assert 25 <= first.count(False) <= 75  # a quarter of 200, give or take
+    assert control.faults()[0]["hits"] == first.count(False)
+    assert run_with_chance(trading, control, seed=7) == first  # same seed, same failures
+    trading.get_clock()  # other paths are unaffected
+    with pytest.raises(PaperControlError) as excinfo:
+        control.add_fault("GET", "/v2/account", "error500", probability=1.5)
+    assert excinfo.value.status == 422
+
+
 def test_invalid_fault_is_refused(control):
     with pytest.raises(PaperControlError) as excinfo:
         control.add_fault("GET", "/v2/account", "explode")

@@ -58,17 +58,16 @@ class RunInThread:
         return self.outcome
 
 
-def run_held_at_positions(paper: Any, settings: Any) -> RunInThread:
-    """Start a run and return once it has read the broker's orders and positions; the
-    positions answer (computed on arrival) is held back 1.5 s, so whatever the test does next
-    happens between the run's broker reads and its database writes."""
+def run_held_at_last_read(paper: Any, settings: Any) -> RunInThread:
+    """Start a run and return once it has read the broker's positions and orders; the answers
+    of its two order listings (open, then all since the high-water mark; computed on arrival)
+    are held back 1.5 s each, so whatever the test does next happens between the run's broker
+    reads and its database writes."""
     settings.ALPACA_HTTP_TIMEOUT_SECONDS = 5.0
     paper.clear_requests()
-    paper.add_fault(
-        method="GET", path="/v2/positions", mode="delay_after_commit", delay=1.5, count=1
-    )
+    paper.add_fault(method="GET", path="/v2/orders", mode="delay_after_commit", delay=1.5, count=2)
     run = RunInThread()
-    wait_for(lambda: paper.requests(method="GET", path="/v2/positions"), timeout=10)
+    wait_for(lambda: len(paper.requests(method="GET", path="/v2/orders")) == 2, timeout=10)
     return run
 
 
@@ -79,7 +78,7 @@ def resting_with_stream_fill_during_run(paper: Any, trader: Any, settings: Any) 
     assert body.status_code == 201, body.json()
     broker_order_id = body.json()["broker_order_id"]
     paper.fill(broker_order_id, qty=4, price="50.00", silent=True)
-    run = run_held_at_positions(paper, settings)
+    run = run_held_at_last_read(paper, settings)
     paper.fill(broker_order_id, price="50.00", silent=True)
     newer = get_broker().get_order(broker_order_id)
     assert apply_broker_report(newer, Source.STREAM).applied
@@ -104,12 +103,32 @@ def test_a_fill_the_stream_applied_first_is_not_counted_and_the_run_still_succee
     outcome = resting_with_stream_fill_during_run(paper, trader, settings).join()
     assert outcome.succeeded
     run = outcome.run
-    assert outcome.diff.fills_corrected  # planned, but the older report lost the CAS
+    assert outcome.diff.updates  # the broker's older report was offered and lost the CAS
     assert (run.orders_updated, run.fills_corrected, run.conflicts_skipped) == (0, 0, 1)
     order = Order.objects.get()
     assert (order.status, order.filled_qty) == ("filled", 10)
     assert [s["run_id"] for s in succeeded_signals] == [run.pk]
     assert ReconciliationState.objects.get().last_success_at == run.started_at
+
+
+def test_a_fill_the_stream_applied_first_with_the_same_report_is_no_conflict(
+    paper: Any, trader: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by bench/fault_soak.py: the run read an unconfirmed order as filled, the stream
+    # applied that same fill before the run's write, and the run's identical report was
+    # counted as a conflict (reconciliation_conflicts_skipped) with a warning.
+    body = place(trader, type="limit", limit_price="50.00", time_in_force="gtc")
+    assert body.status_code == 201, body.json()
+    broker_order_id = body.json()["broker_order_id"]
+    paper.fill(broker_order_id, price="50.00", silent=True)
+    run = run_held_at_last_read(paper, settings)
+    report = get_broker().get_order(broker_order_id)
+    assert apply_broker_report(report, Source.STREAM).applied
+    outcome = run.join()
+    assert outcome.succeeded
+    assert (outcome.run.orders_updated, outcome.run.conflicts_skipped) == (0, 0)
+    assert "could not apply" not in caplog.text
+    assert Order.objects.get().status == "filled"
 
 
 def test_a_position_the_stream_moved_during_the_run_is_left_for_the_next_run(
@@ -126,10 +145,34 @@ def test_a_position_the_stream_moved_during_the_run_is_left_for_the_next_run(
     assert not PositionMismatch.objects.exists()
 
 
+def test_a_silent_fill_between_the_runs_broker_reads_is_no_position_drift(
+    paper: Any, trader: Any, settings: Any
+) -> None:
+    # A resting order fills at the broker while a run is between reading the broker's orders
+    # and its positions, with no stream event (the stream consumer is down). The run must not
+    # report that as drift, and the database position must never count the fill twice.
+    body = place(trader, type="limit", limit_price="50.00", time_in_force="gtc")
+    assert body.status_code == 201, body.json()
+    settings.ALPACA_HTTP_TIMEOUT_SECONDS = 5.0
+    paper.clear_requests()
+    paper.add_fault(method="GET", path="/v2/positions", mode="slow", delay=1.5, count=1)
+    run = RunInThread()
+    wait_for(lambda: paper.requests(method="GET", path="/v2/positions"), timeout=10)
+    paper.fill(body.json()["broker_order_id"], price="50.00", silent=True)
+    assert run.join().succeeded
+    positions = []
+    for _ in range(3):  # the runs after it settle the order
+        reconcile()
+        positions.append(Position.objects.get(symbol="AAPL").qty)
+    assert Order.objects.get().status == "filled"
+    assert positions == [10, 10, 10]
+    assert not PositionMismatch.objects.exists()
+
+
 def test_a_run_that_started_before_a_force_complete_keeps_the_override(
     paper: Any, trading_ready: None, settings: Any, ops_user: Any
 ) -> None:
-    run = run_held_at_positions(paper, settings)
+    run = run_held_at_last_read(paper, settings)
     process_start_record(kind="dispatcher")  # gate closed: the run started before this
     reconciliation_force_complete(
         actor=ops_user,

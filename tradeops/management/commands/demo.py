@@ -112,6 +112,16 @@ def always_ready(child: Child) -> bool:
     return True
 
 
+def gate_open_since(started_at: datetime) -> bool:
+    """Whether a reconciliation succeeded after ``started_at`` and the gate is open now. The
+    stream consumer, the job cluster and the dispatcher close the gate when they start; the
+    cluster's startup reconciliation opens it again a few seconds later (also bench/harness.py).
+    """
+    state = ReconciliationState.objects.filter(pk=1).first()
+    last_success = state.last_success_at if state is not None else None
+    return last_success is not None and last_success >= started_at and gate_verdict().open
+
+
 SETUP_STEPS: list[SetupStep] = [
     SetupStep("migrating the database", ("migrate", "--no-input", "--verbosity", "0")),
 ]
@@ -240,7 +250,7 @@ class Command(BaseCommand):
                 self._step("waiting for the startup reconciliation to open the gate...")
                 waited = self._wait_until(
                     "the startup reconciliation to open the gate",
-                    lambda: self._gate_open_since(started_at),
+                    lambda: gate_open_since(started_at),
                     children,
                     failure=lambda: f"the gate is still closed: {gate_verdict().reason}",
                 )
@@ -410,13 +420,6 @@ class Command(BaseCommand):
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         proc = subprocess.Popen([*manage, *argv], env=env)  # noqa: S603 - our own manage.py
         return Child(spec, proc, command, launched_at, f"http://{host}:{port}", broker.url)
-
-    def _gate_open_since(self, started_at: datetime) -> bool:
-        """The stream consumer, the job cluster and the dispatcher close the gate when they
-        start; the cluster's startup reconciliation opens it again a few seconds later."""
-        state = ReconciliationState.objects.filter(pk=1).first()
-        last_success = state.last_success_at if state is not None else None
-        return last_success is not None and last_success >= started_at and gate_verdict().open
 
     def _wait_until(
         self,
