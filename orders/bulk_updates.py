@@ -44,6 +44,7 @@ from orders.status import RESEND, OrderState, Source, StatusUpdate, decide, is_t
 from orders.status import OrderStatus as S
 from orders.updates import (
     OFFER_FIELDS,
+    STATE_FIELDS,
     Offer,
     UpdateResult,
     apply_order_update,
@@ -57,18 +58,7 @@ from tradeops.broker_types import OrderReport
 logger = logging.getLogger(__name__)
 
 CHUNK = 1000  # updates per transaction (and per UPDATE statement)
-ROW_FIELDS = (
-    "id",
-    "client_order_id",
-    "status",
-    "filled_qty",
-    "filled_avg_price",
-    "broker_updated_at",
-    "source_strength",
-    "symbol",
-    "side",
-    "plan_id",
-)
+ROW_FIELDS = ("client_order_id", *STATE_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,21 @@ def cas_values(o: Offer, *, now: datetime) -> dict[str, Any]:
     }
 
 
+# What the update rule reads of an order row (its state, and what a fill moves): the one
+# path here and the set-based path in orders/bulk_updates.py read the same columns.
+STATE_FIELDS = (
+    "id",
+    "status",
+    "filled_qty",
+    "filled_avg_price",
+    "broker_updated_at",
+    "source_strength",
+    "symbol",
+    "side",
+    "plan_id",
+)
+
+
 def apply_order_update(
     client_order_id: str,
     status: str,
@@ -229,17 +244,7 @@ def apply_order_update(
         row = (
             Order.objects.select_for_update()
             .filter(client_order_id=client_order_id)
-            .values(
-                "id",
-                "status",
-                "filled_qty",
-                "filled_avg_price",
-                "broker_updated_at",
-                "source_strength",
-                "symbol",
-                "side",
-                "plan_id",
-            )
+            .values(*STATE_FIELDS)
             .first()
         )
         if row is None:
