@@ -168,6 +168,7 @@ def symbol_exposure(symbol: str) -> Exposure:
     working = (
         Order.objects.open()
         .filter(symbol=symbol)
+        .order_by()  # SQLite refuses ORDER BY inside a compound statement's parts
         .annotate(kind=F("side"))
         .values("kind")
         .annotate(remaining=Sum(F("qty") - F("filled_qty")))
