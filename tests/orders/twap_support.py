@@ -172,11 +172,17 @@ def check_hold_while_file_exists(order: Any, plan: Any, ctx: Any) -> None:
     path = os.environ.get("TWAP_TEST_HOLD_FILE")
     if not path or not os.path.exists(path):
         return None
+    # The marker appears whole (written aside, then linked into place: a reader never sees it
+    # empty) and only once (the link fails if it exists: only the first slice is held).
+    aside = f"{path}.{os.getpid()}.{order.client_order_id}"
+    with open(aside, "w") as marker:
+        marker.write(order.client_order_id)
     try:
-        with open(path + ".held", "x") as marker:  # only the first slice is held
-            marker.write(order.client_order_id)
+        os.link(aside, path + ".held")
     except FileExistsError:
         return None
+    finally:
+        os.remove(aside)
     deadline = time.monotonic() + 60
     while os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
