@@ -63,6 +63,26 @@ if TYPE_CHECKING:  # alpaca-py is imported where it is used: it pulls in pandas 
     from alpaca.data.historical.stock import StockHistoricalDataClient
     from alpaca.trading.client import TradingClient
 
+
+_ALPACA_IMPORT_LOCK = threading.Lock()
+
+
+def _import_alpaca() -> None:
+    """Import every alpaca-py module this seam uses, once per process, under a lock. They are
+    imported late (they pull in pandas: see the cold-start benchmark), and alpaca.data's
+    modules import each other in a cycle: two web threads importing them at once made one see a
+    half-initialised module (ImportError, a 500 on a TWAP plan in the two-node harness)."""
+    with _ALPACA_IMPORT_LOCK:
+        import alpaca.common.exceptions
+        import alpaca.data.enums
+        import alpaca.data.historical.stock
+        import alpaca.data.requests
+        import alpaca.data.timeframe
+        import alpaca.trading.client
+        import alpaca.trading.enums
+        import alpaca.trading.requests  # noqa: F401
+
+
 __all__ = [
     "AccountReport",
     "AssetReport",
@@ -179,6 +199,7 @@ class Broker:
         self._data_url = data_url or None
         self._data_feed = data_feed
         self._data: StockHistoricalDataClient | None = None
+        _import_alpaca()
         from alpaca.trading.client import TradingClient
 
         self.trading: TradingClient = self._configured(
