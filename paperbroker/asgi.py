@@ -168,6 +168,8 @@ class PaperBrokerApp:
     # ------------------------------------------------------------------ http
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         request = await _read_request(scope, receive)
+        if request is None:
+            return  # the client went away before its body was whole: never processed, never logged
         if request.path.startswith("/_paper"):
             response = self._handle(self.control_routes, request)
         elif request.path.startswith("/v2/"):
@@ -294,12 +296,17 @@ def build_app(
     )
 
 
-async def _read_request(scope: dict[str, Any], receive: Receive) -> Request:
+async def _read_request(scope: dict[str, Any], receive: Receive) -> Request | None:
+    """The whole request, or None when the client disconnected before its body ended.
+
+    A broker acts only on a request it received whole: a client killed mid-send (the crash
+    drills SIGKILL dispatchers at any instant) must not leave a truncated POST in the request
+    log, let alone be answered as a bad order."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             break
