@@ -102,6 +102,8 @@ def measure(via: str, n: int, drifted: int, paper: Any, broker_url: str) -> dict
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = ReconciliationRun.objects.filter(kind="startup").order_by("-id").first()
     ok = opened is not None and run is not None and run.orders_updated == drifted
+    if not ok:  # say why: the child's own last words
+        print(f"{via}: {(proc.stderr.read() if proc.stderr else '')[-3000:]}", file=sys.stderr)
     return {
         "via": via,
         "orders": n,
@@ -130,6 +132,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.orders < 1 or not 0 <= args.drift <= 1:
         parser.error("--orders must be >= 1 and --drift within 0..1")
+    if connection.vendor != "postgresql":
+        parser.error("needs PostgreSQL: set DATABASE_URL=postgres://... (the system of record)")
     from paperbroker.control import PaperControl
     from paperbroker.testing import start_test_server
 
