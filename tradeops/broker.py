@@ -11,6 +11,10 @@ What this module adds on top of alpaca-py (facts: ../shared/reference/alpaca-py.
   numeric fields are ``str | float`` depending on what the server sent.
 - A complete order listing: Alpaca has no page token, so ``iter_orders`` pages on
   ``submitted_at`` and de-duplicates at page boundaries.
+- Listings as JSON: order pages and positions go through alpaca-py's transport
+  (``RESTClient``, which ``TradingClient`` subclasses: same auth, retries, ``APIError``) and
+  are checked as alpaca-py's models check the fields read (``broker_types.*_from_json``):
+  ``TradingClient`` imports pandas (~0.8 s CPU), too slow for a cold start (bench/).
 - A count of HTTP requests actually sent (alpaca-py's internal retries included), for the
   200-requests-per-minute budget, and of every 429 answer (``broker_rate_limited_total``: the
   ones alpaca-py retried by itself too, which no exception ever shows).
@@ -51,7 +55,10 @@ from tradeops.broker_types import (
     as_aware,
     asset_report_from_alpaca,
     enum_value,
+    json_list,
     order_report_from_alpaca,
+    order_report_from_json,
+    position_report_from_json,
     to_decimal,
     to_money,
     to_qty,
@@ -59,6 +66,7 @@ from tradeops.broker_types import (
 
 if TYPE_CHECKING:  # alpaca-py is imported where it is used: it pulls in pandas and numpy
     from alpaca.common.exceptions import APIError
+    from alpaca.common.rest import RESTClient
     from alpaca.data.enums import DataFeed
     from alpaca.data.historical.stock import StockHistoricalDataClient
     from alpaca.trading.client import TradingClient
@@ -81,6 +89,14 @@ def _import_alpaca() -> None:
         import alpaca.trading.client
         import alpaca.trading.enums
         import alpaca.trading.requests  # noqa: F401
+
+
+def _import_alpaca_transport() -> None:
+    """alpaca-py's HTTP transport only (``alpaca.common``: no pandas), under the same lock."""
+    with _ALPACA_IMPORT_LOCK:
+        import alpaca.common.enums
+        import alpaca.common.exceptions
+        import alpaca.common.rest  # noqa: F401
 
 
 __all__ = [
@@ -107,7 +123,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_Client = TypeVar("_Client", bound="TradingClient | StockHistoricalDataClient")
+_Client = TypeVar("_Client", bound="RESTClient")
 ONE_MICROSECOND = timedelta(microseconds=1)
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -196,15 +212,13 @@ class Broker:
         self._timeouts = (connect_timeout, read_timeout)
         self._retry = (retry_attempts, retry_wait_seconds)
         self._credentials = (api_key, secret_key)
+        self._paper = paper
+        self._base_url = base_url or None
         self._data_url = data_url or None
         self._data_feed = data_feed
+        self._trading: TradingClient | None = None
+        self._json: RESTClient | None = None
         self._data: StockHistoricalDataClient | None = None
-        _import_alpaca()
-        from alpaca.trading.client import TradingClient
-
-        self.trading: TradingClient = self._configured(
-            TradingClient(api_key, secret_key, paper=paper, url_override=base_url or None)
-        )
 
     def _configured(self, client: _Client) -> _Client:
         adapter = _TimeoutCountingAdapter(self._timeouts, self._count)
@@ -213,6 +227,40 @@ class Broker:
         # alpaca-py's retry knobs are not constructor arguments (reference §1.4).
         client._retry, client._retry_wait = self._retry
         return client
+
+    @property
+    def trading(self) -> TradingClient:
+        """alpaca-py's trading client, built on first use (it imports pandas: module doc)."""
+        if self._trading is None:
+            _import_alpaca()
+            from alpaca.trading.client import TradingClient
+
+            self._trading = self._configured(
+                TradingClient(*self._credentials, paper=self._paper, url_override=self._base_url)
+            )
+        return self._trading
+
+    @property
+    def _rest(self) -> RESTClient:
+        """alpaca-py's transport to the trading API, answering JSON (``TradingClient``'s own
+        requests, before it builds pydantic models)."""
+        if self._json is None:
+            _import_alpaca_transport()
+            from alpaca.common.enums import BaseURL
+            from alpaca.common.rest import RESTClient
+
+            default = BaseURL.TRADING_PAPER if self._paper else BaseURL.TRADING_LIVE
+            self._json = self._configured(
+                RESTClient(
+                    base_url=self._base_url or default,
+                    api_key=self._credentials[0],
+                    secret_key=self._credentials[1],
+                    api_version="v2",
+                    sandbox=self._paper,
+                    raw_data=True,
+                )
+            )
+        return self._json
 
     @property
     def data(self) -> StockHistoricalDataClient:
@@ -300,21 +348,24 @@ class Broker:
         limit: int = 500,
         symbols: list[str] | None = None,
     ) -> list[OrderReport]:
-        """One page (at most ``limit``, Alpaca caps it at 500)."""
-        from alpaca.trading.enums import QueryOrderStatus
-        from alpaca.trading.requests import GetOrdersRequest
+        """One page (at most ``limit``, Alpaca caps it at 500), read as JSON (module docstring)
+        with the query ``TradingClient.get_orders`` would send."""
+        if status not in ("open", "closed", "all") or direction not in ("asc", "desc"):
+            raise ValueError(f"list_orders: bad status {status!r} or direction {direction!r}")
+        params: dict[str, Any] = {"status": status, "direction": direction}
+        params["limit"] = min(limit, 500)
+        params["nested"] = False
+        for key, moment in (("after", after), ("until", until)):
+            if moment is not None:
+                params[key] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+        if symbols is not None:
+            params["symbols"] = ",".join(symbols)
 
-        request = GetOrdersRequest(
-            status=QueryOrderStatus(status),
-            after=after,
-            until=until,
-            direction=direction,
-            limit=min(limit, 500),
-            symbols=symbols,
-            nested=False,
-        )
-        orders = _map_errors(lambda: self.trading.get_orders(request), "get_orders")
-        return [order_report_from_alpaca(o) for o in orders]
+        def page() -> list[OrderReport]:
+            rows = json_list(self._rest.get("/orders", params), "get_orders")
+            return [order_report_from_json(row) for row in rows]
+
+        return _map_errors(page, "get_orders")
 
     def iter_orders(
         self,
@@ -357,8 +408,13 @@ class Broker:
 
     # positions, account, clock ----------------------------------------------------------------
     def get_positions(self) -> list[PositionReport]:
-        positions = _map_errors(self.trading.get_all_positions, "get_all_positions")
-        return [_position_report(p) for p in positions]
+        """Every open position, read as JSON (module docstring)."""
+
+        def positions() -> list[PositionReport]:
+            rows = json_list(self._rest.get("/positions"), "get_all_positions")
+            return [position_report_from_json(row) for row in rows]
+
+        return _map_errors(positions, "get_all_positions")
 
     def get_position(self, symbol: str) -> PositionReport | None:
         """None when flat: Alpaca answers 404 "position does not exist" for a flat symbol."""
