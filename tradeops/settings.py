@@ -189,7 +189,9 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 500,
-    "poll": 0.5,
+    # How often an idle cluster asks the database for tasks: the startup reconciliation waits
+    # up to this long to be picked up after the first worker queues it (bench/cold_start.py).
+    "poll": env_float("Q_POLL_SECONDS", 0.2, minimum=0.05),
     "queue_limit": 4,
     "label": "Jobs",
 }
