@@ -13,7 +13,7 @@ What this module adds on top of alpaca-py (facts: ../shared/reference/alpaca-py.
   ``submitted_at`` and de-duplicates at page boundaries.
 - Listings as JSON: order pages and positions go through alpaca-py's transport
   (``RESTClient``, which ``TradingClient`` subclasses: same auth, retries, ``APIError``) and
-  are checked as alpaca-py's models check the fields read (``broker_types.*_from_json``):
+  are checked as alpaca-py's models check the fields read (``tradeops.broker_listing``):
   ``TradingClient`` imports pandas (~0.8 s CPU), too slow for a cold start (bench/).
 - A count of HTTP requests actually sent (alpaca-py's internal retries included), for the
   200-requests-per-minute budget, and of every 429 answer (``broker_rate_limited_total``: the
@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -37,6 +37,13 @@ from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 
 from tradeops import metrics
+from tradeops.broker_listing import (
+    json_list,
+    order_report_from_json,
+    orders_paged,
+    orders_query,
+    position_report_from_json,
+)
 from tradeops.broker_types import (
     AccountReport,
     AssetReport,
@@ -55,10 +62,7 @@ from tradeops.broker_types import (
     as_aware,
     asset_report_from_alpaca,
     enum_value,
-    json_list,
     order_report_from_alpaca,
-    order_report_from_json,
-    position_report_from_json,
     to_decimal,
     to_money,
     to_qty,
@@ -91,14 +95,6 @@ def _import_alpaca() -> None:
         import alpaca.trading.requests  # noqa: F401
 
 
-def _import_alpaca_transport() -> None:
-    """alpaca-py's HTTP transport only (``alpaca.common``: no pandas), under the same lock."""
-    with _ALPACA_IMPORT_LOCK:
-        import alpaca.common.enums
-        import alpaca.common.exceptions
-        import alpaca.common.rest  # noqa: F401
-
-
 __all__ = [
     "AccountReport",
     "AssetReport",
@@ -124,7 +120,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _Client = TypeVar("_Client", bound="RESTClient")
-ONE_MICROSECOND = timedelta(microseconds=1)
 NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -245,21 +240,13 @@ class Broker:
         """alpaca-py's transport to the trading API, answering JSON (``TradingClient``'s own
         requests, before it builds pydantic models)."""
         if self._json is None:
-            _import_alpaca_transport()
-            from alpaca.common.enums import BaseURL
-            from alpaca.common.rest import RESTClient
+            with _ALPACA_IMPORT_LOCK:  # as _import_alpaca, but alpaca.common only: no pandas
+                from alpaca.common.enums import BaseURL
+                from alpaca.common.rest import RESTClient
 
-            default = BaseURL.TRADING_PAPER if self._paper else BaseURL.TRADING_LIVE
-            self._json = self._configured(
-                RESTClient(
-                    base_url=self._base_url or default,
-                    api_key=self._credentials[0],
-                    secret_key=self._credentials[1],
-                    api_version="v2",
-                    sandbox=self._paper,
-                    raw_data=True,
-                )
-            )
+            url = self._base_url or (BaseURL.TRADING_PAPER if self._paper else BaseURL.TRADING_LIVE)
+            client = RESTClient(url, *self._credentials, sandbox=self._paper, raw_data=True)
+            self._json = self._configured(client)
         return self._json
 
     @property
@@ -348,18 +335,15 @@ class Broker:
         limit: int = 500,
         symbols: list[str] | None = None,
     ) -> list[OrderReport]:
-        """One page (at most ``limit``, Alpaca caps it at 500), read as JSON (module docstring)
-        with the query ``TradingClient.get_orders`` would send."""
-        if status not in ("open", "closed", "all") or direction not in ("asc", "desc"):
-            raise ValueError(f"list_orders: bad status {status!r} or direction {direction!r}")
-        params: dict[str, Any] = {"status": status, "direction": direction}
-        params["limit"] = min(limit, 500)
-        params["nested"] = False
-        for key, moment in (("after", after), ("until", until)):
-            if moment is not None:
-                params[key] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
-        if symbols is not None:
-            params["symbols"] = ",".join(symbols)
+        """One page (at most ``limit``, Alpaca caps it at 500), read as JSON (module doc)."""
+        params = orders_query(
+            status=status,
+            after=after,
+            until=until,
+            direction=direction,
+            limit=limit,
+            symbols=symbols,
+        )
 
         def page() -> list[OrderReport]:
             rows = json_list(self._rest.get("/orders", params), "get_orders")
@@ -376,35 +360,17 @@ class Broker:
         direction: str = "asc",
         page_size: int = 500,
     ) -> Iterator[list[OrderReport]]:
-        """Every order submitted in (after, until), each exactly once, page by page.
+        """Every order submitted in (after, until), each exactly once, page by page
+        (``broker_listing.orders_paged``: Alpaca has no page token)."""
 
-        Alpaca pages only by ``submitted_at`` with exclusive bounds, and several orders can share
-        one timestamp. So the next page starts 1 µs before the last timestamp seen (re-reading
-        that instant) and the ids already yielded at that instant are dropped. A full page that
-        is all one instant cannot be paged past: ``BrokerListingIncomplete`` (fail closed).
-        """
-        ascending = direction == "asc"
-        boundary_ids: set[str] = set()
-        while True:
-            page = self.list_orders(
-                status=status, after=after, until=until, direction=direction, limit=page_size
+        def page_of(low: datetime | None, high: datetime | None) -> list[OrderReport]:
+            return self.list_orders(
+                status=status, after=low, until=high, direction=direction, limit=page_size
             )
-            fresh = [o for o in page if o.broker_order_id not in boundary_ids]
-            if fresh:
-                yield fresh
-            if len(page) < min(page_size, 500):
-                return
-            edge = page[-1].submitted_at
-            if page[0].submitted_at == edge:
-                raise BrokerListingIncomplete(
-                    f"{len(page)} orders share submitted_at={edge.isoformat()}; "
-                    "cannot page past them with after/until"
-                )
-            boundary_ids = {o.broker_order_id for o in page if o.submitted_at == edge}
-            if ascending:
-                after = edge - ONE_MICROSECOND
-            else:
-                until = edge + ONE_MICROSECOND
+
+        return orders_paged(
+            page_of, after=after, until=until, ascending=direction == "asc", page_size=page_size
+        )
 
     # positions, account, clock ----------------------------------------------------------------
     def get_positions(self) -> list[PositionReport]:

@@ -1,4 +1,4 @@
-"""The listings reconciliation reads as JSON (``tradeops.broker_types.*_from_json``): the same
+"""The listings reconciliation reads as JSON (``tradeops.broker_listing``): the same
 reports alpaca-py's models give, refused where alpaca-py's models refuse, and no pandas."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,13 +16,10 @@ from alpaca.trading import enums
 from alpaca.trading.models import Order, Position
 from django.conf import settings
 
-from tradeops import broker_types
+from tradeops import broker_listing
 from tradeops.broker import BrokerUnavailable, get_broker
-from tradeops.broker_types import (
-    order_report_from_alpaca,
-    order_report_from_json,
-    position_report_from_json,
-)
+from tradeops.broker_listing import order_report_from_json, position_report_from_json
+from tradeops.broker_types import order_report_from_alpaca
 
 BASE = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 ORDER = {
@@ -49,11 +47,11 @@ ORDER = {
 @pytest.mark.parametrize(
     ("mirror", "enum"),
     [
-        (broker_types.ORDER_STATUSES, enums.OrderStatus),
-        (broker_types.ORDER_SIDES, enums.OrderSide),
-        (broker_types.ORDER_TYPES, enums.OrderType),
-        (broker_types.TIMES_IN_FORCE, enums.TimeInForce),
-        (broker_types.POSITION_SIDES, enums.PositionSide),
+        (broker_listing.ORDER_STATUSES, enums.OrderStatus),
+        (broker_listing.ORDER_SIDES, enums.OrderSide),
+        (broker_listing.ORDER_TYPES, enums.OrderType),
+        (broker_listing.TIMES_IN_FORCE, enums.TimeInForce),
+        (broker_listing.POSITION_SIDES, enums.PositionSide),
     ],
 )
 def test_the_mirrored_values_are_alpaca_pys(mirror: frozenset[str], enum: Any) -> None:
@@ -156,7 +154,7 @@ def test_a_listing_reads_what_alpaca_pys_models_read(paper: Any) -> None:
         qty=2,
         order_type="limit",
         time_in_force="gtc",
-        limit_price=broker_types.Decimal("999.99"),
+        limit_price=Decimal("999.99"),
     )
     from alpaca.trading.requests import GetOrdersRequest
 
