@@ -17,14 +17,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
+    BigIntegerField,
     BooleanField,
     Case,
     CharField,
     Count,
     DateTimeField,
     DecimalField,
+    Expression,
     F,
     Field,
     IntegerField,
@@ -34,8 +36,10 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import SQLiteNumericMixin
 from django.db.models.functions import Coalesce, Greatest
 from django.db.models.lookups import Exact, IsNull
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, PlanStatus, Position, SlicingPlan
@@ -69,10 +73,11 @@ class UpdateResult:
 @dataclass(frozen=True)
 class Offer:
     """An offered update as SQL expressions, one per column the compare-and-swap reads or
-    writes: literals for one update (``apply_order_update``), the columns of a VALUES list for
+    writes: parameters for one update (``apply_order_update``), the columns of a VALUES list for
     a batch (``orders.bulk_updates``). Both build their WHERE and SET from the same
     ``cas_condition`` / ``cas_values`` over an Offer, so there is one SQL statement of the
-    rule. ``reject_reason`` and ``send_claimed_at`` are NULL when the update leaves them."""
+    rule. ``reject_reason`` and ``send_claimed_at`` are NULL when the update leaves them.
+    (The single path's are ``Slot`` parameters of a statement compiled once.)"""
 
     status: Any
     status_rank: Any
@@ -86,12 +91,8 @@ class Offer:
     reject_reason: Any
     send_claimed_at: Any
 
-    @classmethod
-    def literal(cls, row: dict[str, Any]) -> Offer:
-        return cls(**{name: Value(row[name], output_field=OFFER_FIELDS[name]) for name in row})
 
-
-# The Offer's columns, their Django field (for literals) and SQL type (for a VALUES list).
+# The Offer's columns, their Django field (for parameters) and SQL type (for a VALUES list).
 OFFER_FIELDS: dict[str, Field] = {
     "status": CharField(),
     "status_rank": IntegerField(),
@@ -181,7 +182,7 @@ def cas_condition(o: Offer) -> Q:
     return (unlocked & (local | broker)) | resend
 
 
-def cas_values(o: Offer, *, now: datetime) -> dict[str, Any]:
+def cas_values(o: Offer, *, now: datetime | Expression) -> dict[str, Any]:
     """The SET of the compare-and-swap. Every right-hand side reads the row as it was before
     the UPDATE (SQL semantics)."""
     return {
@@ -201,6 +202,53 @@ def cas_values(o: Offer, *, now: datetime) -> dict[str, Any]:
         "reject_reason": Coalesce(o.reject_reason, F("reject_reason")),
         "send_claimed_at": Coalesce(o.send_claimed_at, F("send_claimed_at")),
     }
+
+
+class Slot(SQLiteNumericMixin, Expression):
+    """A named parameter of the compare-and-swap compiled once (``cas_statement``): it
+    compiles to a placeholder whose value is bound at each execution."""
+
+    def __init__(self, name: str, output_field: Field) -> None:
+        super().__init__(output_field=output_field)
+        self.name = name
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "%s", [self]
+
+
+# The single update's statement per database vendor: building and compiling the rule's
+# expression tree cost ~10 ms of CPU per update (three quarters of a submit's update path),
+# for SQL that only differs by its parameters.
+_CAS_STATEMENTS: dict[str, tuple[str, tuple[Any, ...]]] = {}
+ID_FIELD, NOW_FIELD = BigIntegerField(), DateTimeField()
+
+
+def cas_statement() -> tuple[str, tuple[Any, ...]]:
+    """``UPDATE orders_order SET cas_values WHERE id = … AND cas_condition`` over Slots (an
+    Offer's columns, ``id`` and ``now``): the single path's statement, compiled once."""
+    compiled = _CAS_STATEMENTS.get(connection.vendor)
+    if compiled is None:
+        offer = Offer(**{name: Slot(name, f) for name, f in OFFER_FIELDS.items()})
+        query = UpdateQuery(Order)
+        query.add_update_values(cas_values(offer, now=Slot("now", NOW_FIELD)))  # type: ignore[arg-type]
+        query.add_q(Q(pk=Slot("id", ID_FIELD)) & cas_condition(offer))
+        compiled = _CAS_STATEMENTS[connection.vendor] = query.get_compiler(
+            connection=connection
+        ).as_sql()
+    return compiled
+
+
+def cas_execute(order_id: int, row: dict[str, Any], *, now: datetime) -> bool:
+    """Run the compare-and-swap for one order with an ``offer_row``: whether it applied."""
+    sql, params = cas_statement()
+    values = {**row, "id": order_id, "now": now}
+    bound = [
+        p.output_field.get_db_prep_value(values[p.name], connection) if isinstance(p, Slot) else p
+        for p in params
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, bound)
+        return cursor.rowcount == 1
 
 
 # What the update rule reads of an order row (its state, and what a fill moves): the one
@@ -254,22 +302,16 @@ def apply_order_update(
             row["status"], row["filled_qty"], row["broker_updated_at"], row["source_strength"]
         )
         decision = decide(current, update)
-        offer = Offer.literal(
-            offer_row(
-                update,
-                filled_avg_price=filled_avg_price,
-                broker_order_id=broker_order_id,
-                submitted_at=submitted_at,
-                note=note,
-                now=now,
-                resend=decision.reason == RESEND,
-            )
+        offer = offer_row(
+            update,
+            filled_avg_price=filled_avg_price,
+            broker_order_id=broker_order_id,
+            submitted_at=submitted_at,
+            note=note,
+            now=now,
+            resend=decision.reason == RESEND,
         )
-        applied = bool(
-            Order.objects.filter(pk=row["id"])
-            .filter(cas_condition(offer))
-            .update(**cas_values(offer, now=now))
-        )
+        applied = cas_execute(row["id"], offer, now=now)
         reason = decision.reason
         if applied != decision.apply:  # the row is locked, so this would be a bug in one of them
             logger.error("CAS disagrees with decide() for %s: %s", client_order_id, decision)
