@@ -36,7 +36,6 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.expressions import SQLiteNumericMixin
 from django.db.models.functions import Coalesce, Greatest
 from django.db.models.lookups import Exact, IsNull
 from django.db.models.sql import UpdateQuery
@@ -56,6 +55,7 @@ from orders.status import (
 )
 from tradeops import metrics
 from tradeops.broker_types import OrderReport
+from tradeops.compiled import CompiledQuery, Param, bind
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Offer:
     a batch (``orders.bulk_updates``). Both build their WHERE and SET from the same
     ``cas_condition`` / ``cas_values`` over an Offer, so there is one SQL statement of the
     rule. ``reject_reason`` and ``send_claimed_at`` are NULL when the update leaves them.
-    (The single path's are ``Slot`` parameters of a statement compiled once.)"""
+    (The single path's are ``tradeops.compiled.Param`` placeholders, compiled once.)"""
 
     status: Any
     status_rank: Any
@@ -204,18 +204,6 @@ def cas_values(o: Offer, *, now: datetime | Expression) -> dict[str, Any]:
     }
 
 
-class Slot(SQLiteNumericMixin, Expression):
-    """A named parameter of the compare-and-swap compiled once (``cas_statement``): it
-    compiles to a placeholder whose value is bound at each execution."""
-
-    def __init__(self, name: str, output_field: Field) -> None:
-        super().__init__(output_field=output_field)
-        self.name = name
-
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        return "%s", [self]
-
-
 # The single update's statement per database vendor: building and compiling the rule's
 # expression tree cost ~10 ms of CPU per update (three quarters of a submit's update path),
 # for SQL that only differs by its parameters.
@@ -224,14 +212,14 @@ ID_FIELD, NOW_FIELD = BigIntegerField(), DateTimeField()
 
 
 def cas_statement() -> tuple[str, tuple[Any, ...]]:
-    """``UPDATE orders_order SET cas_values WHERE id = … AND cas_condition`` over Slots (an
+    """``UPDATE orders_order SET cas_values WHERE id = … AND cas_condition`` over Params (an
     Offer's columns, ``id`` and ``now``): the single path's statement, compiled once."""
     compiled = _CAS_STATEMENTS.get(connection.vendor)
     if compiled is None:
-        offer = Offer(**{name: Slot(name, f) for name, f in OFFER_FIELDS.items()})
+        offer = Offer(**{name: Param(name, f) for name, f in OFFER_FIELDS.items()})
         query = UpdateQuery(Order)
-        query.add_update_values(cas_values(offer, now=Slot("now", NOW_FIELD)))  # type: ignore[arg-type]
-        query.add_q(Q(pk=Slot("id", ID_FIELD)) & cas_condition(offer))
+        query.add_update_values(cas_values(offer, now=Param("now", NOW_FIELD)))  # type: ignore[arg-type]
+        query.add_q(Q(pk=Param("id", ID_FIELD)) & cas_condition(offer))
         compiled = _CAS_STATEMENTS[connection.vendor] = query.get_compiler(
             connection=connection
         ).as_sql()
@@ -242,12 +230,8 @@ def cas_execute(order_id: int, row: dict[str, Any], *, now: datetime) -> bool:
     """Run the compare-and-swap for one order with an ``offer_row``: whether it applied."""
     sql, params = cas_statement()
     values = {**row, "id": order_id, "now": now}
-    bound = [
-        p.output_field.get_db_prep_value(values[p.name], connection) if isinstance(p, Slot) else p
-        for p in params
-    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, bound)
+        cursor.execute(sql, bind(params, values, connection))
         return cursor.rowcount == 1
 
 
@@ -263,6 +247,16 @@ STATE_FIELDS = (
     "symbol",
     "side",
     "plan_id",
+)
+
+
+_LOCK_STATE = CompiledQuery(
+    lambda client_order_id: (
+        Order.objects.select_for_update()
+        .filter(client_order_id=client_order_id)
+        .values_list(*STATE_FIELDS)[:1]
+    ),
+    client_order_id=CharField(),
 )
 
 
@@ -289,12 +283,8 @@ def apply_order_update(
     update = StatusUpdate(str(status), int(filled_qty or 0), broker_updated_at, Source(source))
     now = timezone.now()
     with transaction.atomic():
-        row = (
-            Order.objects.select_for_update()
-            .filter(client_order_id=client_order_id)
-            .values(*STATE_FIELDS)
-            .first()
-        )
+        found = _LOCK_STATE.first(client_order_id=client_order_id)
+        row = None if found is None else dict(zip(STATE_FIELDS, found, strict=True))
         if row is None:
             metrics.ORDER_UPDATES.labels(update.source, "unknown_order").inc()
             return UpdateResult(False, "unknown_order")
