@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import CharField
+from django.db.models import BigIntegerField, CharField
 from django.utils import timezone
 
 from orders import risk
@@ -125,6 +125,9 @@ _BY_CLIENT_ID = CompiledQuery(
     model=True,
     client_order_id=CharField(),
 )
+
+
+_BY_ID = CompiledQuery(lambda pk: Order.objects.filter(pk=pk)[:1], model=True, pk=BigIntegerField())
 
 
 def order_client_id(request: risk.OrderIntent, now: datetime) -> str:
@@ -269,7 +272,7 @@ def order_submit(
     )
     if outcome.created or outcome.resent:
         order_send_claimed(order=outcome.order)
-        outcome.order.refresh_from_db()
+        outcome.order = _BY_ID.first(pk=outcome.order.pk)  # as the broker's answer left it
     return outcome
 
 

@@ -22,6 +22,7 @@ from weakref import WeakKeyDictionary
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
 from django.db.models.expressions import SQLiteNumericMixin
+from django.db.models.sql import UpdateQuery
 
 
 class Param(SQLiteNumericMixin, Expression):
@@ -109,3 +110,32 @@ def _converted(row: tuple[Any, ...], c: _Compiled, connection: Any) -> tuple[Any
             value = convert(value, expression, connection)
         converted[pos] = value
     return tuple(converted)
+
+
+class CompiledUpdate:
+    """``build(**params)`` returns ``(queryset, assignments)``: the rows to update and the
+    values to set (as ``QuerySet.update`` takes them), given one ``Param`` per keyword of
+    ``params``. ``execute`` runs it and returns the row count."""
+
+    def __init__(self, build: Callable[..., tuple[QuerySet, dict[str, Any]]], **params: Field):
+        self.build = build
+        self.param_fields = params
+        self._by_vendor: dict[str, tuple[str, tuple[Any, ...]]] = {}
+
+    def _compiled(self, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        compiled = self._by_vendor.get(connection.vendor)  # no converters: per vendor
+        if compiled is None:
+            qs, assignments = self.build(**{n: Param(n, f) for n, f in self.param_fields.items()})
+            query = qs.query.chain(UpdateQuery)
+            query.add_update_values(assignments)
+            compiled = self._by_vendor[connection.vendor] = query.get_compiler(
+                connection=connection
+            ).as_sql()
+        return compiled
+
+    def execute(self, **values: Any) -> int:
+        connection = connections[DEFAULT_DB_ALIAS]
+        sql, params = self._compiled(connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, bind(params, values, connection))
+            return cursor.rowcount
