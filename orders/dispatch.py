@@ -20,6 +20,7 @@ memory except a short back-off for plans whose slices were deferred.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -33,8 +34,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
-from django.db.models import Min
+from django.db import connections, router, transaction
+from django.db.models import DateTimeField, Min, Subquery
+from django.db.models.sql import Query
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -49,6 +51,7 @@ from orders.models import (
     TradingSwitch,
 )
 from orders.plans import plan_reschedule_pending, slice_unclaim
+from orders.prepared import PreparedStatement, Slot
 from orders.risk import Rejection
 from orders.services import order_end_locally, order_send_claimed
 from orders.slicing import MarketClock, Timing, slice_timing
@@ -99,7 +102,8 @@ def slice_check_plan_active(
 
 
 def _switch_engaged(ctx: SliceCheckContext, name: str) -> bool:
-    """Both switches in one query per slice; a missing row counts as engaged (fail closed)."""
+    """Both switches in one query per slice (the dispatcher reads them with the slice's fresh
+    state); a missing row counts as engaged (fail closed)."""
     if "switches" not in ctx.extras:
         ctx.extras["switches"] = dict(TradingSwitch.objects.values_list("name", "engaged"))
     return ctx.extras["switches"].get(name, True)
@@ -148,12 +152,17 @@ def slice_check_quote(order: Order, plan: SlicingPlan, ctx: SliceCheckContext) -
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _presend_checks(paths: tuple[str, ...]) -> list[SliceCheck]:
+    return [import_string(path) for path in paths]
+
+
 def slice_presend_rejection(
     order: Order, plan: SlicingPlan, ctx: SliceCheckContext
 ) -> Rejection | None:
     """The first rejection of ``SLICE_PRESEND_CHECKS``, in order, or None."""
-    for path in settings.SLICE_PRESEND_CHECKS:
-        rejection = import_string(path)(order, plan, ctx)
+    for check in _presend_checks(tuple(settings.SLICE_PRESEND_CHECKS)):
+        rejection = check(order, plan, ctx)
         if rejection is not None:
             return rejection
     return None
@@ -227,6 +236,55 @@ def dispatcher_register(*, now: datetime | None = None) -> DispatcherRun:
 
 
 # --- one slice -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SliceFreshState:
+    plan_status: str
+    switches: dict[str, bool]  # a missing switch row is left out: it counts as engaged
+
+
+def _switch_engaged_sql(name: str) -> Subquery:
+    return Subquery(TradingSwitch.objects.filter(name=name).values("engaged")[:1])
+
+
+def _slice_fresh_query() -> Query:
+    return (
+        Order.objects.filter(
+            pk=Slot("id", Order._meta.pk),
+            status=S.PENDING_NEW,
+            send_claimed_at=Slot("token", DateTimeField()),
+        )
+        .annotate(
+            kill=_switch_engaged_sql(TradingSwitch.Name.KILL_SWITCH),
+            breaker=_switch_engaged_sql(TradingSwitch.Name.CIRCUIT_BREAKER),
+        )
+        .order_by()
+        .values_list("plan__status", "kill", "breaker")
+        .query
+    )
+
+
+# Compiled once per database: building this query cost more CPU than running it.
+SLICE_FRESH_STATE = PreparedStatement(_slice_fresh_query)
+
+
+def slice_fresh_state(*, order_id: int, token: datetime) -> SliceFreshState | None:
+    """The slice's plan status and both switches, in one query, if the slice is still
+    ``pending_new`` under this claim (``token``); None when the claim was lost."""
+    rows = SLICE_FRESH_STATE.rows(router.db_for_read(Order), {"id": order_id, "token": token})
+    if not rows:
+        return None
+    plan_status, kill, breaker = rows[0]
+    switches = {
+        name: bool(engaged)  # SQLite answers 0 / 1
+        for name, engaged in (
+            (TradingSwitch.Name.KILL_SWITCH, kill),
+            (TradingSwitch.Name.CIRCUIT_BREAKER, breaker),
+        )
+        if engaged is not None
+    }
+    return SliceFreshState(plan_status, switches)
+
+
 def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
     """Check and send one slice (loaded with its plan) this process claimed with ``token``;
     returns the outcome (the ``twap_slices_total`` label): submitted / duplicate / rejected /
@@ -235,16 +293,13 @@ def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
     by recovery, or by a sibling slice moving the whole plan to the next open)."""
     # Fresh state right before sending: the plan may have been canceled since the claim, and
     # recovery may have handed the slice to another dispatcher.
-    fresh = (
-        Order.objects.filter(pk=order.pk)
-        .values_list("status", "send_claimed_at", "plan__status")
-        .first()
-    )
-    if fresh is None or fresh[:2] != (S.PENDING_NEW, token):
+    fresh = slice_fresh_state(order_id=order.pk, token=token)
+    if fresh is None:
         return "lost_claim"
     plan, now = order.plan, timezone.now()
-    plan.status = fresh[2]
-    rejection = slice_presend_rejection(order, plan, SliceCheckContext(now=now))
+    plan.status = fresh.plan_status
+    ctx = SliceCheckContext(now=now, extras={"switches": fresh.switches})
+    rejection = slice_presend_rejection(order, plan, ctx)
     if rejection is not None:
         return _apply_rejection(order, token, rejection)
     market = clock.get()
