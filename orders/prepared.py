@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connections
+from django.db import TransactionManagementError, connections
 from django.db.models import Expression, Field
 from django.db.models.sql import Query
 
@@ -49,19 +49,31 @@ class PreparedStatement:
 
     def __init__(self, build: Callable[[], Query]) -> None:
         self._build = build
-        self._compiled: dict[str, tuple[str, list[Any]]] = {}
+        self._compiled: dict[str, tuple[str, list[Any], Any, dict[int, Any]]] = {}
         self._lock = threading.Lock()
+        self._locks_rows = False
 
-    def _compile(self, alias: str) -> tuple[str, list[Any]]:
+    def _compile(self, alias: str) -> tuple[str, list[Any], Any, dict[int, Any]]:
         with self._lock:
             if alias not in self._compiled:
-                sql, params = self._build().get_compiler(using=alias).as_sql()
-                self._compiled[alias] = (sql, list(params))
+                query = self._build()
+                compiler = query.get_compiler(using=alias)
+                sql, params = compiler.as_sql()
+                # The backend's converters of the selected columns (SQLite's datetimes are
+                # text), as the ORM would apply them.
+                select = getattr(compiler, "select", None) or []
+                converters = compiler.get_converters([col for col, _, _ in select])
+                self._compiled[alias] = (sql, list(params), compiler, converters)
+                self._locks_rows = bool(getattr(query, "select_for_update", False))
             return self._compiled[alias]
 
     def params(self, alias: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
-        sql, params = self._compile(alias)
+        sql, params, _, _ = self._compile(alias)
         connection = connections[alias]
+        if self._locks_rows and connection.get_autocommit():  # Django's own guard, every call
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         bound = []
         for param in params:
             if isinstance(param, _Marker):
@@ -70,11 +82,13 @@ class PreparedStatement:
             bound.append(param)
         return sql, bound
 
-    def rows(self, alias: str, values: dict[str, Any]) -> Sequence[tuple[Any, ...]]:
+    def rows(self, alias: str, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
         sql, params = self.params(alias, values)
         with connections[alias].cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+        _, _, compiler, converters = self._compile(alias)
+        return list(compiler.apply_converters(rows, converters)) if converters else rows
 
     def rowcount(self, alias: str, values: dict[str, Any]) -> int:
         sql, params = self.params(alias, values)

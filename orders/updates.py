@@ -352,6 +352,28 @@ def apply_broker_report(
     )
 
 
+# plan_status_follow's two reads run for every slice that ends: compiled once (orders.prepared).
+PLAN_LOCK_OPEN = PreparedStatement(
+    lambda: (
+        SlicingPlan.objects.select_for_update()
+        .filter(
+            pk=Slot("id", SlicingPlan._meta.pk), status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED]
+        )
+        .order_by()
+        .values_list("qty")
+        .query
+    )
+)
+OPEN_SLICE = PreparedStatement(
+    lambda: (
+        Order.objects.filter(plan_id=Slot("id", SlicingPlan._meta.pk), is_terminal=False)
+        .order_by()
+        .values_list("pk")[:1]
+        .query
+    )
+)
+
+
 def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     """A TWAP plan's status follows its slices: once every slice is terminal, an active (or
     paused) plan becomes ``completed`` if any share was filled and ``failed`` if none was.
@@ -362,12 +384,14 @@ def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     otherwise each still see the other as open, and the plan would never end.
     """
     plan = SlicingPlan.objects.filter(pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED])
-    plan_qty = plan.select_for_update().values_list("qty", flat=True).first()
-    if plan_qty is None:
+    alias = router.db_for_write(SlicingPlan)
+    locked = PLAN_LOCK_OPEN.rows(alias, {"id": plan_id})
+    if not locked:
         return None
+    if OPEN_SLICE.rows(alias, {"id": plan_id}):  # the partial index order_plan_open
+        return None
+    plan_qty = locked[0][0]
     slices = Order.objects.filter(plan_id=plan_id)
-    if slices.filter(is_terminal=False).exists():  # the partial index order_plan_open
-        return None
     totals = slices.aggregate(filled=Sum("filled_qty"), n=Count("id"))
     filled = totals["filled"] or 0
     status = PlanStatus.COMPLETED if filled else PlanStatus.FAILED

@@ -15,10 +15,14 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.db import router
+from django.db.models import CharField, Q
 
 from orders.positions import reduce_only_verdict
+from orders.prepared import PreparedStatement, Slot
 from orders.risk import OrderIntent, Rejection, RiskContext
-from reconciliation.gate import gate_verdict
+from reconciliation.gate import gate_verdict, gate_verdict_of
+from reconciliation.models import ANY_STRATEGY, Quarantine, ReconciliationState
 from reconciliation.selectors import active_quarantine_for, orphan_open_exposure
 from tradeops.broker import BrokerError, get_broker
 
@@ -117,12 +121,40 @@ def orphan_exposure(symbol: str, ctx: RiskContext) -> tuple[int, int]:
 
 
 # --- TWAP slices: checked right before each slice is sent (SLICE_PRESEND_CHECKS) -------------
+# Both reads run for every slice; compiled once per database (orders.prepared), since building
+# them cost more CPU than running them.
+GATE_STATE_FIELDS = ("last_success_at", "last_process_start_at", "override_at", "override_active")
+GATE_STATE = PreparedStatement(
+    lambda: ReconciliationState.objects.filter(pk=1).values_list(*GATE_STATE_FIELDS).query
+)
+QUARANTINE_EXISTS = PreparedStatement(
+    lambda: (
+        Quarantine.objects.active()
+        .filter(
+            Q(strategy_id=ANY_STRATEGY) | Q(strategy_id=Slot("strategy", CharField())),
+            symbol=Slot("symbol", CharField()),
+        )
+        .order_by()
+        .values_list("pk")[:1]
+        .query
+    )
+)
+
+
+def _slice_gate_state() -> ReconciliationState | None:
+    """The gate's inputs of the state row (an unsaved copy), None before the first run."""
+    rows = GATE_STATE.rows(router.db_for_read(ReconciliationState), {})
+    return (
+        ReconciliationState(**dict(zip(GATE_STATE_FIELDS, rows[0], strict=True))) if rows else None
+    )
+
+
 def slice_check_gate(order: Any, plan: Any, ctx: Any) -> Rejection | None:
     """A slice waits (stays pending) while the gate is closed; the plan as a whole passed the
     gate when it was created, but an unreconciled restart since then may hide anything."""
     verdict = ctx.extras.get("gate")
     if verdict is None:
-        verdict = ctx.extras["gate"] = gate_verdict(ctx.now)
+        verdict = ctx.extras["gate"] = gate_verdict_of(_slice_gate_state(), now=ctx.now)
     if verdict.open:
         if verdict.by_override:
             logger.warning(
@@ -136,6 +168,9 @@ def slice_check_gate(order: Any, plan: Any, ctx: Any) -> Rejection | None:
 
 def slice_check_quarantine(order: Any, plan: Any, ctx: Any) -> Rejection | None:
     """An orphan appearing after the plan was made fences its remaining slices too."""
+    alias = router.db_for_read(Quarantine)
+    if not QUARANTINE_EXISTS.rows(alias, {"strategy": plan.strategy_id, "symbol": order.symbol}):
+        return None
     quarantine = active_quarantine_for(plan.strategy_id, order.symbol)
     if quarantine is None:
         return None
