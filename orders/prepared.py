@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import TransactionManagementError, connections
+from django.db import connections
 from django.db.models import Expression, Field
 from django.db.models.sql import Query
+from django.db.transaction import TransactionManagementError
 
 
 class _Marker:
