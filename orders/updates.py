@@ -355,6 +355,22 @@ def apply_broker_report(
     )
 
 
+# plan_status_follow's two reads run for every slice that ends: compiled once.
+_PLAN_LOCK_OPEN = CompiledQuery(
+    lambda id: (
+        SlicingPlan.objects.select_for_update()
+        .filter(pk=id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED])
+        .order_by()
+        .values_list("qty")[:1]
+    ),
+    id=BigIntegerField(),
+)
+_OPEN_SLICE = CompiledQuery(
+    lambda id: Order.objects.filter(plan_id=id, is_terminal=False).order_by().values_list("pk")[:1],
+    id=BigIntegerField(),
+)
+
+
 def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     """A TWAP plan's status follows its slices: once every slice is terminal, an active (or
     paused) plan becomes ``completed`` if any share was filled and ``failed`` if none was.
@@ -364,13 +380,14 @@ def plan_status_follow(*, plan_id: int, now: datetime) -> str | None:
     row is locked first: two slices finishing at the same time in two transactions would
     otherwise each still see the other as open, and the plan would never end.
     """
+    locked = _PLAN_LOCK_OPEN.first(id=plan_id)
+    if locked is None:
+        return None
+    if _OPEN_SLICE.first(id=plan_id) is not None:  # the partial index order_plan_open
+        return None
+    plan_qty = locked[0]
     plan = SlicingPlan.objects.filter(pk=plan_id, status__in=[PlanStatus.ACTIVE, PlanStatus.PAUSED])
-    plan_qty = plan.select_for_update().values_list("qty", flat=True).first()
-    if plan_qty is None:
-        return None
     slices = Order.objects.filter(plan_id=plan_id)
-    if slices.filter(is_terminal=False).exists():  # the partial index order_plan_open
-        return None
     totals = slices.aggregate(filled=Sum("filled_qty"), n=Count("id"))
     filled = totals["filled"] or 0
     status = PlanStatus.COMPLETED if filled else PlanStatus.FAILED
