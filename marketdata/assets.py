@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import CharField
 from django.utils import timezone
 
 from marketdata.models import Asset, AssetListState
 from tradeops import metrics
 from tradeops.broker import AssetReport, BrokerError, BrokerNotFound, get_broker
+from tradeops.compiled import CompiledQuery
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +173,12 @@ def asset_cached(*, symbol: str) -> Asset | None:
     return cached
 
 
+# Read for every order (compiled once: tradeops.compiled).
+_ASSET = CompiledQuery(
+    lambda symbol: Asset.objects.filter(symbol=symbol)[:1], model=True, symbol=CharField()
+)
+
+
 def asset_for_order(*, symbol: str) -> Asset | None:
     """The asset an order for ``symbol`` would trade, None if the broker does not list it.
 
@@ -180,7 +188,7 @@ def asset_for_order(*, symbol: str) -> Asset | None:
     stands: not listed)."""
     # The symbol's row first: a row exists only once a list was loaded, so the common case
     # costs one query; the "never loaded" check runs only when the row is missing.
-    cached = Asset.objects.filter(symbol=symbol).first()
+    cached = _ASSET.first(symbol=symbol)
     if cached is not None:
         return cached
     if not _list_loaded():

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, IntegerField, Value, When
 
 from marketdata.models import AverageDailyVolume, QuoteIngestor
 from marketdata.quoting import IngestorStatus
 from tradeops.broker import BrokerError, get_broker
+from tradeops.compiled import CompiledQuery
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +69,25 @@ def adv_compute(*, symbol: str, now: datetime) -> AverageDailyVolume:
     return row
 
 
+# Read for every order by the fat-finger check (compiled once: tradeops.compiled).
+_ADV_CACHED = CompiledQuery(
+    lambda symbol, lookback_days, fresh_after: AverageDailyVolume.objects.filter(
+        symbol=symbol, lookback_days=lookback_days, computed_at__gt=fresh_after
+    ).order_by("pk")[:1],
+    model=True,
+    symbol=CharField(),
+    lookback_days=IntegerField(),
+    fresh_after=DateTimeField(),
+)
+
+
 def adv_get(*, symbol: str, now: datetime) -> tuple[AverageDailyVolume, bool]:
     """The symbol's ADV and whether it came from the cache (younger than ADV_CACHE_SECONDS,
     same lookback); otherwise computed afresh. Raises AdvUnavailable."""
     fresh_after = now - timedelta(seconds=settings.ADV_CACHE_SECONDS)
-    cached = AverageDailyVolume.objects.filter(
-        symbol=symbol, lookback_days=settings.ADV_LOOKBACK_DAYS, computed_at__gt=fresh_after
-    ).first()
+    cached = _ADV_CACHED.first(
+        symbol=symbol, lookback_days=settings.ADV_LOOKBACK_DAYS, fresh_after=fresh_after
+    )
     if cached is not None:
         return cached, True
     return adv_compute(symbol=symbol, now=now), False

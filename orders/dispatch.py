@@ -20,6 +20,7 @@ memory except a short back-off for plans whose slices were deferred.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -34,7 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Min
+from django.db.models import BigIntegerField, DateTimeField, Min, Subquery
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -55,6 +56,7 @@ from orders.slicing import MarketClock, Timing, slice_timing
 from orders.status import OrderStatus
 from tradeops import metrics
 from tradeops.broker import BrokerError, get_broker
+from tradeops.compiled import CompiledQuery
 from tradeops.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,8 @@ def slice_check_plan_active(
 
 
 def _switch_engaged(ctx: SliceCheckContext, name: str) -> bool:
-    """Both switches in one query per slice; a missing row counts as engaged (fail closed)."""
+    """Both switches in one query per slice (the dispatcher reads them with the slice's fresh
+    state); a missing row counts as engaged (fail closed)."""
     if "switches" not in ctx.extras:
         ctx.extras["switches"] = dict(TradingSwitch.objects.values_list("name", "engaged"))
     return ctx.extras["switches"].get(name, True)
@@ -148,12 +151,17 @@ def slice_check_quote(order: Order, plan: SlicingPlan, ctx: SliceCheckContext) -
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _presend_checks(paths: tuple[str, ...]) -> list[SliceCheck]:
+    return [import_string(path) for path in paths]
+
+
 def slice_presend_rejection(
     order: Order, plan: SlicingPlan, ctx: SliceCheckContext
 ) -> Rejection | None:
     """The first rejection of ``SLICE_PRESEND_CHECKS``, in order, or None."""
-    for path in settings.SLICE_PRESEND_CHECKS:
-        rejection = import_string(path)(order, plan, ctx)
+    for check in _presend_checks(tuple(settings.SLICE_PRESEND_CHECKS)):
+        rejection = check(order, plan, ctx)
         if rejection is not None:
             return rejection
     return None
@@ -227,6 +235,50 @@ def dispatcher_register(*, now: datetime | None = None) -> DispatcherRun:
 
 
 # --- one slice -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SliceFreshState:
+    plan_status: str
+    switches: dict[str, bool]  # a missing switch row is left out: it counts as engaged
+
+
+def _switch_engaged_sql(name: str) -> Subquery:
+    return Subquery(TradingSwitch.objects.filter(name=name).values("engaged")[:1])
+
+
+# Compiled once (tradeops.compiled): building this query cost more CPU than running it.
+_SLICE_FRESH_STATE = CompiledQuery(
+    lambda id, token: (
+        Order.objects.filter(pk=id, status=S.PENDING_NEW, send_claimed_at=token)
+        .annotate(
+            kill=_switch_engaged_sql(TradingSwitch.Name.KILL_SWITCH),
+            breaker=_switch_engaged_sql(TradingSwitch.Name.CIRCUIT_BREAKER),
+        )
+        .order_by()
+        .values_list("plan__status", "kill", "breaker")
+    ),
+    id=BigIntegerField(),
+    token=DateTimeField(),
+)
+
+
+def slice_fresh_state(*, order_id: int, token: datetime) -> SliceFreshState | None:
+    """The slice's plan status and both switches, in one query, if the slice is still
+    ``pending_new`` under this claim (``token``); None when the claim was lost."""
+    row = _SLICE_FRESH_STATE.first(id=order_id, token=token)
+    if row is None:
+        return None
+    plan_status, kill, breaker = row
+    switches = {
+        name: bool(engaged)  # SQLite answers 0 / 1
+        for name, engaged in (
+            (TradingSwitch.Name.KILL_SWITCH, kill),
+            (TradingSwitch.Name.CIRCUIT_BREAKER, breaker),
+        )
+        if engaged is not None
+    }
+    return SliceFreshState(plan_status, switches)
+
+
 def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
     """Check and send one slice (loaded with its plan) this process claimed with ``token``;
     returns the outcome (the ``twap_slices_total`` label): submitted / duplicate / rejected /
@@ -235,16 +287,13 @@ def slice_dispatch(*, order: Order, token: datetime, clock: CachedClock) -> str:
     by recovery, or by a sibling slice moving the whole plan to the next open)."""
     # Fresh state right before sending: the plan may have been canceled since the claim, and
     # recovery may have handed the slice to another dispatcher.
-    fresh = (
-        Order.objects.filter(pk=order.pk)
-        .values_list("status", "send_claimed_at", "plan__status")
-        .first()
-    )
-    if fresh is None or fresh[:2] != (S.PENDING_NEW, token):
+    fresh = slice_fresh_state(order_id=order.pk, token=token)
+    if fresh is None:
         return "lost_claim"
     plan, now = order.plan, timezone.now()
-    plan.status = fresh[2]
-    rejection = slice_presend_rejection(order, plan, SliceCheckContext(now=now))
+    plan.status = fresh.plan_status
+    ctx = SliceCheckContext(now=now, extras={"switches": fresh.switches})
+    rejection = slice_presend_rejection(order, plan, ctx)
     if rejection is not None:
         return _apply_rejection(order, token, rejection)
     market = clock.get()

@@ -16,6 +16,7 @@ from django.db.models import QuerySet, Subquery
 
 from orders.fat_finger import Thresholds
 from orders.models import RiskLimit
+from tradeops.compiled import CompiledQuery
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,18 @@ def effective_limits(symbol: str) -> EffectiveLimits:
     return EffectiveLimits(**_resolve(row, glob, RISK_FIELDS))
 
 
+_GLOBAL_ROW = CompiledQuery(
+    lambda: RiskLimit.objects.filter(symbol=RiskLimit.GLOBAL).values_list(*OVERRIDABLE)[:1]
+)
+
+
 def limits_of_locked(symbol_row: RiskLimit) -> tuple[EffectiveLimits, Thresholds]:
     """The risk limits and fat-finger thresholds of a symbol whose row the caller holds
     (locked, so read in the locking statement): the global row in one query of its own, after
     the lock (a subquery of the locking statement would see the snapshot taken before it
     waited)."""
-    glob = RiskLimit.objects.filter(symbol=RiskLimit.GLOBAL).only(*OVERRIDABLE).first()
-    global_values = {c: getattr(glob, c) for c in OVERRIDABLE} if glob is not None else {}
+    glob = _GLOBAL_ROW.first()
+    global_values = dict(zip(OVERRIDABLE, glob, strict=True)) if glob is not None else {}
     return (
         EffectiveLimits(**_resolve(symbol_row, global_values, RISK_FIELDS)),
         Thresholds(**_resolve(symbol_row, global_values, FAT_FINGER_FIELDS)),

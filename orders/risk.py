@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum, Value
+from django.db.models import CharField, F, Sum, Value
 from django.utils.module_loading import import_string
 
 from marketdata.quotes import quote_latest
@@ -32,6 +32,7 @@ from orders.limits import EffectiveLimits, limits_of_locked
 from orders.models import Order, OrderTerms, Position, RiskLimit, TradingSwitch
 from orders.positions import ReduceOnlyVerdict, reduce_only_verdict
 from tradeops import metrics
+from tradeops.compiled import CompiledQuery
 from tradeops.errors import RiskRejected, ServiceUnavailable, TradeOpsError
 
 logger = logging.getLogger(__name__)
@@ -151,14 +152,15 @@ def switch_engaged(name: str) -> bool:
     return True if row is None else bool(row)
 
 
+_SWITCHES = CompiledQuery(lambda: TradingSwitch.objects.order_by().values_list("name", "engaged"))
+
+
 def switches_engaged() -> dict[str, bool]:
     """Every switch in one query; look names up with ``.get(name, True)`` (missing = engaged)."""
-    return dict(TradingSwitch.objects.values_list("name", "engaged"))
+    return dict(_SWITCHES.rows())
 
 
-def symbol_exposure(symbol: str) -> Exposure:
-    """Position and working orders of a symbol in ONE query (a UNION ALL of the position row
-    and the open orders' remainder per side)."""
+def _exposure_query(symbol: Any) -> Any:
     position = (
         Position.objects.filter(symbol=symbol)
         .order_by()
@@ -174,7 +176,21 @@ def symbol_exposure(symbol: str) -> Exposure:
         .annotate(remaining=Sum(F("qty") - F("filled_qty")))
         .values_list("kind", "remaining")
     )
-    by_kind = {kind: int(remaining or 0) for kind, remaining in position.union(working, all=True)}
+    return position.union(working, all=True)
+
+
+_EXPOSURE = CompiledQuery(_exposure_query, symbol=CharField())
+_LOCK_SYMBOL = CompiledQuery(
+    lambda symbol: RiskLimit.objects.select_for_update().filter(symbol=symbol)[:1],
+    model=True,
+    symbol=CharField(),
+)
+
+
+def symbol_exposure(symbol: str) -> Exposure:
+    """Position and working orders of a symbol in ONE query (a UNION ALL of the position row
+    and the open orders' remainder per side)."""
+    by_kind = {kind: int(remaining or 0) for kind, remaining in _EXPOSURE.rows(symbol=symbol)}
     return Exposure(
         position=by_kind.get("position", 0),
         open_buy=by_kind.get("buy", 0),
@@ -189,11 +205,10 @@ def lock_symbol(symbol: str) -> tuple[EffectiveLimits, Thresholds]:
 
     The locked row is read in the locking statement (PostgreSQL re-reads a row it waited for,
     so its fields are the committed ones); the global row after the lock is held."""
-    locked = RiskLimit.objects.select_for_update().filter(symbol=symbol)
-    row = locked.first()
+    row = _LOCK_SYMBOL.first(symbol=symbol)
     if row is None:  # first order of this symbol: insert its row (a rival may race us)
         RiskLimit.objects.get_or_create(symbol=symbol)
-        row = locked.get()
+        row = RiskLimit.objects.select_for_update().get(symbol=symbol)
     return limits_of_locked(row)
 
 

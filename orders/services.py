@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import BigIntegerField, CharField
 from django.utils import timezone
 
 from orders import risk
@@ -33,6 +34,7 @@ from tradeops.broker import (
     OrderReport,
     get_broker,
 )
+from tradeops.compiled import CompiledQuery
 from tradeops.errors import (
     Conflict,
     PermissionDenied,
@@ -117,6 +119,17 @@ def strategy_require_active(strategy_id: str, *, known: Strategy | None = None) 
     return strategy
 
 
+# The idempotency lookup of every submit (compiled once: tradeops.compiled).
+_BY_CLIENT_ID = CompiledQuery(
+    lambda client_order_id: Order.objects.filter(client_order_id=client_order_id)[:1],
+    model=True,
+    client_order_id=CharField(),
+)
+
+
+_BY_ID = CompiledQuery(lambda pk: Order.objects.filter(pk=pk)[:1], model=True, pk=BigIntegerField())
+
+
 def order_client_id(request: risk.OrderIntent, now: datetime) -> str:
     return client_order_id_for(
         symbol=request.symbol,
@@ -154,7 +167,7 @@ def order_create(
     now = now or timezone.now()
     strategy_require_active(request.strategy_id, known=strategy)
     coid = order_client_id(request, now)
-    existing = Order.objects.filter(client_order_id=coid).first()
+    existing = _BY_CLIENT_ID.first(client_order_id=coid)
     if existing is not None and not may_resend(existing.status, existing.broker_updated_at):
         metrics.ORDERS_IDEMPOTENT_REPLAYS.inc()
         return SubmitOutcome(existing, created=False)
@@ -259,7 +272,7 @@ def order_submit(
     )
     if outcome.created or outcome.resent:
         order_send_claimed(order=outcome.order)
-        outcome.order.refresh_from_db()
+        outcome.order = _BY_ID.first(pk=outcome.order.pk)  # as the broker's answer left it
     return outcome
 
 

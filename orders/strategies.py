@@ -7,11 +7,13 @@ import secrets
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db.models import CharField
 from django.utils import timezone
 
 from orders.models import MANUAL_STRATEGY_ID, Strategy, StrategyToken
 from tradeops.audit import audit_record
+from tradeops.compiled import CompiledQuery
 from tradeops.errors import Conflict, ValidationFailed
 from tradeops.reasons import reason_clean
 
@@ -78,12 +80,28 @@ def strategy_token_revoke(*, token: StrategyToken, actor: Any, reason: str) -> N
         )
 
 
+_TOKEN_FIELDS = [f.attname for f in StrategyToken._meta.concrete_fields]
+_STRATEGY_FIELDS = [f.attname for f in Strategy._meta.concrete_fields]
+# Every API request reads its token with its strategy (one join, compiled once).
+_TOKEN = CompiledQuery(
+    lambda key_hash: (
+        StrategyToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True)
+        .order_by()
+        .values_list(*_TOKEN_FIELDS, *(f"strategy__{name}" for name in _STRATEGY_FIELDS))[:1]
+    ),
+    key_hash=CharField(),
+)
+
+
 def strategy_token_lookup(key: str) -> StrategyToken | None:
-    return (
-        StrategyToken.objects.select_related("strategy")
-        .filter(key_hash=token_hash(key), revoked_at__isnull=True)
-        .first()
-    )
+    """The live token with this key, its strategy loaded (as ``select_related`` would)."""
+    row = _TOKEN.first(key_hash=token_hash(key))
+    if row is None:
+        return None
+    n = len(_TOKEN_FIELDS)
+    token = StrategyToken.from_db(DEFAULT_DB_ALIAS, _TOKEN_FIELDS, row[:n])
+    token.strategy = Strategy.from_db(DEFAULT_DB_ALIAS, _STRATEGY_FIELDS, row[n:])
+    return token
 
 
 def manual_strategy_ensure() -> Strategy:

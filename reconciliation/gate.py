@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from reconciliation.models import ReconciliationState
 from tradeops.audit import actor_label, audit_record
+from tradeops.compiled import CompiledQuery
 from tradeops.errors import Conflict, PermissionDenied
 from tradeops.otp import step_up_verify
 from tradeops.reasons import reason_clean
@@ -76,10 +77,13 @@ def gate_evaluate(
 
 
 # --- the verdict as the state row says -------------------------------------------------------
+_STATE = CompiledQuery(lambda: ReconciliationState.objects.filter(pk=1)[:1], model=True)
+
+
 def gate_verdict(now: datetime | None = None) -> GateVerdict:
     """The gate now: what the pre-trade checks, the slice dispatcher, /health, /metrics, the
-    API and the admin's gate page read."""
-    return gate_verdict_of(ReconciliationState.objects.filter(pk=1).first(), now=now)
+    API and the admin's gate page read (twice per order: compiled once)."""
+    return gate_verdict_of(_STATE.first(), now=now)
 
 
 def gate_verdict_of(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -142,6 +143,19 @@ class _TimeoutCountingAdapter(HTTPAdapter):
         return response
 
 
+def _environment_once(session: requests.Session, base_url: str) -> None:
+    """Read the proxy and CA-bundle environment once, when the client is built, instead of
+    on every request: requests scans every environment variable (and ~/.netrc) per call when
+    ``trust_env`` is on, about 1.5 ms of CPU per broker call on the order path. Same proxies
+    (HTTP(S)_PROXY, NO_PROXY for this base URL) and the same REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE;
+    never a ~/.netrc login (alpaca-py authenticates by its own headers)."""
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+
+
 def _api_error_fields(exc: APIError) -> tuple[int | None, int | None, str]:
     """APIError.code/.message raise on non-JSON bodies; read the body ourselves."""
     status = exc.status_code
@@ -219,6 +233,7 @@ class Broker:
         adapter = _TimeoutCountingAdapter(self._timeouts, self._count)
         client._session.mount("http://", adapter)
         client._session.mount("https://", adapter)
+        _environment_once(client._session, str(client._base_url))
         # alpaca-py's retry knobs are not constructor arguments (reference §1.4).
         client._retry, client._retry_wait = self._retry
         return client
