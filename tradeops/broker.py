@@ -11,9 +11,8 @@ What this module adds on top of alpaca-py (facts: ../shared/reference/alpaca-py.
   numeric fields are ``str | float`` depending on what the server sent.
 - A complete order listing: Alpaca has no page token, so ``iter_orders`` pages on
   ``submitted_at`` and de-duplicates at page boundaries.
-- Listings as JSON: order pages and positions go through alpaca-py's transport
-  (``RESTClient``, which ``TradingClient`` subclasses: same auth, retries, ``APIError``) and
-  are checked as alpaca-py's models check the fields read (``tradeops.broker_listing``):
+- Listings as JSON through alpaca-py's transport (``RESTClient``, ``TradingClient``'s base:
+  same auth, retries, ``APIError``), checked as its models check them (``broker_listing``):
   ``TradingClient`` imports pandas (~0.8 s CPU), too slow for a cold start (bench/).
 - A count of HTTP requests actually sent (alpaca-py's internal retries included), for the
   200-requests-per-minute budget, and of every 429 answer (``broker_rate_limited_total``: the
@@ -252,8 +251,7 @@ class Broker:
 
     @property
     def _rest(self) -> RESTClient:
-        """alpaca-py's transport to the trading API, answering JSON (``TradingClient``'s own
-        requests, before it builds pydantic models)."""
+        """alpaca-py's transport to the trading API, answering JSON (module docstring)."""
         if self._json is None:
             with _ALPACA_IMPORT_LOCK:  # as _import_alpaca, but alpaca.common only: no pandas
                 from alpaca.common.enums import BaseURL
@@ -263,6 +261,14 @@ class Broker:
             client = RESTClient(url, *self._credentials, sandbox=self._paper, raw_data=True)
             self._json = self._configured(client)
         return self._json
+
+    def _json_rows(self, path: str, of: Callable[[Any], T], op: str, query: Any = None) -> list[T]:
+        """``GET path`` as a JSON array, each row read by ``of``; unreadable: BrokerUnavailable."""
+
+        def rows() -> list[T]:
+            return [of(row) for row in json_list(self._rest.get(path, query), op)]
+
+        return _map_errors(rows, op)
 
     @property
     def data(self) -> StockHistoricalDataClient:
@@ -351,20 +357,8 @@ class Broker:
         symbols: list[str] | None = None,
     ) -> list[OrderReport]:
         """One page (at most ``limit``, Alpaca caps it at 500), read as JSON (module doc)."""
-        params = orders_query(
-            status=status,
-            after=after,
-            until=until,
-            direction=direction,
-            limit=limit,
-            symbols=symbols,
-        )
-
-        def page() -> list[OrderReport]:
-            rows = json_list(self._rest.get("/orders", params), "get_orders")
-            return [order_report_from_json(row) for row in rows]
-
-        return _map_errors(page, "get_orders")
+        params = orders_query(status, after, until, direction, limit, symbols)
+        return self._json_rows("/orders", order_report_from_json, "get_orders", params)
 
     def iter_orders(
         self,
@@ -375,8 +369,7 @@ class Broker:
         direction: str = "asc",
         page_size: int = 500,
     ) -> Iterator[list[OrderReport]]:
-        """Every order submitted in (after, until), each exactly once, page by page
-        (``broker_listing.orders_paged``: Alpaca has no page token)."""
+        """Every order submitted in (after, until), once each, page by page (``orders_paged``)."""
 
         def page_of(low: datetime | None, high: datetime | None) -> list[OrderReport]:
             return self.list_orders(
@@ -390,12 +383,7 @@ class Broker:
     # positions, account, clock ----------------------------------------------------------------
     def get_positions(self) -> list[PositionReport]:
         """Every open position, read as JSON (module docstring)."""
-
-        def positions() -> list[PositionReport]:
-            rows = json_list(self._rest.get("/positions"), "get_all_positions")
-            return [position_report_from_json(row) for row in rows]
-
-        return _map_errors(positions, "get_all_positions")
+        return self._json_rows("/positions", position_report_from_json, "get_all_positions")
 
     def get_position(self, symbol: str) -> PositionReport | None:
         """None when flat: Alpaca answers 404 "position does not exist" for a flat symbol."""

@@ -155,7 +155,6 @@ def json_list(value: Any, what: str) -> list[Any]:
 
 
 def orders_query(
-    *,
     status: str,
     after: datetime | None,
     until: datetime | None,
