@@ -6,7 +6,5 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        from orders import (
-            receivers,  # noqa: F401 - connects TWAP recovery to reconciliation
-            schema,  # noqa: F401 - registers the token scheme with drf-spectacular
-        )
+        # (orders.schema, the token's OpenAPI scheme, is imported by the root URLconf)
+        from orders import receivers  # noqa: F401 - connects TWAP recovery to reconciliation

@@ -9,6 +9,12 @@ from signals.health import ready_signals_view
 from tradeops.health import health_view, ready_view
 from tradeops.metrics import metrics_view
 
+# The admin modules load here, not in django.setup() (tradeops/admin_config.py): only a
+# process that serves the URLs needs them. orders.schema registers the strategy token's
+# OpenAPI scheme with drf-spectacular, which only the schema view below reads.
+admin.autodiscover()
+import orders.schema  # noqa: E402, F401
+
 handler400 = "tradeops.errors.json_bad_request"
 handler404 = "tradeops.errors.json_not_found"
 handler500 = "tradeops.errors.json_server_error"
