@@ -8,7 +8,6 @@ from typing import Any
 from django.dispatch import receiver
 
 from orders.hooks import reconciliation_succeeded
-from orders.recovery import slices_recover, stale_claims_exist
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +22,10 @@ def recover_slices_after_reconciliation(sender: Any, kind: str = "", **kwargs: A
     without the job cluster (and so without a "startup" run) and its claims would otherwise
     wait for the next cluster start. A failure is logged, never raised into reconciliation.
     """
+    # imported here: orders.recovery pulls in the dispatcher, quotes and plans, which a
+    # process need not load to start (django.setup(); issue 14 point 8, cold start)
+    from orders.recovery import slices_recover, stale_claims_exist
+
     if kind != "startup" and not stale_claims_exist():
         return
     try:

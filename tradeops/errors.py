@@ -9,14 +9,16 @@ renders them, and it renders DRF's own exceptions in the same shape, so a bad re
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponse, JsonResponse
-from rest_framework import exceptions as drf
-from rest_framework.response import Response
+
+if TYPE_CHECKING:
+    from rest_framework import exceptions as drf
+    from rest_framework.response import Response
 
 logger = logging.getLogger("tradeops.errors")
 
@@ -169,6 +171,8 @@ def _sentence(lines: list[str]) -> str:
 
 
 def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    from rest_framework import exceptions as drf
+
     headers: dict[str, str] = {}
     if isinstance(exc, drf.ValidationError):
         message = _sentence(_flatten(exc.detail))
@@ -201,6 +205,10 @@ def _drf_to_error(exc: drf.APIException) -> tuple[int, dict[str, Any], dict[str,
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF EXCEPTION_HANDLER: one error shape for everything an API view can raise."""
+    # DRF here, not at the top: services raise these errors in processes that serve no API
+    # (qcluster, reconcile), which need not import DRF to start (issue 14 point 8)
+    from rest_framework import exceptions as drf
+    from rest_framework.response import Response
     from rest_framework.views import set_rollback  # late: rest_framework.views imports us
 
     set_rollback()

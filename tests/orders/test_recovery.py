@@ -252,6 +252,6 @@ def test_recovery_failure_never_breaks_reconciliation(
     def explode(**_: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("orders.receivers.slices_recover", explode)
+    monkeypatch.setattr("orders.recovery.slices_recover", explode)
     hooks.reconciliation_succeeded.send(sender=None, kind="startup", run_id=4)
     assert "TWAP recovery after startup reconciliation 4 failed" in caplog.text
