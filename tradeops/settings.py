@@ -38,8 +38,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_q",
+    # before django_q: its qcluster command shadows django-q2's (no system checks at start)
     "tradeops",
+    "django_q",
     "orders",
     "reconciliation",
     "signals",

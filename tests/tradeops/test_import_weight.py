@@ -41,3 +41,76 @@ def test_the_probe_sees_a_heavy_import() -> None:
     """The check itself can fail: a module that imports pandas at import time is caught."""
     code = PROBE.replace("django.setup(); ", "django.setup(); import signals.features, pandas; ")
     assert heavy_modules_after_setup(code) == ["numpy", "pandas"]
+
+
+# Web-only modules: the admin pages and forms, DRF's views and serializers, the OpenAPI schema.
+# A process that serves no HTTP (qcluster, reconcile, run_slices) starts without them; the
+# root URLconf loads them (tradeops/admin_config.py, tradeops/urls.py).
+WEB_ONLY = (
+    "orders.admin",
+    "orders.admin_place",
+    "reconciliation.admin",
+    "reconciliation.api",
+    "tradeops.admin_tools",
+    "tradeops.api_schema",
+    "drf_spectacular.plumbing",
+    "rest_framework.serializers",
+    "rest_framework.response",
+    "django.test",
+)
+WEB_PROBE = (
+    "import django, json, sys; django.setup(); "
+    f"print(json.dumps(sorted(m for m in {WEB_ONLY!r} if m in sys.modules)))"
+)
+
+
+def test_django_setup_imports_no_web_module() -> None:
+    assert heavy_modules_after_setup(WEB_PROBE) == []
+
+
+def test_the_urlconf_registers_the_admin() -> None:
+    """What setup no longer imports, the URLconf does: every app's ModelAdmins are registered
+    and drf-spectacular knows the strategy token's scheme once the web's URLs load."""
+    code = WEB_PROBE.replace(
+        "django.setup(); ",
+        "django.setup(); import tradeops.urls; from django.contrib import admin; "
+        "from django.apps import apps; "
+        "assert {m._meta.app_label for m in admin.site._registry} >= "
+        "{'orders', 'reconciliation', 'signals', 'marketdata', 'tradeops', 'auth'}, "
+        "admin.site._registry; "
+        "from drf_spectacular.extensions import OpenApiAuthenticationExtension as E; "
+        "assert any(getattr(e, 'name', None) == 'strategyToken' for e in E._registry); ",
+    )
+    assert set(heavy_modules_after_setup(code)) == set(WEB_ONLY)
+
+
+def test_the_admin_checks_see_the_registry() -> None:
+    """`manage.py check` (CI, deploy) still checks every ModelAdmin: the admin check discovers
+    the admin modules before it runs, even when nothing loaded the URLconf."""
+    code = WEB_PROBE.replace(
+        "django.setup(); ",
+        "django.setup(); from django.core import checks; "
+        "checks.run_checks(tags=[checks.Tags.admin]); ",
+    )
+    assert {"orders.admin", "reconciliation.admin"} <= set(heavy_modules_after_setup(code))
+
+
+WORKERS = ("qcluster", "reconcile", "run_slices", "stream_trade_updates", "stream_quotes")
+
+
+def test_long_running_workers_start_without_system_checks() -> None:
+    """The checks load the URLconf (the whole web stack) and cost ~0.4 s per (re)start, which
+    the startup reconciliation and so the order gate wait for; ``qcluster`` is our subclass
+    of django-q2's command (tradeops precedes django_q in INSTALLED_APPS)."""
+    from django.core.management import get_commands, load_command_class
+    from django_q.management.commands.qcluster import Command as DjangoQCluster
+
+    commands = get_commands()
+    assert commands["qcluster"] == "tradeops"
+    for name in WORKERS:
+        command = load_command_class(commands[name], name)
+        assert command.requires_system_checks == [], name
+    assert isinstance(load_command_class("tradeops", "qcluster"), DjangoQCluster)
+    # migrate (the deploy step) still runs every check first; check and runserver run them
+    # themselves
+    assert load_command_class(commands["migrate"], "migrate").requires_system_checks

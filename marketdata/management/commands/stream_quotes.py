@@ -14,6 +14,10 @@ from tradeops.symbols import symbol_or_none
 
 
 class Command(BaseCommand):
+    # A long-running worker serving no HTTP starts without the system checks (they load the
+    # URLconf and so the whole web stack); they run on check, migrate and in CI
+    # (tradeops/management/commands/qcluster.py, README "Operations").
+    requires_system_checks: list[str] = []
     help = (
         "Stream live quotes from the broker's market data websocket into Redis (latest quote "
         "per symbol + a PUBLISH per quote), keeping them in a ring buffer served on "

@@ -39,6 +39,10 @@ class _ChangeReport:
 
 
 class Command(BaseCommand):
+    # A long-running worker serving no HTTP starts without the system checks (they load the
+    # URLconf and so the whole web stack); they run on check, migrate and in CI
+    # (tradeops/management/commands/qcluster.py, README "Operations").
+    requires_system_checks: list[str] = []
     help = (
         "The TWAP slice dispatcher: a loop that sends every slice at its scheduled second. It "
         "claims due slices (SELECT ... FOR UPDATE SKIP LOCKED, so several dispatchers never "

@@ -15,6 +15,10 @@ from tradeops.trade_stream import TradeUpdateStream
 
 
 class Command(BaseCommand):
+    # A long-running worker serving no HTTP starts without the system checks (they load the
+    # URLconf and so the whole web stack); they run on check, migrate and in CI
+    # (tradeops/management/commands/qcluster.py, README "Operations").
+    requires_system_checks: list[str] = []
     help = (
         "Consume Alpaca's trade_updates websocket and apply every event through the order "
         "update path (source=stream). Runs until SIGTERM/SIGINT; reconnects with backoff and "

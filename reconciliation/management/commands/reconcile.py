@@ -14,6 +14,10 @@ from reconciliation.engine import RunOutcome, reconciliation_run
 
 
 class Command(BaseCommand):
+    # A long-running worker serving no HTTP starts without the system checks (they load the
+    # URLconf and so the whole web stack); they run on check, migrate and in CI
+    # (tradeops/management/commands/qcluster.py, README "Operations").
+    requires_system_checks: list[str] = []
     help = (
         "Reconcile the database with the broker: order statuses and fills, orders the broker "
         "never received, orphan orders (quarantined), positions. --once runs one pass and "
