@@ -11,7 +11,8 @@ class SignalsConfig(AppConfig):
 
         from signals import tasks
         from signals.checks import check_signals_settings
+        from tradeops.checks import TRADING
 
-        checks.register(check_signals_settings)
+        checks.register(check_signals_settings, TRADING)
 
         post_spawn.connect(tasks.on_worker_spawn, dispatch_uid="signals-cluster-start")

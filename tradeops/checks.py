@@ -7,6 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+# Every check of ours carries this tag too. The long-running workers (qcluster, reconcile,
+# run_slices, the streams) run only these at start: cheap, and they are the ones that must
+# hold before anything trades; the full set (URLconf, admin, models, deploy) runs on
+# ``check``, ``migrate`` and in CI (README, Operations).
+TRADING = "trading"
+
 
 def check_utc(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors = []
@@ -64,6 +70,6 @@ def check_unconfirmed_grace(app_configs: Any = None, **kwargs: Any) -> list[chec
 
 
 def register() -> None:
-    checks.register(check_utc, checks.Tags.compatibility)
-    checks.register(check_live_keys, checks.Tags.security)
-    checks.register(check_unconfirmed_grace)
+    checks.register(check_utc, checks.Tags.compatibility, TRADING)
+    checks.register(check_live_keys, checks.Tags.security, TRADING)
+    checks.register(check_unconfirmed_grace, TRADING)

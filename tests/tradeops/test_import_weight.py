@@ -10,7 +10,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from tradeops.checks import TRADING
 
 HEAVY = ("pandas", "numpy", "lightgbm", "scipy", "alpaca.data")
 PROBE = (
@@ -98,10 +105,11 @@ def test_the_admin_checks_see_the_registry() -> None:
 WORKERS = ("qcluster", "reconcile", "run_slices", "stream_trade_updates", "stream_quotes")
 
 
-def test_long_running_workers_start_without_system_checks() -> None:
-    """The checks load the URLconf (the whole web stack) and cost ~0.4 s per (re)start, which
-    the startup reconciliation and so the order gate wait for; ``qcluster`` is our subclass
-    of django-q2's command (tradeops precedes django_q in INSTALLED_APPS)."""
+def test_long_running_workers_run_only_the_trading_checks() -> None:
+    """All checks load the URLconf (the whole web stack) and cost ~0.4 s per (re)start, which
+    the startup reconciliation and so the order gate wait for; the workers run the trading
+    checks only. ``qcluster`` is our subclass of django-q2's command (tradeops precedes
+    django_q in INSTALLED_APPS)."""
     from django.core.management import get_commands, load_command_class
     from django_q.management.commands.qcluster import Command as DjangoQCluster
 
@@ -109,8 +117,18 @@ def test_long_running_workers_start_without_system_checks() -> None:
     assert commands["qcluster"] == "tradeops"
     for name in WORKERS:
         command = load_command_class(commands[name], name)
-        assert command.requires_system_checks == [], name
+        assert command.requires_system_checks == [TRADING], name
     assert isinstance(load_command_class("tradeops", "qcluster"), DjangoQCluster)
     # migrate (the deploy step) still runs every check first; check and runserver run them
     # themselves
-    assert load_command_class(commands["migrate"], "migrate").requires_system_checks
+    assert load_command_class(commands["migrate"], "migrate").requires_system_checks == "__all__"
+
+
+@override_settings(TIME_ZONE="Europe/Paris", SIGNAL_UNIVERSE=["AAPL", "not a symbol"])
+def test_a_worker_still_refuses_a_trading_misconfiguration() -> None:
+    """The trading checks stay in the workers' start: a non-UTC zone or a bad universe stops
+    them (BaseCommand.execute raises SystemCheckError on these errors)."""
+    ids = {m.id for m in checks.run_checks(tags=[TRADING]) if m.is_serious()}
+    assert ids == {"tradeops.E001", "signals.E001"}
+    with pytest.raises(SystemCheckError, match=r"tradeops\.E001"):
+        call_command("reconcile", "--once", skip_checks=False)

@@ -10,14 +10,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from marketdata.runner import QuoteIngestorProcess
+from tradeops.checks import TRADING
 from tradeops.symbols import symbol_or_none
 
 
 class Command(BaseCommand):
-    # A long-running worker serving no HTTP starts without the system checks (they load the
-    # URLconf and so the whole web stack); they run on check, migrate and in CI
-    # (tradeops/management/commands/qcluster.py, README "Operations").
-    requires_system_checks: list[str] = []
+    # A worker serving no HTTP runs only our trading checks at start, not all (which load the
+    # URLconf, so the whole web stack): tradeops/management/commands/qcluster.py says why.
+    requires_system_checks = [TRADING]
     help = (
         "Stream live quotes from the broker's market data websocket into Redis (latest quote "
         "per symbol + a PUBLISH per quote), keeping them in a ring buffer served on "

@@ -16,6 +16,7 @@ from django.utils import timezone
 from orders import hooks
 from orders.dispatch import SliceDispatcher, dispatcher_register, slices_next_due
 from orders.selectors import slices_due, slices_pending_exist
+from tradeops.checks import TRADING
 
 
 class _ChangeReport:
@@ -39,10 +40,9 @@ class _ChangeReport:
 
 
 class Command(BaseCommand):
-    # A long-running worker serving no HTTP starts without the system checks (they load the
-    # URLconf and so the whole web stack); they run on check, migrate and in CI
-    # (tradeops/management/commands/qcluster.py, README "Operations").
-    requires_system_checks: list[str] = []
+    # A worker serving no HTTP runs only our trading checks at start, not all (which load the
+    # URLconf, so the whole web stack): tradeops/management/commands/qcluster.py says why.
+    requires_system_checks = [TRADING]
     help = (
         "The TWAP slice dispatcher: a loop that sends every slice at its scheduled second. It "
         "claims due slices (SELECT ... FOR UPDATE SKIP LOCKED, so several dispatchers never "

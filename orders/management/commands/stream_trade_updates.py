@@ -11,14 +11,14 @@ from django.core.management.base import BaseCommand
 
 from orders import hooks
 from orders.stream import StreamConsumer, trade_stream_register, trade_stream_stop
+from tradeops.checks import TRADING
 from tradeops.trade_stream import TradeUpdateStream
 
 
 class Command(BaseCommand):
-    # A long-running worker serving no HTTP starts without the system checks (they load the
-    # URLconf and so the whole web stack); they run on check, migrate and in CI
-    # (tradeops/management/commands/qcluster.py, README "Operations").
-    requires_system_checks: list[str] = []
+    # A worker serving no HTTP runs only our trading checks at start, not all (which load the
+    # URLconf, so the whole web stack): tradeops/management/commands/qcluster.py says why.
+    requires_system_checks = [TRADING]
     help = (
         "Consume Alpaca's trade_updates websocket and apply every event through the order "
         "update path (source=stream). Runs until SIGTERM/SIGINT; reconnects with backoff and "

@@ -11,13 +11,13 @@ from django.core.management.base import BaseCommand
 
 from reconciliation.diff import OrdersDiff
 from reconciliation.engine import RunOutcome, reconciliation_run
+from tradeops.checks import TRADING
 
 
 class Command(BaseCommand):
-    # A long-running worker serving no HTTP starts without the system checks (they load the
-    # URLconf and so the whole web stack); they run on check, migrate and in CI
-    # (tradeops/management/commands/qcluster.py, README "Operations").
-    requires_system_checks: list[str] = []
+    # A worker serving no HTTP runs only our trading checks at start, not all (which load the
+    # URLconf, so the whole web stack): tradeops/management/commands/qcluster.py says why.
+    requires_system_checks = [TRADING]
     help = (
         "Reconcile the database with the broker: order statuses and fills, orders the broker "
         "never received, orphan orders (quarantined), positions. --once runs one pass and "
