@@ -3,10 +3,6 @@ reports alpaca-py's models give, refused where alpaca-py's models refuse, and no
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +16,8 @@ from tradeops import broker_listing
 from tradeops.broker import BrokerUnavailable, get_broker
 from tradeops.broker_listing import order_report_from_json, position_report_from_json
 from tradeops.broker_types import order_report_from_alpaca
+
+from .probe import fresh_process_json
 
 BASE = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 ORDER = {
@@ -194,18 +192,4 @@ def test_listing_orders_and_positions_imports_no_pandas(
         f"from tradeops.broker import get_broker; b = get_broker(); {calls}; "
         "print(json.dumps(sorted(m for m in ('pandas', 'alpaca.trading') if m in sys.modules)))"
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tradeops.settings",
-        "ALPACA_BASE_URL": settings.ALPACA_BASE_URL,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == imported
+    assert fresh_process_json(code, ALPACA_BASE_URL=settings.ALPACA_BASE_URL) == imported

@@ -5,19 +5,15 @@ features needs them — it imports them where it uses them (issue 14 point 8, co
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-from django.conf import settings
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from tradeops.checks import TRADING
+
+from .probe import fresh_process_json
 
 HEAVY = ("pandas", "numpy", "lightgbm", "scipy", "alpaca.data")
 PROBE = (
@@ -27,17 +23,7 @@ PROBE = (
 
 
 def heavy_modules_after_setup(code: str = PROBE) -> list[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradeops.settings"}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_process_json(code)
 
 
 def test_django_setup_imports_no_heavy_module() -> None:
