@@ -23,6 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
 from django.db.models.expressions import SQLiteNumericMixin
 from django.db.models.sql import UpdateQuery
+from django.db.transaction import TransactionManagementError
 
 
 class Param(SQLiteNumericMixin, Expression):
@@ -50,6 +51,7 @@ class _Compiled:
     sql: str
     params: tuple[Any, ...]
     converters: list[tuple[int, tuple[list[Any], Any]]]
+    locks_rows: bool  # SELECT ... FOR UPDATE: only inside a transaction, every call
 
 
 class CompiledQuery:
@@ -77,7 +79,12 @@ class CompiledQuery:
                 self._model = qs.model
                 self._attnames = [f.attname for f in qs.model._meta.concrete_fields]
                 assert len(select) == len(self._attnames), "model rows: no deferred fields"  # noqa: S101
-            compiled = _Compiled(sql, params, list(compiler.get_converters(select).items()))
+            compiled = _Compiled(
+                sql,
+                params,
+                list(compiler.get_converters(select).items()),
+                qs.query.select_for_update,
+            )
             with self._lock:
                 self._by_connection[connection] = compiled
         return compiled
@@ -86,6 +93,12 @@ class CompiledQuery:
         """Every row: tuples, or model instances (``model=True``)."""
         connection = connections[DEFAULT_DB_ALIAS]  # this thread's: compiled per connection
         c = self._compiled(connection)
+        if c.locks_rows and connection.get_autocommit():
+            # Django refuses this when it compiles the query; compiled once, it would run the
+            # later calls' FOR UPDATE in autocommit, a lock released as soon as it is taken.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         with connection.cursor() as cursor:
             cursor.execute(c.sql, bind(c.params, values, connection))
             rows = cursor.fetchall()
